@@ -1,0 +1,62 @@
+//! The crate's error type and its exit codes (DESIGN.md "CLI").
+
+use std::path::PathBuf;
+
+use crate::diag::Diagnostics;
+
+/// Exit codes: 0 success / no change, 1 changes or drift, 2 bad input, 3 system failure.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const CHANGES: u8 = 1;
+    pub const BAD_INPUT: u8 = 2;
+    pub const SYSTEM: u8 = 3;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Invalid(Diagnostics),
+    #[error(transparent)]
+    Alloc(#[from] crate::alloc::AllocError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::PlanError),
+    #[error(
+        "{path}: lock file is {state}; run `flannel-gen lock {topology}` and commit the result"
+    )]
+    Lock {
+        path: PathBuf,
+        topology: PathBuf,
+        state: &'static str,
+    },
+    #[error("{0}")]
+    Usage(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_)
+            | Error::Alloc(_)
+            | Error::Plan(_)
+            | Error::Lock { .. }
+            | Error::Usage(_) => exit::BAD_INPUT,
+            Error::Io { .. } => exit::SYSTEM,
+        }
+    }
+
+    pub fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { path, source }
+    }
+}
+
+impl From<Diagnostics> for Error {
+    fn from(d: Diagnostics) -> Self {
+        Error::Invalid(d)
+    }
+}

@@ -1,0 +1,26 @@
+//! flannel-gen: flannel-style container networking as a compiler.
+//!
+//! ```text
+//! topology.yaml --parse--> TopologyDoc --validate--> Cluster --allocate(lock)--> NodePlan per node
+//!   topology::parse          topology::validate        alloc                      plan
+//! ```
+//!
+//! * [`topology`]: the source language (schema version 1), parsed with source
+//!   locations so every error names `FILE:LINE:COL` and the field.
+//! * [`alloc`]: stable subnet and VTEP MAC leases, kept in a lock file beside
+//!   the topology so adding or removing nodes never moves another node.
+//! * [`plan`]: the IR, one node's kernel objects in flanneld's order. Every
+//!   back end reads only the plan.
+//! * [`compile`]: the front half of the pipeline every command shares.
+//! * [`cli`]: commands and exit codes (0 ok, 1 changes, 2 bad input, 3 system).
+
+pub mod alloc;
+pub mod cli;
+pub mod compile;
+pub mod diag;
+pub mod error;
+pub mod fsutil;
+pub mod mac;
+pub mod plan;
+pub mod synth;
+pub mod topology;

@@ -1,0 +1,67 @@
+//! The topology file as written (schema version 1): every value keeps its
+//! source location so that semantic errors can point at it.
+
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+pub type S<T> = Spanned<T>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TopologyDoc {
+    pub version: S<u64>,
+    pub cluster: S<String>,
+    pub network: S<String>,
+    pub subnet_len: Option<S<u64>>,
+    pub subnet_min: Option<S<String>>,
+    pub subnet_max: Option<S<String>>,
+    pub ip_masq: Option<S<bool>>,
+    pub backend: S<BackendDoc>,
+    pub defaults: Option<S<DefaultsDoc>>,
+    pub nodes: S<Vec<S<NodeDoc>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BackendDoc {
+    #[serde(rename = "type")]
+    pub kind: S<String>,
+    pub vni: Option<S<u64>>,
+    pub port: Option<S<u64>>,
+    pub direct_routing: Option<S<bool>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DefaultsDoc {
+    pub interface: Option<S<String>>,
+    pub mtu: Option<S<u64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeDoc {
+    pub name: S<String>,
+    pub ip: S<String>,
+    pub interface: Option<S<String>>,
+    pub subnet: Option<S<String>>,
+    #[serde(rename = "vtepMAC")]
+    pub vtep_mac: Option<S<String>>,
+}
+
+/// Keys accepted at each level, for "did you mean" suggestions.
+pub const TOP_KEYS: &[&str] = &[
+    "version",
+    "cluster",
+    "network",
+    "subnetLen",
+    "subnetMin",
+    "subnetMax",
+    "ipMasq",
+    "backend",
+    "defaults",
+    "nodes",
+];
+pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting"];
+pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
+pub const NODE_KEYS: &[&str] = &["name", "ip", "interface", "subnet", "vtepMAC"];

@@ -69,7 +69,11 @@ fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnost
         Some(i) => raw[..i].to_string(),
         None => raw,
     };
-    let field = key_at(text, pos).unwrap_or_default();
+    // A missing key is named by the message; elsewhere the key on the error's line.
+    let field = match msg.strip_prefix("missing field `") {
+        Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
+        None => key_at(text, pos).unwrap_or_default(),
+    };
     Diagnostic {
         file: path.to_path_buf(),
         pos,
@@ -117,7 +121,23 @@ fn humanize(msg: &str) -> String {
         let name = rest.split('`').next().unwrap_or_default();
         return format!("required key `{name}` is missing");
     }
-    msg.to_string()
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or_default();
+        return format!("duplicate key `{key}`");
+    }
+    match msg {
+        "unexpected end of input" => {
+            "empty document: expected a topology (version: 1, cluster, network, backend, nodes)"
+                .into()
+        }
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a mapping of `key: value` pairs".into(),
+        "expected string scalar" => {
+            "expected a plain value (a string, not a list or mapping)".into()
+        }
+        m if m.starts_with("invalid u") => "expected a non-negative whole number in range".into(),
+        m => m.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::compile::{LockState, compile};
 use crate::error::{Error, exit};
 use crate::topology::BackendKind;
-use crate::{alloc, fsutil, plan, synth};
+use crate::{alloc, fsutil, plan, render, synth};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -61,6 +61,45 @@ enum Command {
         /// Fail (exit 2) when the lock file is missing or stale instead of allocating.
         #[arg(long)]
         locked: bool,
+    },
+    /// Write every node's files as a root-filesystem overlay DIR/<node>/...
+    ///
+    /// subnet.env, docker options, systemd-networkd files for flannel.<vni>, ip -batch
+    /// scripts, the CNI conflist, the boot unit, sysctls and plan.json. Files are
+    /// staged and renamed into place; files an earlier render wrote and that are no
+    /// longer produced are removed; nothing else in DIR is touched.
+    ///
+    /// Example: flannel-gen render examples/vxlan-3node.yaml --out /tmp/out --check
+    Render {
+        topology: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Render only these nodes (repeatable); other overlays in DIR are left alone.
+        #[arg(long = "node", value_name = "N")]
+        nodes: Vec<String>,
+        /// Write nothing; exit 1 and print a diff when DIR differs from what would be rendered.
+        #[arg(long)]
+        check: bool,
+        /// Fail (exit 2) when the lock file is missing or stale.
+        #[arg(long)]
+        locked: bool,
+        /// Directory of templates overriding the built-in ones by file name.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Name of the .network file that configures the uplink on the nodes
+        /// (default: <uplink>.network); the drop-in goes to NAME.d/.
+        #[arg(long, value_name = "NAME")]
+        uplink_network: Option<String>,
+        /// Where flannel-gen is installed on the nodes, for the boot unit.
+        #[arg(
+            long,
+            value_name = "PATH",
+            default_value = "/usr/local/bin/flannel-gen"
+        )]
+        binary: String,
+        /// Print one line per file written or removed.
+        #[arg(long, short)]
+        verbose: bool,
     },
     /// Print a synthetic topology (for benchmarks and scale tests) to stdout.
     ///
@@ -232,6 +271,83 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 Format::Text => out(&p.to_string())?,
                 Format::Json => out(&p.to_json())?,
             }
+            Ok(exit::OK)
+        }
+        Command::Render {
+            topology,
+            out: dir,
+            nodes,
+            check,
+            locked,
+            templates,
+            uplink_network,
+            binary,
+            verbose,
+        } => {
+            let c = compile(&topology, locked)?;
+            if !locked {
+                warn_lock(&topology, c.lock);
+            }
+            if let Some(n) = uplink_network
+                .as_deref()
+                .filter(|n| !n.ends_with(".network") || n.contains('/'))
+            {
+                return Err(Error::Usage(format!(
+                    "--uplink-network {n}: expected a file name ending in .network"
+                )));
+            }
+            let plans = if nodes.is_empty() {
+                plan::build_all(&c.cluster, &c.alloc)?
+            } else {
+                nodes
+                    .iter()
+                    .map(|n| plan::build(&c.cluster, &c.alloc, n))
+                    .collect::<Result<_, _>>()?
+            };
+            let t = render::Templates::load(templates.as_deref())?;
+            let opts = render::RenderOptions {
+                uplink_network,
+                binary,
+            };
+            let mode = if check {
+                render::Mode::Check
+            } else {
+                render::Mode::Write
+            };
+            let report = render::render_out(&plans, &t, &opts, &dir, mode, nodes.is_empty())?;
+            if check {
+                if report.changes.is_empty() {
+                    out(&format!(
+                        "{}: up to date ({} nodes, {} files)\n",
+                        dir.display(),
+                        report.nodes,
+                        report.files
+                    ))?;
+                    return Ok(exit::OK);
+                }
+                out(&report.diffs)?;
+                out(&format!(
+                    "{}: {} files differ from the topology\n",
+                    dir.display(),
+                    report.changes.len()
+                ))?;
+                return Ok(exit::CHANGES);
+            }
+            if verbose {
+                out(&report
+                    .changes
+                    .iter()
+                    .map(|l| format!("{l}\n"))
+                    .collect::<String>())?;
+            }
+            out(&format!(
+                "{}: rendered {} nodes ({} files, {} bytes); {} changed\n",
+                dir.display(),
+                report.nodes,
+                report.files,
+                report.bytes,
+                report.changes.len()
+            ))?;
             Ok(exit::OK)
         }
         Command::Generate {

@@ -28,6 +28,10 @@ pub enum Error {
         topology: PathBuf,
         state: &'static str,
     },
+    #[error(transparent)]
+    Render(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Output(#[from] crate::render::output::OutputError),
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
@@ -45,6 +49,9 @@ impl Error {
             | Error::Plan(_)
             | Error::Lock { .. }
             | Error::Usage(_) => exit::BAD_INPUT,
+            Error::Render(_) => exit::BAD_INPUT,
+            Error::Output(crate::render::output::OutputError::Io { .. }) => exit::SYSTEM,
+            Error::Output(_) => exit::BAD_INPUT,
             Error::Io { .. } => exit::SYSTEM,
         }
     }

@@ -11,6 +11,8 @@
 //!   the topology so adding or removing nodes never moves another node.
 //! * [`plan`]: the IR, one node's kernel objects in flanneld's order. Every
 //!   back end reads only the plan.
+//! * [`render`]: back end 1, plan -> files (minijinja templates in
+//!   `templates/`, embedded), staged and renamed into `--out`.
 //! * [`compile`]: the front half of the pipeline every command shares.
 //! * [`cli`]: commands and exit codes (0 ok, 1 changes, 2 bad input, 3 system).
 
@@ -22,5 +24,6 @@ pub mod error;
 pub mod fsutil;
 pub mod mac;
 pub mod plan;
+pub mod render;
 pub mod synth;
 pub mod topology;

@@ -56,3 +56,4 @@ pub fn golden(path: &Path, actual: &str) {
         panic!("{} differs from the output:\n{diff}", path.display());
     }
 }
+pub mod netns;

@@ -1,0 +1,288 @@
+//! Back end 1: a node plan -> the files flanneld's world expects, as a
+//! root-filesystem overlay per node (DESIGN.md "Artefacts").
+//!
+//! [`artefacts`] decides which files a plan produces; [`templates`] renders
+//! them; [`output`] stages, writes, prunes and checks the `--out` tree.
+
+pub mod output;
+pub mod templates;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use minijinja::Value;
+use minijinja::value::Serde;
+
+use crate::plan::{NodePlan, PeerPath};
+pub use templates::Templates;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {source:#}")]
+    Template {
+        name: String,
+        source: Box<minijinja::Error>,
+    },
+    #[error("{dir}: cannot read templates: {source}")]
+    TemplateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a flannel-gen template (known: {known})")]
+    UnknownTemplate { path: PathBuf, known: String },
+}
+
+/// Settings that are about the node's file layout rather than the network.
+#[derive(Debug, Clone)]
+pub struct RenderOptions {
+    /// Name of the `.network` file that configures the uplink on the node; the
+    /// drop-in goes to `<name>.d/`. `None`: `<uplink>.network`.
+    pub uplink_network: Option<String>,
+    /// Where flannel-gen is installed on the node (for the boot unit).
+    pub binary: String,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            uplink_network: None,
+            binary: "/usr/local/bin/flannel-gen".into(),
+        }
+    }
+}
+
+/// One file of a node's overlay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Relative to the node's overlay root, e.g. `run/flannel/subnet.env`.
+    pub path: String,
+    pub bytes: Vec<u8>,
+    pub mode: u32,
+}
+
+/// Path of the per-node list of files flannel-gen owns (for pruning).
+pub const MANIFEST: &str = "etc/flannel-gen/manifest";
+const MODE: u32 = 0o644;
+
+/// (overlay path, template) for every artefact the plan calls for.
+pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<(String, &'static str)> {
+    let mut v: Vec<(String, &'static str)> = vec![
+        ("run/flannel/subnet.env".into(), "subnet.env.j2"),
+        ("run/docker_opts.env".into(), "docker_opts.env.j2"),
+        ("etc/docker/daemon.json".into(), "daemon.json.j2"),
+        (
+            "etc/cni/net.d/10-flannel.conflist".into(),
+            "flannel.conflist.j2",
+        ),
+        (
+            "etc/systemd/system/flannel-gen.service".into(),
+            "flannel-gen.service.j2",
+        ),
+        ("etc/sysctl.d/50-flannel-gen.conf".into(), "sysctl.conf.j2"),
+        ("etc/flannel-gen/route.batch".into(), "route.batch.j2"),
+    ];
+    if let Some(link) = &plan.vxlan {
+        let base = format!("etc/systemd/network/50-{}", link.name);
+        v.push((format!("{base}.netdev"), "flannel.netdev.j2"));
+        v.push((format!("{base}.network"), "flannel.network.j2"));
+        v.push((format!("{base}.link"), "flannel.link.j2"));
+        v.push(("etc/flannel-gen/link.batch".into(), "link.batch.j2"));
+        v.push(("etc/flannel-gen/neigh.batch".into(), "neigh.batch.j2"));
+        v.push(("etc/flannel-gen/fdb.batch".into(), "fdb.batch.j2"));
+    }
+    if plan.vxlan.is_some() || plan.peers.iter().any(|p| p.path == PeerPath::HostGw) {
+        let network = opts
+            .uplink_network
+            .clone()
+            .unwrap_or_else(|| format!("{}.network", plan.uplink.name));
+        v.push((
+            format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"),
+            "uplink.conf.j2",
+        ));
+    }
+    v
+}
+
+/// Every file of one node's overlay, sorted by path, manifest included.
+pub fn render_node(
+    t: &Templates,
+    plan: &NodePlan,
+    opts: &RenderOptions,
+) -> Result<Vec<RenderedFile>, RenderError> {
+    let ctx = minijinja::context! {
+        subnet_len => plan.subnet.prefix_len(),
+        binary => opts.binary.clone(),
+        ..Value::from(Serde(plan))
+    };
+    let mut files = Vec::new();
+    for (path, template) in artefacts(plan, opts) {
+        files.push(RenderedFile {
+            path,
+            bytes: t.render(template, &ctx)?.into_bytes(),
+            mode: MODE,
+        });
+    }
+    files.push(RenderedFile {
+        path: "etc/flannel-gen/plan.json".into(),
+        bytes: plan.to_json().into_bytes(),
+        mode: MODE,
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut manifest = String::from(
+        "# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n",
+    );
+    for f in &files {
+        manifest.push_str(&f.path);
+        manifest.push('\n');
+    }
+    files.push(RenderedFile {
+        path: MANIFEST.into(),
+        bytes: manifest.into_bytes(),
+        mode: MODE,
+    });
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(files)
+}
+
+/// What `render` does with the result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Stage and rename changed files into `--out`, prune stale ones.
+    Write,
+    /// Change nothing; report what differs.
+    Check,
+}
+
+/// The outcome of rendering a set of nodes into `--out`.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub nodes: usize,
+    pub files: usize,
+    pub bytes: u64,
+    /// `+`/`~`/`-` lines, sorted by path.
+    pub changes: Vec<String>,
+    /// Unified diffs (check mode only).
+    pub diffs: String,
+}
+
+struct NodeResult {
+    files: usize,
+    bytes: u64,
+    staged: Vec<output::Staged>,
+    diffs: String,
+    summaries: Vec<String>,
+}
+
+/// Renders `plans` into `out`. Nodes are rendered in parallel; in write mode
+/// nothing is renamed into place until every node rendered and staged cleanly.
+pub fn render_out(
+    plans: &[NodePlan],
+    t: &Templates,
+    opts: &RenderOptions,
+    out: &Path,
+    mode: Mode,
+    prune_other_nodes: bool,
+) -> Result<Report, crate::error::Error> {
+    output::prepare_out(out, false)?;
+    let stage = match mode {
+        Mode::Write => Some(output::Stage::new(out)?),
+        Mode::Check => None,
+    };
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, NodeResult)>> = Mutex::new(Vec::with_capacity(plans.len()));
+    let failure: Mutex<Option<crate::error::Error>> = Mutex::new(None);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(plans.len().max(1));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= plans.len() || failure.lock().map_or(true, |f| f.is_some()) {
+                        break;
+                    }
+                    match render_one(&plans[i], t, opts, out, stage.as_ref()) {
+                        Ok(r) => {
+                            if let Ok(mut v) = results.lock() {
+                                v.push((i, r));
+                            }
+                        }
+                        Err(e) => {
+                            if let Ok(mut f) = failure.lock() {
+                                f.get_or_insert(e);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().ok().flatten() {
+        return Err(e); // the stage is dropped and removed; `out` is untouched
+    }
+    let mut results = results.into_inner().unwrap_or_default();
+    results.sort_by_key(|(i, _)| *i);
+
+    let mut report = Report {
+        nodes: plans.len(),
+        ..Report::default()
+    };
+    let mut staged = Vec::new();
+    for (_, r) in results {
+        report.files += r.files;
+        report.bytes += r.bytes;
+        report.changes.extend(r.summaries);
+        report.diffs.push_str(&r.diffs);
+        staged.extend(r.staged);
+    }
+    if prune_other_nodes {
+        let keep = plans.iter().map(|p| p.node.clone()).collect();
+        for c in output::orphan_changes(out, &keep)? {
+            report.changes.push(c.summary());
+            match &stage {
+                Some(st) => staged.push(st.add(&c)?),
+                None => report.diffs.push_str(&c.diff()),
+            }
+        }
+    }
+    if let Some(st) = stage {
+        st.commit(&staged)?;
+    }
+    Ok(report)
+}
+
+fn render_one(
+    plan: &NodePlan,
+    t: &Templates,
+    opts: &RenderOptions,
+    out: &Path,
+    stage: Option<&output::Stage>,
+) -> Result<NodeResult, crate::error::Error> {
+    let files = render_node(t, plan, opts)?;
+    let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
+    let count = files.len();
+    let changes = output::node_changes(
+        out,
+        &output::NodeFiles {
+            node: plan.node.clone(),
+            files,
+        },
+    )?;
+    let mut r = NodeResult {
+        files: count,
+        bytes,
+        staged: Vec::new(),
+        diffs: String::new(),
+        summaries: Vec::new(),
+    };
+    for c in &changes {
+        r.summaries.push(c.summary());
+        match stage {
+            Some(st) => r.staged.push(st.add(c)?),
+            None => r.diffs.push_str(&c.diff()),
+        }
+    }
+    Ok(r)
+}

@@ -1,0 +1,376 @@
+//! The `--out` tree: compare, stage, rename into place, prune.
+//!
+//! Everything is rendered in memory first; changed files are staged inside
+//! `--out` (same filesystem) and renamed into place only once all of them are
+//! staged, so a failure before that leaves `--out` untouched. Only files listed
+//! in a node's manifest are ever removed.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use super::{MANIFEST, RenderedFile};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("{0}: --out exists and is not a directory")]
+    NotADirectory(PathBuf),
+    #[error(
+        "{0}: --out is a symlink; give the directory it points to, so no write can land elsewhere"
+    )]
+    OutIsSymlink(PathBuf),
+    #[error("{0}: refusing to write through a symlink inside --out")]
+    SymlinkInside(PathBuf),
+    #[error("{path}: `{entry}` is not a safe relative path; refusing to use it")]
+    UnsafePath { path: PathBuf, entry: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One node's desired overlay.
+pub struct NodeFiles {
+    pub node: String,
+    pub files: Vec<RenderedFile>,
+}
+
+/// A difference between the desired tree and `--out`. Paths are relative to `--out`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Write {
+        path: PathBuf,
+        old: Option<(Vec<u8>, u32)>,
+        new: Vec<u8>,
+        mode: u32,
+    },
+    Remove {
+        path: PathBuf,
+        old: Vec<u8>,
+    },
+}
+
+impl Change {
+    pub fn path(&self) -> &Path {
+        match self {
+            Change::Write { path, .. } | Change::Remove { path, .. } => path,
+        }
+    }
+
+    /// `+` new, `~` changed, `-` removed: one line per file.
+    pub fn summary(&self) -> String {
+        match self {
+            Change::Write {
+                path, old: None, ..
+            } => format!("+ {}", path.display()),
+            Change::Write { path, .. } => format!("~ {}", path.display()),
+            Change::Remove { path, .. } => format!("- {}", path.display()),
+        }
+    }
+
+    /// A unified diff of the change, `git diff` style.
+    pub fn diff(&self) -> String {
+        let p = self.path().display();
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        match self {
+            Change::Write { old: None, new, .. } => {
+                unified(&text(b""), &text(new), "/dev/null", &format!("b/{p}"))
+            }
+            Change::Write {
+                old: Some((old, old_mode)),
+                new,
+                mode,
+                ..
+            } => {
+                let mut d = unified(&text(old), &text(new), &format!("a/{p}"), &format!("b/{p}"));
+                if old_mode != mode {
+                    d = format!("mode {p}: {old_mode:04o} -> {mode:04o}\n{d}");
+                }
+                d
+            }
+            Change::Remove { old, .. } => unified(&text(old), "", &format!("a/{p}"), "/dev/null"),
+        }
+    }
+}
+
+fn unified(a: &str, b: &str, an: &str, bn: &str) -> String {
+    similar::TextDiff::from_lines(a, b)
+        .unified_diff()
+        .context_radius(3)
+        .header(an, bn)
+        .to_string()
+}
+
+/// A relative path of plain components only: nothing can climb out of `--out`.
+fn safe_rel(entry: &str) -> Option<PathBuf> {
+    let p = Path::new(entry);
+    let ok = !entry.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)));
+    ok.then(|| p.to_path_buf())
+}
+
+/// Refuses when `--out` is unusable; creates it when missing.
+pub fn prepare_out(out: &Path, create: bool) -> Result<(), OutputError> {
+    match fs::symlink_metadata(out) {
+        Ok(m) if m.file_type().is_symlink() => Err(OutputError::OutIsSymlink(out.to_path_buf())),
+        Ok(m) if !m.is_dir() => Err(OutputError::NotADirectory(out.to_path_buf())),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            fs::create_dir_all(out).map_err(io(out))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(OutputError::Io {
+            path: out.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// Fails if any existing component of `out/rel` (below `out`) is a symlink.
+fn no_symlinks(out: &Path, rel: &Path) -> Result<(), OutputError> {
+    let mut p = out.to_path_buf();
+    for c in rel.components() {
+        p.push(c);
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => return Err(OutputError::SymlinkInside(p)),
+            Ok(_) => {}
+            Err(_) => return Ok(()), // the rest does not exist yet
+        }
+    }
+    Ok(())
+}
+
+fn read_existing(path: &Path) -> Result<Option<(Vec<u8>, u32)>, OutputError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => {
+            let bytes = fs::read(path).map_err(io(path))?;
+            Ok(Some((bytes, m.permissions().mode() & 0o7777)))
+        }
+        Ok(_) => Err(OutputError::SymlinkInside(path.to_path_buf())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(OutputError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+/// The files a node's previous render recorded as ours.
+fn manifest_of(out: &Path, node: &str) -> Result<Vec<PathBuf>, OutputError> {
+    let path = out.join(node).join(MANIFEST);
+    let Some((bytes, _)) = read_existing(&path)? else {
+        return Ok(Vec::new());
+    };
+    let mut owned = vec![PathBuf::from(MANIFEST)];
+    for line in String::from_utf8_lossy(&bytes)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        owned.push(safe_rel(line).ok_or_else(|| OutputError::UnsafePath {
+            path: path.clone(),
+            entry: line.to_string(),
+        })?);
+    }
+    Ok(owned)
+}
+
+/// Node directories in `out` that hold a manifest (rendered by us before).
+fn rendered_nodes(out: &Path) -> Result<BTreeSet<String>, OutputError> {
+    let mut nodes = BTreeSet::new();
+    let Ok(entries) = fs::read_dir(out) else {
+        return Ok(nodes);
+    };
+    for e in entries {
+        let e = e.map_err(io(out))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.starts_with('.')
+            && e.path().join(MANIFEST).is_file()
+            && e.file_type().map_err(io(out))?.is_dir()
+        {
+            nodes.insert(name);
+        }
+    }
+    Ok(nodes)
+}
+
+/// What would change in `out` for one node: its files, and files its previous
+/// render wrote that it no longer produces.
+pub fn node_changes(out: &Path, node: &NodeFiles) -> Result<Vec<Change>, OutputError> {
+    let node_rel = safe_rel(&node.node).ok_or_else(|| OutputError::UnsafePath {
+        path: out.to_path_buf(),
+        entry: node.node.clone(),
+    })?;
+    let mut desired = BTreeSet::new();
+    let mut result = Vec::new();
+    for f in &node.files {
+        let rel =
+            safe_rel(&f.path)
+                .map(|p| node_rel.join(p))
+                .ok_or_else(|| OutputError::UnsafePath {
+                    path: out.to_path_buf(),
+                    entry: format!("{}/{}", node.node, f.path),
+                })?;
+        no_symlinks(out, &rel)?;
+        let old = read_existing(&out.join(&rel))?;
+        desired.insert(rel.clone());
+        if old
+            .as_ref()
+            .is_some_and(|(b, m)| *b == f.bytes && *m == f.mode)
+        {
+            continue;
+        }
+        result.push(Change::Write {
+            path: rel,
+            old,
+            new: f.bytes.clone(),
+            mode: f.mode,
+        });
+    }
+    result.extend(removals(out, &node_rel, &desired)?);
+    result.sort_by(|a, b| a.path().cmp(b.path()));
+    Ok(result)
+}
+
+/// Removals for overlays in `out` of nodes not in `keep` (they left the topology).
+pub fn orphan_changes(out: &Path, keep: &BTreeSet<String>) -> Result<Vec<Change>, OutputError> {
+    let mut result = Vec::new();
+    for node in rendered_nodes(out)?.difference(keep) {
+        let node_rel = safe_rel(node).ok_or_else(|| OutputError::UnsafePath {
+            path: out.to_path_buf(),
+            entry: node.clone(),
+        })?;
+        result.extend(removals(out, &node_rel, &BTreeSet::new())?);
+    }
+    Ok(result)
+}
+
+fn removals(
+    out: &Path,
+    node_rel: &Path,
+    desired: &BTreeSet<PathBuf>,
+) -> Result<Vec<Change>, OutputError> {
+    let mut result = Vec::new();
+    let node = node_rel.to_string_lossy();
+    for owned in manifest_of(out, &node)? {
+        let rel = node_rel.join(owned);
+        if desired.contains(&rel) {
+            continue;
+        }
+        no_symlinks(out, &rel)?;
+        if let Some((old, _)) = read_existing(&out.join(&rel))? {
+            result.push(Change::Remove { path: rel, old });
+        }
+    }
+    Ok(result)
+}
+
+/// Changed files written into a staging directory inside `--out`, not yet in place.
+pub struct Stage {
+    dir: PathBuf,
+    out: PathBuf,
+    next: std::sync::atomic::AtomicUsize,
+}
+
+/// A staged change: content already on disk (for writes), ready to rename.
+#[derive(Debug)]
+pub struct Staged {
+    tmp: Option<PathBuf>,
+    pub path: PathBuf,
+    pub summary: String,
+}
+
+impl Stage {
+    pub fn new(out: &Path) -> Result<Stage, OutputError> {
+        prepare_out(out, true)?;
+        let dir = out.join(format!(".flannel-gen-stage-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        fs::create_dir(&dir).map_err(io(&dir))?;
+        Ok(Stage {
+            dir,
+            out: out.to_path_buf(),
+            next: 0.into(),
+        })
+    }
+
+    /// Writes a change's new content into the stage (fsynced); removals need nothing.
+    pub fn add(&self, c: &Change) -> Result<Staged, OutputError> {
+        let tmp = match c {
+            Change::Write { new, mode, .. } => {
+                let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let tmp = self.dir.join(i.to_string());
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(*mode)
+                    .open(&tmp)
+                    .map_err(io(&tmp))?;
+                f.write_all(new).map_err(io(&tmp))?;
+                // The umask applied at creation; the promised mode is set explicitly.
+                f.set_permissions(fs::Permissions::from_mode(*mode))
+                    .map_err(io(&tmp))?;
+                f.sync_all().map_err(io(&tmp))?;
+                Some(tmp)
+            }
+            Change::Remove { .. } => None,
+        };
+        Ok(Staged {
+            tmp,
+            path: c.path().to_path_buf(),
+            summary: c.summary(),
+        })
+    }
+
+    /// Renames every staged file into place, then prunes removed ones.
+    pub fn commit(self, staged: &[Staged]) -> Result<(), OutputError> {
+        let mut dirs = BTreeSet::new();
+        for s in staged {
+            let Some(tmp) = &s.tmp else { continue };
+            let target = self.out.join(&s.path);
+            if let Some(parent) = target.parent() {
+                fs::create_dir_all(parent).map_err(io(parent))?;
+                dirs.insert(parent.to_path_buf());
+            }
+            no_symlinks(&self.out, &s.path)?;
+            fs::rename(tmp, &target).map_err(io(&target))?;
+        }
+        for s in staged.iter().filter(|s| s.tmp.is_none()) {
+            let target = self.out.join(&s.path);
+            fs::remove_file(&target).map_err(io(&target))?;
+            remove_empty_parents(&self.out, &s.path);
+        }
+        for d in dirs {
+            fs::File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&d))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Removes directories left empty by pruning, up to and including the node directory.
+fn remove_empty_parents(out: &Path, rel: &Path) {
+    let mut p = rel.parent();
+    while let Some(dir) = p.filter(|d| !d.as_os_str().is_empty()) {
+        if fs::remove_dir(out.join(dir)).is_err() {
+            break; // not empty: someone else's files live there
+        }
+        p = dir.parent();
+    }
+}

@@ -1,0 +1,125 @@
+//! The template environment: every artefact template is embedded in the
+//! binary; `--templates DIR` replaces any of them by file name.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::syntax::SyntaxConfig;
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+
+use super::RenderError;
+
+macro_rules! embedded {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/", $name)))),*]
+    };
+}
+
+/// (file name, source) of every built-in template.
+pub const EMBEDDED: &[(&str, &str)] = embedded![
+    "subnet.env.j2",
+    "docker_opts.env.j2",
+    "daemon.json.j2",
+    "flannel.netdev.j2",
+    "flannel.network.j2",
+    "flannel.link.j2",
+    "uplink.conf.j2",
+    "link.batch.j2",
+    "neigh.batch.j2",
+    "fdb.batch.j2",
+    "route.batch.j2",
+    "flannel.conflist.j2",
+    "flannel-gen.service.j2",
+    "sysctl.conf.j2",
+];
+
+/// A compiled, reusable template environment.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// The embedded templates, with any file of the same name in `dir` taking over.
+    pub fn load(dir: Option<&Path>) -> Result<Self, RenderError> {
+        let mut env = Environment::new();
+        // Fixed per template when it is added: set before adding any.
+        env.set_auto_escape_callback(|_| AutoEscape::None);
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_debug(true);
+        let syntax = SyntaxConfig::builder()
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .keep_trailing_newline(true)
+            .build()
+            .map_err(|e| RenderError::Template {
+                name: "<syntax>".into(),
+                source: Box::new(e),
+            })?;
+        env.set_syntax(syntax);
+        // minijinja prints booleans Python-style (True); every consumer here wants Go/JSON's `true`.
+        env.add_filter("bool", |v: bool| if v { "true" } else { "false" });
+
+        let mut sources: Vec<(String, String, PathBuf)> = EMBEDDED
+            .iter()
+            .map(|(n, s)| {
+                (
+                    n.to_string(),
+                    s.to_string(),
+                    PathBuf::from(format!("templates/{n}")),
+                )
+            })
+            .collect();
+        if let Some(dir) = dir {
+            let entries = std::fs::read_dir(dir).map_err(|e| RenderError::TemplateDir {
+                dir: dir.to_path_buf(),
+                source: e,
+            })?;
+            for entry in entries {
+                let entry = entry.map_err(|e| RenderError::TemplateDir {
+                    dir: dir.to_path_buf(),
+                    source: e,
+                })?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with('.') {
+                    continue;
+                }
+                let Some(slot) = sources.iter_mut().find(|(n, _, _)| *n == name) else {
+                    return Err(RenderError::UnknownTemplate {
+                        path: entry.path(),
+                        known: EMBEDDED
+                            .iter()
+                            .map(|(n, _)| *n)
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                };
+                slot.1 = std::fs::read_to_string(entry.path()).map_err(|e| {
+                    RenderError::TemplateDir {
+                        dir: entry.path(),
+                        source: e,
+                    }
+                })?;
+                slot.2 = entry.path();
+            }
+        }
+        for (name, source, origin) in sources {
+            env.add_template_owned(name, source)
+                .map_err(|e| RenderError::Template {
+                    name: origin.display().to_string(),
+                    source: Box::new(e),
+                })?;
+        }
+        Ok(Templates { env })
+    }
+
+    pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
+        let wrap = |e| RenderError::Template {
+            name: name.to_string(),
+            source: Box::new(e),
+        };
+        self.env
+            .get_template(name)
+            .map_err(wrap)?
+            .render(ctx)
+            .map_err(wrap)
+    }
+}

@@ -131,13 +131,15 @@ impl Drop for Networkd {
 /// neighbours and its FDB, as sorted JSON lines.
 pub fn flannel_state(ns: &Netns, dev: Option<&str>) -> String {
     use serde_json::{Value, json};
+    // A device that does not exist (yet) is an empty state, not an error.
     let j = |args: &[&str]| -> Value {
-        let text = ns.ip(args);
-        if text.trim().is_empty() {
-            json!([])
-        } else {
-            serde_json::from_str(&text).expect("ip -j output")
-        }
+        let out = Command::new("ip")
+            .arg("-n")
+            .arg(&ns.name)
+            .args(args)
+            .output()
+            .expect("ip");
+        serde_json::from_slice(&out.stdout).unwrap_or(json!([]))
     };
     let mut lines = Vec::new();
     if let Some(dev) = dev {
@@ -170,8 +172,10 @@ pub fn flannel_state(ns: &Netns, dev: Option<&str>) -> String {
         {
             lines.push(json!({"neigh": n["dst"], "lladdr": n["lladdr"], "state": n["state"]}));
         }
-        let fdb =
-            must(Command::new("bridge").args(["-n", &ns.name, "-j", "fdb", "show", "dev", dev]));
+        let fdb = Command::new("bridge")
+            .args(["-n", &ns.name, "-j", "fdb", "show", "dev", dev])
+            .output()
+            .expect("bridge");
         let fdb: Value = serde_json::from_slice(&fdb.stdout).unwrap_or(json!([]));
         for f in fdb.as_array().into_iter().flatten() {
             lines.push(

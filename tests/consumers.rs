@@ -1,0 +1,168 @@
+//! Real consumers of the rendered files build the same kernel state:
+//! systemd-networkd from the .netdev/.network/drop-in files, and iproute2 from
+//! the ip -batch scripts (run twice: idempotent). Needs root; skips loudly.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::netns::{Netns, flannel_state, must, root_or_skip};
+use common::{code, run, stderr};
+
+/// eth0 (a veth whose peer stays in the namespace, so it has carrier).
+fn underlay(ns: &Netns) {
+    ns.ip(&[
+        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
+    ]);
+    ns.ip(&["link", "set", "peer0", "up"]);
+}
+
+fn plan_of(overlay: &Path) -> serde_json::Value {
+    serde_json::from_str(
+        &fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"),
+    )
+    .expect("json")
+}
+
+/// Applies the rendered ip/bridge batch scripts.
+fn run_batches(ns: &Netns, overlay: &Path, again: bool) {
+    let dir = overlay.join("etc/flannel-gen");
+    let f = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    if dir.join("link.batch").exists() {
+        let out = Command::new("ip")
+            .args(["-n", &ns.name, "-force", "-batch", &f("link.batch")])
+            .output()
+            .expect("ip");
+        let err = String::from_utf8_lossy(&out.stderr);
+        if again {
+            // The one expected failure on a re-run: the device exists already.
+            assert!(
+                err.lines()
+                    .all(|l| l.contains("File exists") || l.starts_with("Command failed")),
+                "{err}"
+            );
+        } else {
+            assert!(out.status.success(), "link.batch: {err}");
+        }
+        must(Command::new("ip").args(["-n", &ns.name, "-batch", &f("neigh.batch")]));
+        must(Command::new("bridge").args(["-n", &ns.name, "-batch", &f("fdb.batch")]));
+    }
+    must(Command::new("ip").args(["-n", &ns.name, "-batch", &f("route.batch")]));
+}
+
+fn wait_for(ns: &Netns, dev: Option<&str>, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = flannel_state(ns, dev);
+        if got == want || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn parity(example: &str) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("o");
+    let o = run(&[
+        "render",
+        &format!("examples/{example}.yaml"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--locked",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    for entry in fs::read_dir(&out).expect("out") {
+        let overlay = entry.expect("entry").path();
+        let plan = plan_of(&overlay);
+        let node = plan["node"].as_str().expect("node").to_string();
+        let ip = plan["uplink"]["address"].as_str().expect("ip").to_string();
+        let dev = plan["vxlan"]["name"].as_str().map(str::to_string);
+
+        // iproute2 from the batch scripts.
+        let by_ip = Netns::new("ip");
+        underlay(&by_ip);
+        by_ip.ip(&["addr", "add", &ip, "dev", "eth0"]);
+        by_ip.ip(&["link", "set", "eth0", "up"]);
+        run_batches(&by_ip, &overlay, false);
+        let ip_state = flannel_state(&by_ip, dev.as_deref());
+        run_batches(&by_ip, &overlay, true);
+        assert_eq!(
+            flannel_state(&by_ip, dev.as_deref()),
+            ip_state,
+            "{example}/{node}: second ip -batch run changed state"
+        );
+
+        // systemd-networkd from the .netdev/.network files.
+        let by_nd = Netns::new("nd");
+        underlay(&by_nd);
+        let net = by_nd.etc().join("systemd/network");
+        fs::create_dir_all(&net).expect("mkdir");
+        let rendered = overlay.join("etc/systemd/network");
+        must(
+            Command::new("cp")
+                .arg("-r")
+                .arg(format!("{}/.", rendered.display()))
+                .arg(&net),
+        );
+        fs::write(net.join("eth0.network"), format!("[Match]\nName=eth0\n\n[Network]\nAddress={ip}\nLinkLocalAddressing=no\nConfigureWithoutCarrier=yes\n")).expect("eth0.network");
+        let networkd = by_nd.networkd();
+        let nd_state = wait_for(&by_nd, dev.as_deref(), &ip_state);
+        let log = networkd.stop();
+        assert_eq!(
+            nd_state, ip_state,
+            "{example}/{node}: networkd state (left) differs from ip -batch state (right)\nnetworkd log:\n{log}"
+        );
+
+        // And the state is what the plan says, not just the same twice.
+        let peers = plan["peers"].as_array().expect("peers");
+        for p in peers {
+            let dst = p["route"]["dst"].as_str().expect("dst");
+            assert!(
+                ip_state.contains(&format!("\"route\":\"{dst}\"")),
+                "{node}: route {dst} missing:\n{ip_state}"
+            );
+            if let Some(mac) = p["fdb"]["lladdr"].as_str() {
+                assert!(ip_state.contains(&format!("{{\"dst\":\"{}\",\"fdb\":\"{mac}\",\"flags\":[\"self\"],\"state\":\"permanent\"}}", p["ip"].as_str().expect("ip"))), "{node}: fdb {mac}:\n{ip_state}");
+                assert!(
+                    ip_state.contains(&format!(
+                        "\"lladdr\":\"{mac}\",\"neigh\":\"{}\",\"state\":[\"PERMANENT\"]",
+                        p["neighbour"]["ip"].as_str().expect("ip")
+                    )),
+                    "{node}: neigh:\n{ip_state}"
+                );
+            }
+        }
+        if let Some(dev) = &dev {
+            let mac = plan["vxlan"]["mac"].as_str().expect("mac");
+            assert!(
+                ip_state.contains(&format!("\"link\":\"{dev}\"")) && ip_state.contains(mac),
+                "{node}: device:\n{ip_state}"
+            );
+        }
+    }
+}
+
+#[test]
+fn networkd_and_ip_batch_agree_vxlan() {
+    if root_or_skip("networkd_and_ip_batch_agree_vxlan") {
+        parity("vxlan-3node");
+    }
+}
+
+#[test]
+fn networkd_and_ip_batch_agree_host_gw() {
+    if root_or_skip("networkd_and_ip_batch_agree_host_gw") {
+        parity("hostgw-3node");
+    }
+}
+
+#[test]
+fn networkd_and_ip_batch_agree_direct_routing() {
+    if root_or_skip("networkd_and_ip_batch_agree_direct_routing") {
+        parity("vxlan-directrouting");
+    }
+}

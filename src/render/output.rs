@@ -333,6 +333,13 @@ impl Stage {
 
     /// Renames every staged file into place, then prunes removed ones.
     pub fn commit(self, staged: &[Staged]) -> Result<(), OutputError> {
+        // One syncfs for every staged file instead of an fsync each: all new
+        // contents are durable before the first rename makes any of them visible.
+        let d = fs::File::open(&self.dir).map_err(io(&self.dir))?;
+        // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
+        if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
+            return Err(OutputError::Io { path: self.dir.clone(), source: std::io::Error::last_os_error() });
+        }
         let mut dirs = BTreeSet::new();
         for s in staged {
             let Some(tmp) = &s.tmp else { continue };

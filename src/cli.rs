@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::compile::{LockState, compile};
 use crate::error::{Error, exit};
 use crate::topology::BackendKind;
-use crate::{alloc, fsutil, plan, render, synth};
+use crate::{alloc, apply, fsutil, plan, render, synth};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -100,6 +100,37 @@ enum Command {
         /// Print one line per file written or removed.
         #[arg(long, short)]
         verbose: bool,
+    },
+    /// Make the kernel match a node's plan through netlink (reconcile, not replay).
+    ///
+    /// Reads the links, addresses, routes, neighbours and FDB entries there are,
+    /// and changes only what differs from the plan: one line per change, `0 changes`
+    /// on a converged node. Touches only the flannel.<vni> device and what is on it,
+    /// and main-table routes inside the cluster network (not the node's own subnet).
+    /// Exit 0 done, 1 changes pending (--dry-run), 2 bad input, 3 the system refused.
+    ///
+    /// Examples: flannel-gen apply --plan /etc/flannel-gen/plan.json
+    ///           flannel-gen apply examples/vxlan-3node.yaml --node node-1 --dry-run
+    #[command(group(clap::ArgGroup::new("source").required(true).args(["topology", "plan"])))]
+    Apply {
+        topology: Option<PathBuf>,
+        /// The node to apply (with a topology); default: this host's name.
+        #[arg(long, conflicts_with = "plan")]
+        node: Option<String>,
+        /// A rendered plan.json instead of a topology.
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+        /// Print the changes without making them; exit 1 when any are pending.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply inside the named network namespace (/run/netns/NAME).
+        #[arg(long, value_name = "NAME")]
+        netns: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Fail (exit 2) when the lock file is missing or stale.
+        #[arg(long, conflicts_with = "plan")]
+        locked: bool,
     },
     /// Print a synthetic topology (for benchmarks and scale tests) to stdout.
     ///
@@ -350,6 +381,47 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             ))?;
             Ok(exit::OK)
         }
+        Command::Apply {
+            topology,
+            node,
+            plan: plan_file,
+            dry_run,
+            netns,
+            format,
+            locked,
+        } => {
+            let p = match (topology, plan_file) {
+                (Some(topo), _) => {
+                    let c = compile(&topo, locked)?;
+                    if !locked {
+                        warn_lock(&topo, c.lock);
+                    }
+                    let node = match node {
+                        Some(n) => n,
+                        None => hostname()?,
+                    };
+                    plan::build(&c.cluster, &c.alloc, &node)?
+                }
+                (None, Some(file)) => plan::read_plan(&file)?,
+                (None, None) => {
+                    return Err(Error::Usage(
+                        "give a topology and --node, or --plan FILE".into(),
+                    ));
+                }
+            };
+            let opts = apply::ApplyOptions {
+                dry_run,
+                netns,
+                prune: apply::Prune::All,
+            };
+            let report = apply::run(&p, &opts)?;
+            out(&apply_output(&p, &report, dry_run, format))?;
+            Ok(if dry_run && !report.changes.is_empty() {
+                exit::CHANGES
+            } else {
+                exit::OK
+            })
+        }
         Command::Generate {
             nodes,
             backend,
@@ -382,6 +454,44 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             clap_complete::generate(shell, &mut Cli::command(), "flannel-gen", &mut buf);
             out(&String::from_utf8_lossy(&buf))?;
             Ok(exit::OK)
+        }
+    }
+}
+
+fn hostname() -> Result<String, Error> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map_err(Error::io("/proc/sys/kernel/hostname"))?;
+    Ok(name.trim().to_string())
+}
+
+fn apply_output(
+    p: &plan::NodePlan,
+    r: &apply::ApplyReport,
+    dry_run: bool,
+    format: Format,
+) -> String {
+    let n = r.changes.len();
+    match format {
+        Format::Json => {
+            let changes: Vec<serde_json::Value> = r
+                .changes
+                .iter()
+                .map(|c| serde_json::json!({"op": c.sign().to_string(), "kind": c.kind(), "object": c.object()}))
+                .collect();
+            let v = serde_json::json!({"node": p.node, "dryRun": dry_run, "count": n, "changes": changes});
+            format!("{v}\n")
+        }
+        Format::Text => {
+            let mut s: String = r.changes.iter().map(|c| format!("{c}\n")).collect();
+            let noun = if n == 1 { "change" } else { "changes" };
+            if dry_run && n > 0 {
+                s.push_str(&format!(
+                    "{n} {noun} pending (dry run; nothing was changed)\n"
+                ));
+            } else {
+                s.push_str(&format!("{n} {noun}\n"));
+            }
+            s
         }
     }
 }

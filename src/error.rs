@@ -32,6 +32,8 @@ pub enum Error {
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
     Output(#[from] crate::render::output::OutputError),
+    #[error(transparent)]
+    Apply(#[from] crate::apply::ApplyError),
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
@@ -52,7 +54,7 @@ impl Error {
             Error::Render(_) => exit::BAD_INPUT,
             Error::Output(crate::render::output::OutputError::Io { .. }) => exit::SYSTEM,
             Error::Output(_) => exit::BAD_INPUT,
-            Error::Io { .. } => exit::SYSTEM,
+            Error::Io { .. } | Error::Apply(_) => exit::SYSTEM,
         }
     }
 

@@ -13,10 +13,13 @@
 //!   back end reads only the plan.
 //! * [`render`]: back end 1, plan -> files (minijinja templates in
 //!   `templates/`, embedded), staged and renamed into `--out`.
+//! * [`apply`]: back end 2, plan -> kernel through netlink: dump, reconcile
+//!   (pure), then only the changes, pipelined.
 //! * [`compile`]: the front half of the pipeline every command shares.
 //! * [`cli`]: commands and exit codes (0 ok, 1 changes, 2 bad input, 3 system).
 
 pub mod alloc;
+pub mod apply;
 pub mod cli;
 pub mod compile;
 pub mod diag;

@@ -1,6 +1,7 @@
 //! Real consumers of the rendered files build the same kernel state:
-//! systemd-networkd from the .netdev/.network/drop-in files, and iproute2 from
-//! the ip -batch scripts (run twice: idempotent). Needs root; skips loudly.
+//! systemd-networkd from the .netdev/.network/drop-in files, iproute2 from the
+//! ip -batch scripts (run twice: idempotent), and `flannel-gen apply` from
+//! plan.json (re-applied: 0 changes). Needs root; skips loudly.
 
 mod common;
 
@@ -96,6 +97,38 @@ fn parity(example: &str) {
             "{example}/{node}: second ip -batch run changed state"
         );
 
+        // flannel-gen apply from the plan.json.
+        let by_apply = Netns::new("ap");
+        underlay(&by_apply);
+        by_apply.ip(&["addr", "add", &ip, "dev", "eth0"]);
+        by_apply.ip(&["link", "set", "eth0", "up"]);
+        let plan_file = overlay.join("etc/flannel-gen/plan.json");
+        let o = run(&[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf8"),
+            "--netns",
+            &by_apply.name,
+        ]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(
+            flannel_state(&by_apply, dev.as_deref()),
+            ip_state,
+            "{example}/{node}: apply state (left) differs from ip -batch state (right)"
+        );
+        let o = run(&[
+            "apply",
+            "--plan",
+            plan_file.to_str().expect("utf8"),
+            "--netns",
+            &by_apply.name,
+        ]);
+        assert_eq!(
+            common::stdout(&o),
+            "0 changes\n",
+            "{example}/{node}: re-apply"
+        );
+
         // systemd-networkd from the .netdev/.network files.
         let by_nd = Netns::new("nd");
         underlay(&by_nd);
@@ -147,22 +180,22 @@ fn parity(example: &str) {
 }
 
 #[test]
-fn networkd_and_ip_batch_agree_vxlan() {
-    if root_or_skip("networkd_and_ip_batch_agree_vxlan") {
+fn networkd_ip_batch_and_apply_agree_vxlan() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_vxlan") {
         parity("vxlan-3node");
     }
 }
 
 #[test]
-fn networkd_and_ip_batch_agree_host_gw() {
-    if root_or_skip("networkd_and_ip_batch_agree_host_gw") {
+fn networkd_ip_batch_and_apply_agree_host_gw() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_host_gw") {
         parity("hostgw-3node");
     }
 }
 
 #[test]
-fn networkd_and_ip_batch_agree_direct_routing() {
-    if root_or_skip("networkd_and_ip_batch_agree_direct_routing") {
+fn networkd_ip_batch_and_apply_agree_direct_routing() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_direct_routing") {
         parity("vxlan-directrouting");
     }
 }

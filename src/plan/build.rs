@@ -120,6 +120,7 @@ fn build_for(cluster: &Cluster, alloc: &Allocation, node: &Node) -> Result<NodeP
         gateway: own.subnet.hosts().next().unwrap_or(own.subnet.network()),
         mtu,
         ip_masq: cluster.ip_masq,
+        device: format!("flannel.{}", backend.vni),
         uplink: Uplink {
             name: node.interface.clone(),
             address: node.ip,

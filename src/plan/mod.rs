@@ -36,6 +36,9 @@ pub struct NodePlan {
     pub mtu: u32,
     pub ip_masq: bool,
     pub uplink: Uplink,
+    /// `flannel.<vni>`: the device flannel-gen owns on this node. Named even
+    /// for host-gw, so apply can remove a VXLAN device left from a migration.
+    pub device: String,
     /// The VXLAN device, when any peer is reached over VXLAN.
     pub vxlan: Option<VxlanLink>,
     /// Other nodes, sorted by subnet, each with its objects in flanneld's order.
@@ -143,4 +146,17 @@ impl NodePlan {
         s.push('\n');
         s
     }
+}
+
+/// Reads a plan.json (as `render` writes it); problems are located diagnostics.
+pub fn read_plan(path: &std::path::Path) -> Result<NodePlan, crate::diag::Diagnostics> {
+    let text = crate::topology::parse::read_text(path)?;
+    serde_json::from_str(&text).map_err(|e| {
+        crate::diag::Diagnostics(vec![crate::diag::Diagnostic {
+            file: path.to_path_buf(),
+            pos: crate::diag::Pos::new(e.line() as u64, e.column() as u64),
+            field: String::new(),
+            message: format!("not a flannel-gen plan: {e}"),
+        }])
+    })
 }

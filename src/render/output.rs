@@ -338,7 +338,10 @@ impl Stage {
         let d = fs::File::open(&self.dir).map_err(io(&self.dir))?;
         // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
         if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
-            return Err(OutputError::Io { path: self.dir.clone(), source: std::io::Error::last_os_error() });
+            return Err(OutputError::Io {
+                path: self.dir.clone(),
+                source: std::io::Error::last_os_error(),
+            });
         }
         let mut dirs = BTreeSet::new();
         for s in staged {

@@ -56,4 +56,5 @@ pub fn golden(path: &Path, actual: &str) {
         panic!("{} differs from the output:\n{diff}", path.display());
     }
 }
+pub mod cluster;
 pub mod netns;

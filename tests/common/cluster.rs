@@ -1,0 +1,221 @@
+//! A cluster of namespace "nodes" on a namespace "switch" (one bridge per L2
+//! segment, routing between segments), with "pods" attached by the real CNI
+//! bridge + host-local plugins from each node's rendered conflist.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+
+use super::netns::{Netns, must};
+use super::{code, run, stderr, stdout};
+
+pub const CNI_PATH: &str = "/usr/lib/cni";
+
+pub struct Pod {
+    pub ns: Netns,
+    pub node: String,
+    pub ip: String,
+}
+
+pub struct Node {
+    pub ns: Netns,
+    pub name: String,
+    /// Underlay address with prefix.
+    pub ip: String,
+}
+
+/// Fields drop in order: pods, then nodes, then the switch.
+pub struct Cluster {
+    pub pods: Vec<Pod>,
+    pub nodes: Vec<Node>,
+    pub switch: Netns,
+    pub dir: tempfile::TempDir,
+}
+
+fn plan(overlay: &Path) -> Value {
+    serde_json::from_str(
+        &std::fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"),
+    )
+    .expect("json")
+}
+
+impl Cluster {
+    /// Builds the underlay for every node of `topology` (nodes are not configured yet).
+    pub fn new(topology: &str) -> Cluster {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = dir.path().join("rendered");
+        let o = run(&["render", topology, "--out", out.to_str().expect("utf8")]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let switch = Netns::new("sw");
+        must(
+            switch
+                .exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
+                .stdout(Stdio::null()),
+        );
+
+        let mut plans: Vec<Value> = std::fs::read_dir(&out)
+            .expect("out")
+            .map(|e| plan(&e.expect("entry").path()))
+            .collect();
+        plans.sort_by_key(|p| p["node"].as_str().unwrap_or_default().to_string());
+        let mut segments: BTreeMap<String, String> = BTreeMap::new();
+        let mut nodes = Vec::new();
+        for (i, p) in plans.iter().enumerate() {
+            let name = p["node"].as_str().expect("node").to_string();
+            let ip = p["uplink"]["address"].as_str().expect("ip").to_string();
+            let net: ipnet::Ipv4Net = ip.parse().expect("cidr");
+            let seg = net.trunc().to_string();
+            let n = segments.len();
+            let new = !segments.contains_key(&seg);
+            let bridge = segments
+                .entry(seg.clone())
+                .or_insert_with(|| format!("br{n}"))
+                .clone();
+            // The segment's router address: its first host.
+            let gw = net.trunc().hosts().next().expect("host").to_string();
+            if new {
+                switch.ip(&["link", "add", &bridge, "type", "bridge"]);
+                switch.ip(&[
+                    "addr",
+                    "add",
+                    &format!("{gw}/{}", net.prefix_len()),
+                    "dev",
+                    &bridge,
+                ]);
+                switch.ip(&["link", "set", &bridge, "up"]);
+            }
+            let ns = Netns::new("node");
+            let port = format!("p{i}");
+            switch.ip(&[
+                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+            ]);
+            switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
+            ns.ip(&["addr", "add", &ip, "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+            ns.ip(&["route", "add", "default", "via", &gw]);
+            nodes.push(Node { ns, name, ip });
+        }
+        Cluster {
+            pods: Vec::new(),
+            nodes,
+            switch,
+            dir,
+        }
+    }
+
+    pub fn overlay(&self, node: &str) -> PathBuf {
+        self.dir.path().join("rendered").join(node)
+    }
+
+    pub fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).expect("node")
+    }
+
+    /// `flannel-gen apply TOPO --node N --netns NS [extra]`, asserting exit 0; returns stdout.
+    pub fn apply(&self, topology: &str, node: &str, extra: &[&str]) -> String {
+        let n = self.node(node);
+        let mut args = vec!["apply", topology, "--node", node, "--netns", &n.ns.name];
+        args.extend_from_slice(extra);
+        let o = run(&args);
+        assert_eq!(code(&o), 0, "apply {node}: {}{}", stdout(&o), stderr(&o));
+        stdout(&o)
+    }
+
+    pub fn apply_all(&self, topology: &str) {
+        for n in &self.nodes {
+            self.apply(topology, &n.name, &[]);
+        }
+    }
+
+    /// Attaches `per_node` pods to every node with the CNI bridge plugin,
+    /// configured from the node's rendered conflist.
+    pub fn attach_pods(&mut self, per_node: usize) {
+        for n in &self.nodes {
+            let conflist: Value = serde_json::from_str(
+                &std::fs::read_to_string(
+                    self.overlay(&n.name)
+                        .join("etc/cni/net.d/10-flannel.conflist"),
+                )
+                .expect("conflist"),
+            )
+            .expect("json");
+            let mut conf = conflist["plugins"][0].clone();
+            conf["cniVersion"] = conflist["cniVersion"].clone();
+            conf["name"] = conflist["name"].clone();
+            // host-local keeps leases in /var/lib/cni by default: keep each test's own.
+            conf["ipam"]["dataDir"] = Value::from(
+                self.dir
+                    .path()
+                    .join("cni")
+                    .join(&n.name)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            for _ in 0..per_node {
+                let ns = Netns::new("pod");
+                let mut child = Command::new("ip")
+                    .args(["netns", "exec", &n.ns.name, &format!("{CNI_PATH}/bridge")])
+                    .env("CNI_COMMAND", "ADD")
+                    .env("CNI_CONTAINERID", &ns.name)
+                    .env("CNI_NETNS", format!("/run/netns/{}", ns.name))
+                    .env("CNI_IFNAME", "eth0")
+                    .env("CNI_PATH", CNI_PATH)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("CNI bridge plugin (containernetworking-plugins)");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(conf.to_string().as_bytes())
+                    .expect("write conf");
+                let out = child.wait_with_output().expect("cni");
+                assert!(
+                    out.status.success(),
+                    "CNI ADD on {}: {}{}",
+                    n.name,
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                let result: Value = serde_json::from_slice(&out.stdout).expect("CNI result");
+                let addr = result["ips"][0]["address"].as_str().expect("pod address");
+                let ip = addr.split('/').next().unwrap_or(addr).to_string();
+                self.pods.push(Pod {
+                    ns,
+                    node: n.name.clone(),
+                    ip,
+                });
+            }
+        }
+    }
+
+    /// Every pod pings one pod on every other node; returns the pairs that failed.
+    pub fn ping_across(&self) -> Vec<String> {
+        let mut failed = Vec::new();
+        for a in &self.pods {
+            let mut seen = Vec::new();
+            for b in self.pods.iter().filter(|b| b.node != a.node) {
+                if seen.contains(&b.node) {
+                    continue;
+                }
+                seen.push(b.node.clone());
+                let ok = (0..3).any(|_| {
+                    a.ns.exec("ping", &["-c", "1", "-W", "2", &b.ip])
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status()
+                        .is_ok_and(|s| s.success())
+                });
+                if !ok {
+                    failed.push(format!("{} ({}) -> {} ({})", a.ip, a.node, b.ip, b.node));
+                }
+            }
+        }
+        failed
+    }
+}

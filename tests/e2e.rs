@@ -22,7 +22,7 @@ fn pods_ping_across(example: &str) {
         "add",
         "10.99.0.0/24",
         "via",
-        &n0.ip.split('/').next().unwrap_or_default().to_string(),
+        n0.ip.split('/').next().unwrap_or_default(),
         "dev",
         "eth0",
     ]);

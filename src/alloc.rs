@@ -33,12 +33,7 @@ pub struct Allocation {
 #[derive(Debug, thiserror::Error)]
 pub enum AllocError {
     #[error("no free /{len} subnet left between {min} and {max} for node `{node}`")]
-    Exhausted {
-        node: String,
-        len: u8,
-        min: Ipv4Addr,
-        max: Ipv4Addr,
-    },
+    Exhausted { node: String, len: u8, min: Ipv4Addr, max: Ipv4Addr },
 }
 
 /// The lock file as stored: sorted, one entry per node.
@@ -73,19 +68,14 @@ pub fn read_lock(topology: &Path) -> Result<Option<LockFile>, Diagnostics> {
         return Ok(None);
     }
     let text = crate::topology::parse::read_text(&path)?;
-    serde_saphyr::from_str::<LockFile>(&text)
-        .map(Some)
-        .map_err(|e| {
-            Diagnostics(vec![Diagnostic {
-                file: path.clone(),
-                pos: e.location().map(Pos::from).unwrap_or(Pos::FILE),
-                field: String::new(),
-                message: format!(
-                    "corrupt lock file ({}); delete it and run `flannel-gen lock`",
-                    e.without_snippet()
-                ),
-            }])
-        })
+    serde_saphyr::from_str::<LockFile>(&text).map(Some).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: path.clone(),
+            pos: e.location().map(Pos::from).unwrap_or(Pos::FILE),
+            field: String::new(),
+            message: format!("corrupt lock file ({}); delete it and run `flannel-gen lock`", e.without_snippet()),
+        }])
+    })
 }
 
 /// A MAC derived from cluster and node name; `attempt` > 0 only after a collision.
@@ -114,8 +104,7 @@ pub fn allocate(cluster: &Cluster, lock: Option<&LockFile>) -> Result<Allocation
 
     let mut subnets: Vec<Option<Ipv4Net>> = cluster.nodes.iter().map(|n| n.subnet).collect();
     let mut macs: Vec<Option<Mac>> = cluster.nodes.iter().map(|n| n.vtep_mac).collect();
-    let mut taken_subnets: HashSet<Ipv4Addr> =
-        subnets.iter().flatten().map(|s| s.network()).collect();
+    let mut taken_subnets: HashSet<Ipv4Addr> = subnets.iter().flatten().map(|s| s.network()).collect();
     let mut taken_macs: HashSet<Mac> = macs.iter().flatten().copied().collect();
 
     // Leases from the lock file, unless a pin took the slot first.
@@ -187,10 +176,7 @@ pub fn render_lock(cluster: &Cluster, alloc: &Allocation) -> String {
     }
     out.push_str("nodes:\n");
     for (name, lease) in &alloc.leases {
-        out.push_str(&format!(
-            "  {name}:\n    subnet: {}\n    vtepMAC: \"{}\"\n",
-            lease.subnet, lease.vtep_mac
-        ));
+        out.push_str(&format!("  {name}:\n    subnet: {}\n    vtepMAC: \"{}\"\n", lease.subnet, lease.vtep_mac));
     }
     out
 }
@@ -205,15 +191,7 @@ pub fn to_lock(cluster: &Cluster, alloc: &Allocation) -> LockFile {
         nodes: alloc
             .leases
             .iter()
-            .map(|(n, l)| {
-                (
-                    n.clone(),
-                    LockEntry {
-                        subnet: l.subnet.to_string(),
-                        vtep_mac: l.vtep_mac,
-                    },
-                )
-            })
+            .map(|(n, l)| (n.clone(), LockEntry { subnet: l.subnet.to_string(), vtep_mac: l.vtep_mac }))
             .collect(),
     }
 }

@@ -91,11 +91,7 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         uplink_network: Option<String>,
         /// Where flannel-gen is installed on the nodes, for the boot unit.
-        #[arg(
-            long,
-            value_name = "PATH",
-            default_value = "/usr/local/bin/flannel-gen"
-        )]
+        #[arg(long, value_name = "PATH", default_value = "/usr/local/bin/flannel-gen")]
         binary: String,
         /// Print one line per file written or removed.
         #[arg(long, short)]
@@ -131,6 +127,10 @@ enum Command {
         /// Fail (exit 2) when the lock file is missing or stale.
         #[arg(long, conflicts_with = "plan")]
         locked: bool,
+        /// Backend migration phase: 1 adds the new path and keeps the old one
+        /// (run on every node first), 2 completes and prunes (the default).
+        #[arg(long, value_enum, default_value_t = PhaseArg::Two)]
+        phase: PhaseArg,
     },
     /// Print a synthetic topology (for benchmarks and scale tests) to stdout.
     ///
@@ -162,6 +162,23 @@ pub enum Format {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+enum PhaseArg {
+    #[value(name = "1")]
+    One,
+    #[value(name = "2")]
+    Two,
+}
+
+impl From<PhaseArg> for apply::Phase {
+    fn from(p: PhaseArg) -> Self {
+        match p {
+            PhaseArg::One => apply::Phase::Prepare,
+            PhaseArg::Two => apply::Phase::Complete,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 enum BackendArg {
     Vxlan,
     #[value(name = "host-gw")]
@@ -174,11 +191,7 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::BAD_INPUT
-            } else {
-                exit::OK
-            });
+            return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { exit::OK });
         }
     };
     match run(cli) {
@@ -243,11 +256,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                             path.display(),
                             c.cluster.nodes.len(),
                             c.cluster.backend.kind.as_str(),
-                            if c.cluster.backend.direct_routing {
-                                " with directRouting"
-                            } else {
-                                ""
-                            }
+                            if c.cluster.backend.direct_routing { " with directRouting" } else { "" }
                         ))?;
                     }
                     Err(e) => {
@@ -264,35 +273,19 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             let text = alloc::render_lock(&c.cluster, &c.alloc);
             let old = std::fs::read_to_string(&path).unwrap_or_default();
             if old == text {
-                out(&format!(
-                    "{}: up to date ({} nodes)\n",
-                    path.display(),
-                    c.alloc.leases.len()
-                ))?;
+                out(&format!("{}: up to date ({} nodes)\n", path.display(), c.alloc.leases.len()))?;
                 return Ok(exit::OK);
             }
             if check {
                 let name = path.display().to_string();
-                out(&similar::TextDiff::from_lines(&old, &text)
-                    .unified_diff()
-                    .header(&name, &name)
-                    .to_string())?;
+                out(&similar::TextDiff::from_lines(&old, &text).unified_diff().header(&name, &name).to_string())?;
                 return Ok(exit::CHANGES);
             }
             fsutil::write_atomic(&path, text.as_bytes(), 0o644)?;
-            out(&format!(
-                "{}: wrote {} leases\n",
-                path.display(),
-                c.alloc.leases.len()
-            ))?;
+            out(&format!("{}: wrote {} leases\n", path.display(), c.alloc.leases.len()))?;
             Ok(exit::OK)
         }
-        Command::Plan {
-            topology,
-            node,
-            format,
-            locked,
-        } => {
+        Command::Plan { topology, node, format, locked } => {
             let c = compile(&topology, locked)?;
             if !locked {
                 warn_lock(&topology, c.lock);
@@ -304,72 +297,34 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             }
             Ok(exit::OK)
         }
-        Command::Render {
-            topology,
-            out: dir,
-            nodes,
-            check,
-            locked,
-            templates,
-            uplink_network,
-            binary,
-            verbose,
-        } => {
+        Command::Render { topology, out: dir, nodes, check, locked, templates, uplink_network, binary, verbose } => {
             let c = compile(&topology, locked)?;
             if !locked {
                 warn_lock(&topology, c.lock);
             }
-            if let Some(n) = uplink_network
-                .as_deref()
-                .filter(|n| !n.ends_with(".network") || n.contains('/'))
-            {
-                return Err(Error::Usage(format!(
-                    "--uplink-network {n}: expected a file name ending in .network"
-                )));
+            if let Some(n) = uplink_network.as_deref().filter(|n| !n.ends_with(".network") || n.contains('/')) {
+                return Err(Error::Usage(format!("--uplink-network {n}: expected a file name ending in .network")));
             }
             let plans = if nodes.is_empty() {
                 plan::build_all(&c.cluster, &c.alloc)?
             } else {
-                nodes
-                    .iter()
-                    .map(|n| plan::build(&c.cluster, &c.alloc, n))
-                    .collect::<Result<_, _>>()?
+                nodes.iter().map(|n| plan::build(&c.cluster, &c.alloc, n)).collect::<Result<_, _>>()?
             };
             let t = render::Templates::load(templates.as_deref())?;
-            let opts = render::RenderOptions {
-                uplink_network,
-                binary,
-            };
-            let mode = if check {
-                render::Mode::Check
-            } else {
-                render::Mode::Write
-            };
+            let opts = render::RenderOptions { uplink_network, binary };
+            let mode = if check { render::Mode::Check } else { render::Mode::Write };
             let report = render::render_out(&plans, &t, &opts, &dir, mode, nodes.is_empty())?;
             if check {
                 if report.changes.is_empty() {
-                    out(&format!(
-                        "{}: up to date ({} nodes, {} files)\n",
-                        dir.display(),
-                        report.nodes,
-                        report.files
-                    ))?;
+                    out(&format!("{}: up to date ({} nodes, {} files)\n", dir.display(), report.nodes, report.files))?;
                     return Ok(exit::OK);
                 }
                 out(&report.diffs)?;
-                out(&format!(
-                    "{}: {} files differ from the topology\n",
-                    dir.display(),
-                    report.changes.len()
-                ))?;
+                out(&format!("{}: {} files differ from the topology\n", dir.display(), report.changes.len()))?;
                 return Ok(exit::CHANGES);
             }
             if verbose {
-                out(&report
-                    .changes
-                    .iter()
-                    .map(|l| format!("{l}\n"))
-                    .collect::<String>())?;
+                out(&report.changes.iter().map(|l| format!("{l}\n")).collect::<String>())?;
             }
             out(&format!(
                 "{}: rendered {} nodes ({} files, {} bytes); {} changed\n",
@@ -381,15 +336,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             ))?;
             Ok(exit::OK)
         }
-        Command::Apply {
-            topology,
-            node,
-            plan: plan_file,
-            dry_run,
-            netns,
-            format,
-            locked,
-        } => {
+        Command::Apply { topology, node, plan: plan_file, dry_run, netns, format, locked, phase } => {
             let p = match (topology, plan_file) {
                 (Some(topo), _) => {
                     let c = compile(&topo, locked)?;
@@ -404,31 +351,15 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 }
                 (None, Some(file)) => plan::read_plan(&file)?,
                 (None, None) => {
-                    return Err(Error::Usage(
-                        "give a topology and --node, or --plan FILE".into(),
-                    ));
+                    return Err(Error::Usage("give a topology and --node, or --plan FILE".into()));
                 }
             };
-            let opts = apply::ApplyOptions {
-                dry_run,
-                netns,
-                prune: apply::Prune::All,
-            };
+            let opts = apply::ApplyOptions { dry_run, netns, phase: phase.into() };
             let report = apply::run(&p, &opts)?;
             out(&apply_output(&p, &report, dry_run, format))?;
-            Ok(if dry_run && !report.changes.is_empty() {
-                exit::CHANGES
-            } else {
-                exit::OK
-            })
+            Ok(if dry_run && !report.changes.is_empty() { exit::CHANGES } else { exit::OK })
         }
-        Command::Generate {
-            nodes,
-            backend,
-            direct_routing,
-            segments,
-            cluster,
-        } => {
+        Command::Generate { nodes, backend, direct_routing, segments, cluster } => {
             if nodes == 0 || segments == 0 || nodes / segments > synth::MAX_NODES_PER_SEGMENT {
                 return Err(Error::Usage(format!(
                     "--nodes must be at least 1 and at most {} per segment",
@@ -439,13 +370,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 BackendArg::Vxlan => BackendKind::Vxlan,
                 BackendArg::HostGw => BackendKind::HostGw,
             };
-            out(&synth::topology_yaml(&synth::SynthSpec {
-                nodes,
-                backend,
-                direct_routing,
-                segments,
-                cluster,
-            }))?;
+            out(&synth::topology_yaml(&synth::SynthSpec { nodes, backend, direct_routing, segments, cluster }))?;
             Ok(exit::OK)
         }
         Command::Completions { shell } => {
@@ -459,17 +384,11 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
 }
 
 fn hostname() -> Result<String, Error> {
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map_err(Error::io("/proc/sys/kernel/hostname"))?;
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").map_err(Error::io("/proc/sys/kernel/hostname"))?;
     Ok(name.trim().to_string())
 }
 
-fn apply_output(
-    p: &plan::NodePlan,
-    r: &apply::ApplyReport,
-    dry_run: bool,
-    format: Format,
-) -> String {
+fn apply_output(p: &plan::NodePlan, r: &apply::ApplyReport, dry_run: bool, format: Format) -> String {
     let n = r.changes.len();
     match format {
         Format::Json => {
@@ -485,9 +404,7 @@ fn apply_output(
             let mut s: String = r.changes.iter().map(|c| format!("{c}\n")).collect();
             let noun = if n == 1 { "change" } else { "changes" };
             if dry_run && n > 0 {
-                s.push_str(&format!(
-                    "{n} {noun} pending (dry run; nothing was changed)\n"
-                ));
+                s.push_str(&format!("{n} {noun} pending (dry run; nothing was changed)\n"));
             } else {
                 s.push_str(&format!("{n} {noun}\n"));
             }

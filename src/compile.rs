@@ -50,9 +50,5 @@ pub fn compile(path: &Path, locked: bool) -> Result<Compiled, Error> {
             state: state.describe(),
         });
     }
-    Ok(Compiled {
-        cluster,
-        alloc,
-        lock: state,
-    })
+    Ok(Compiled { cluster, alloc, lock: state })
 }

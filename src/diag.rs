@@ -68,8 +68,7 @@ impl Diagnostics {
 
     /// Sorted by position so a reader can walk the file top to bottom.
     pub fn sorted(mut self) -> Self {
-        self.0
-            .sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
+        self.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));
         self
     }
 }
@@ -94,18 +93,10 @@ pub struct Reporter<'a> {
 
 impl<'a> Reporter<'a> {
     pub fn new(file: &'a Path) -> Self {
-        Reporter {
-            file,
-            found: Vec::new(),
-        }
+        Reporter { file, found: Vec::new() }
     }
 
-    pub fn error(
-        &mut self,
-        pos: impl Into<Pos>,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) {
+    pub fn error(&mut self, pos: impl Into<Pos>, field: impl Into<String>, message: impl Into<String>) {
         self.found.push(Diagnostic {
             file: self.file.to_path_buf(),
             pos: pos.into(),
@@ -127,12 +118,7 @@ impl<'a> Reporter<'a> {
 pub fn suggest<'a>(given: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| {
-            (
-                strsim::jaro_winkler(&given.to_ascii_lowercase(), &c.to_ascii_lowercase()),
-                c,
-            )
-        })
+        .map(|c| (strsim::jaro_winkler(&given.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, c)| c)

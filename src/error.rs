@@ -20,14 +20,8 @@ pub enum Error {
     Alloc(#[from] crate::alloc::AllocError),
     #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    #[error(
-        "{path}: lock file is {state}; run `flannel-gen lock {topology}` and commit the result"
-    )]
-    Lock {
-        path: PathBuf,
-        topology: PathBuf,
-        state: &'static str,
-    },
+    #[error("{path}: lock file is {state}; run `flannel-gen lock {topology}` and commit the result")]
+    Lock { path: PathBuf, topology: PathBuf, state: &'static str },
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
@@ -37,20 +31,15 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Invalid(_)
-            | Error::Alloc(_)
-            | Error::Plan(_)
-            | Error::Lock { .. }
-            | Error::Usage(_) => exit::BAD_INPUT,
+            Error::Invalid(_) | Error::Alloc(_) | Error::Plan(_) | Error::Lock { .. } | Error::Usage(_) => {
+                exit::BAD_INPUT
+            }
             Error::Render(_) => exit::BAD_INPUT,
             Error::Output(crate::render::output::OutputError::Io { .. }) => exit::SYSTEM,
             Error::Output(_) => exit::BAD_INPUT,

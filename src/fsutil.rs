@@ -9,10 +9,7 @@ use crate::error::Error;
 
 /// A temp path in the same directory (same filesystem, so rename is atomic).
 pub fn staging_path(target: &Path) -> PathBuf {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     target.with_file_name(format!(".{name}.flannel-gen-{}.tmp", std::process::id()))
 }
 
@@ -21,11 +18,7 @@ pub fn staging_path(target: &Path) -> PathBuf {
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     let tmp = staging_path(path);
     let result = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
         // create_new honours the umask; set the mode we promise explicitly.
         f.set_permissions(fs::Permissions::from_mode(mode))?;

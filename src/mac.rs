@@ -29,11 +29,7 @@ impl Mac {
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            b[0], b[1], b[2], b[3], b[4], b[5]
-        )
+        write!(f, "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4], b[5])
     }
 }
 
@@ -88,14 +84,9 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for bad in [
-            "",
-            "0e:4c:aa:01:02",
-            "0e:4c:aa:01:02:03:04",
-            "0e-4c-aa-01-02-03",
-            "zz:4c:aa:01:02:03",
-            "e:4c:aa:01:02:03",
-        ] {
+        for bad in
+            ["", "0e:4c:aa:01:02", "0e:4c:aa:01:02:03:04", "0e-4c-aa-01-02-03", "zz:4c:aa:01:02:03", "e:4c:aa:01:02:03"]
+        {
             assert!(bad.parse::<Mac>().is_err(), "{bad}");
         }
     }

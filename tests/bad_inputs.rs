@@ -24,11 +24,7 @@ fn every_bad_topology_exits_2_with_its_located_messages() {
     assert!(cases.len() >= 50, "corpus shrank to {}", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        let rel = case
-            .strip_prefix(root())
-            .expect("under root")
-            .to_string_lossy()
-            .into_owned();
+        let rel = case.strip_prefix(root()).expect("under root").to_string_lossy().into_owned();
         let out = run(&["validate", &rel]);
         let err = stderr(&out);
         // Drop the "N errors" summary; keep the diagnostics themselves.
@@ -36,9 +32,9 @@ fn every_bad_topology_exits_2_with_its_located_messages() {
             .lines()
             .filter(|l| !l.ends_with(" error") && !l.ends_with(" errors"))
             .map(|l| {
-                let l = l.strip_prefix(&rel).unwrap_or_else(|| {
-                    panic!("{rel}: diagnostic does not start with the file name: {l}")
-                });
+                let l = l
+                    .strip_prefix(&rel)
+                    .unwrap_or_else(|| panic!("{rel}: diagnostic does not start with the file name: {l}"));
                 format!("{}\n", l.trim_start_matches(':'))
             })
             .collect();
@@ -61,10 +57,6 @@ fn every_bad_topology_exits_2_with_its_located_messages() {
 fn all_errors_of_a_file_are_reported() {
     let out = run(&["validate", "tests/bad/many-errors.yaml"]);
     let err = stderr(&out);
-    assert_eq!(
-        err.lines().filter(|l| l.contains(": error: ")).count(),
-        3,
-        "{err}"
-    );
+    assert_eq!(err.lines().filter(|l| l.contains(": error: ")).count(), 3, "{err}");
     assert!(err.ends_with("3 errors\n"), "{err}");
 }

@@ -16,24 +16,12 @@ fn examples_validate() {
     ]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert_eq!(stdout(&out).lines().count(), 3);
-    assert!(
-        stderr(&out).is_empty(),
-        "examples have fresh locks: {}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).is_empty(), "examples have fresh locks: {}", stderr(&out));
 }
 
 #[test]
 fn plan_json_lists_neigh_fdb_route_per_peer() {
-    let out = run(&[
-        "plan",
-        "examples/vxlan-3node.yaml",
-        "--node",
-        "node-1",
-        "--format",
-        "json",
-        "--locked",
-    ]);
+    let out = run(&["plan", "examples/vxlan-3node.yaml", "--node", "node-1", "--format", "json", "--locked"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["formatVersion"], 1);
@@ -53,10 +41,7 @@ fn plan_json_lists_neigh_fdb_route_per_peer() {
     ]) {
         assert_eq!(p["node"], name);
         let mac = p["neighbour"]["lladdr"].as_str().expect("mac");
-        assert!(
-            lock.contains(&format!("vtepMAC: \"{mac}\"")),
-            "peer MAC {mac} is the locked one"
-        );
+        assert!(lock.contains(&format!("vtepMAC: \"{mac}\"")), "peer MAC {mac} is the locked one");
         assert_eq!(p["neighbour"]["ip"], gw);
         assert_eq!(p["neighbour"]["dev"], "flannel.1");
         assert_eq!(p["fdb"]["lladdr"], mac);
@@ -73,57 +58,28 @@ fn plan_text_reads_like_ip() {
     let out = run(&["plan", "examples/hostgw-3node.yaml", "--node", "node-2"]);
     assert_eq!(code(&out), 0);
     let text = stdout(&out);
-    assert!(
-        text.contains("route 10.244.1.0/24 via 192.168.31.61 dev eth0\n"),
-        "{text}"
-    );
-    assert!(
-        !text.contains("flannel.1"),
-        "host-gw has no VXLAN device: {text}"
-    );
+    assert!(text.contains("route 10.244.1.0/24 via 192.168.31.61 dev eth0\n"), "{text}");
+    assert!(!text.contains("flannel.1"), "host-gw has no VXLAN device: {text}");
 }
 
 #[test]
 fn directrouting_splits_by_segment() {
-    let out = run(&[
-        "plan",
-        "examples/vxlan-directrouting.yaml",
-        "--node",
-        "rack1-a",
-        "--format",
-        "json",
-    ]);
+    let out = run(&["plan", "examples/vxlan-directrouting.yaml", "--node", "rack1-a", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let paths: Vec<(&str, &str)> = v["peers"]
         .as_array()
         .expect("peers")
         .iter()
-        .map(|p| {
-            (
-                p["node"].as_str().unwrap_or(""),
-                p["path"].as_str().unwrap_or(""),
-            )
-        })
+        .map(|p| (p["node"].as_str().unwrap_or(""), p["path"].as_str().unwrap_or("")))
         .collect();
-    assert_eq!(
-        paths,
-        [
-            ("rack1-b", "host-gw"),
-            ("rack2-a", "vxlan"),
-            ("rack2-b", "vxlan")
-        ]
-    );
+    assert_eq!(paths, [("rack1-b", "host-gw"), ("rack2-a", "vxlan"), ("rack2-b", "vxlan")]);
 }
 
 #[test]
 fn unknown_node_is_bad_input_with_a_suggestion() {
     let out = run(&["plan", "examples/vxlan-3node.yaml", "--node", "node-4x"]);
     assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("no node `node-4x`"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("no node `node-4x`"), "{}", stderr(&out));
 }
 
 #[test]
@@ -138,11 +94,7 @@ fn scratch(example: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let topo = dir.path().join("t.yaml");
     fs::copy(root().join(format!("examples/{example}.yaml")), &topo).expect("copy");
-    fs::copy(
-        root().join(format!("examples/{example}.lock")),
-        dir.path().join("t.lock"),
-    )
-    .expect("copy lock");
+    fs::copy(root().join(format!("examples/{example}.lock")), dir.path().join("t.lock")).expect("copy lock");
     (dir, topo)
 }
 
@@ -157,11 +109,7 @@ fn locked_fails_on_missing_and_stale_lock() {
     fs::write(&topo, &y).expect("write");
     let out = run(&["plan", t, "--node", "node-0", "--locked"]);
     assert_eq!(code(&out), 2);
-    assert!(
-        stderr(&out).contains("stale") && stderr(&out).contains("flannel-gen lock"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("stale") && stderr(&out).contains("flannel-gen lock"), "{}", stderr(&out));
 
     // Without --locked it still plans, and warns.
     let out = run(&["plan", t, "--node", "node-0"]);
@@ -182,26 +130,18 @@ fn lock_check_and_stability_when_a_node_is_added_first() {
     let before = fs::read_to_string(dir.path().join("t.lock")).expect("lock");
 
     // A new node at the head of the list must not move the others.
-    let y = fs::read_to_string(&topo).expect("read").replace(
-        "nodes:\n",
-        "nodes:\n  - name: node-0\n    ip: 192.168.31.60/24\n",
-    );
+    let y = fs::read_to_string(&topo)
+        .expect("read")
+        .replace("nodes:\n", "nodes:\n  - name: node-0\n    ip: 192.168.31.60/24\n");
     fs::write(&topo, y).expect("write");
     let out = run(&["lock", "--check", t]);
     assert_eq!(code(&out), 1);
     assert!(stdout(&out).contains("+  node-0:"), "{}", stdout(&out));
-    assert_eq!(
-        fs::read_to_string(dir.path().join("t.lock")).expect("lock"),
-        before,
-        "--check writes nothing"
-    );
+    assert_eq!(fs::read_to_string(dir.path().join("t.lock")).expect("lock"), before, "--check writes nothing");
 
     assert_eq!(code(&run(&["lock", t])), 0);
     let after = fs::read_to_string(dir.path().join("t.lock")).expect("lock");
-    for line in before
-        .lines()
-        .filter(|l| l.contains("subnet:") || l.contains("vtepMAC:"))
-    {
+    for line in before.lines().filter(|l| l.contains("subnet:") || l.contains("vtepMAC:")) {
         assert!(after.contains(line), "lease line {line:?} kept");
     }
     assert!(after.contains("subnet: 10.244.4.0/24"), "{after}");

@@ -15,17 +15,13 @@ use common::{code, run, stderr};
 
 /// eth0 (a veth whose peer stays in the namespace, so it has carrier).
 fn underlay(ns: &Netns) {
-    ns.ip(&[
-        "link", "add", "eth0", "type", "veth", "peer", "name", "peer0",
-    ]);
+    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
     ns.ip(&["link", "set", "peer0", "up"]);
 }
 
 fn plan_of(overlay: &Path) -> serde_json::Value {
-    serde_json::from_str(
-        &fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"),
-    )
-    .expect("json")
+    serde_json::from_str(&fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"))
+        .expect("json")
 }
 
 /// Applies the rendered ip/bridge batch scripts.
@@ -33,18 +29,11 @@ fn run_batches(ns: &Netns, overlay: &Path, again: bool) {
     let dir = overlay.join("etc/flannel-gen");
     let f = |n: &str| dir.join(n).to_string_lossy().into_owned();
     if dir.join("link.batch").exists() {
-        let out = Command::new("ip")
-            .args(["-n", &ns.name, "-force", "-batch", &f("link.batch")])
-            .output()
-            .expect("ip");
+        let out = Command::new("ip").args(["-n", &ns.name, "-force", "-batch", &f("link.batch")]).output().expect("ip");
         let err = String::from_utf8_lossy(&out.stderr);
         if again {
             // The one expected failure on a re-run: the device exists already.
-            assert!(
-                err.lines()
-                    .all(|l| l.contains("File exists") || l.starts_with("Command failed")),
-                "{err}"
-            );
+            assert!(err.lines().all(|l| l.contains("File exists") || l.starts_with("Command failed")), "{err}");
         } else {
             assert!(out.status.success(), "link.batch: {err}");
         }
@@ -68,13 +57,7 @@ fn wait_for(ns: &Netns, dev: Option<&str>, want: &str) -> String {
 fn parity(example: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("o");
-    let o = run(&[
-        "render",
-        &format!("examples/{example}.yaml"),
-        "--out",
-        out.to_str().expect("utf8"),
-        "--locked",
-    ]);
+    let o = run(&["render", &format!("examples/{example}.yaml"), "--out", out.to_str().expect("utf8"), "--locked"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     for entry in fs::read_dir(&out).expect("out") {
         let overlay = entry.expect("entry").path();
@@ -103,31 +86,15 @@ fn parity(example: &str) {
         by_apply.ip(&["addr", "add", &ip, "dev", "eth0"]);
         by_apply.ip(&["link", "set", "eth0", "up"]);
         let plan_file = overlay.join("etc/flannel-gen/plan.json");
-        let o = run(&[
-            "apply",
-            "--plan",
-            plan_file.to_str().expect("utf8"),
-            "--netns",
-            &by_apply.name,
-        ]);
+        let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_eq!(
             flannel_state(&by_apply, dev.as_deref()),
             ip_state,
             "{example}/{node}: apply state (left) differs from ip -batch state (right)"
         );
-        let o = run(&[
-            "apply",
-            "--plan",
-            plan_file.to_str().expect("utf8"),
-            "--netns",
-            &by_apply.name,
-        ]);
-        assert_eq!(
-            common::stdout(&o),
-            "0 changes\n",
-            "{example}/{node}: re-apply"
-        );
+        let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
+        assert_eq!(common::stdout(&o), "0 changes\n", "{example}/{node}: re-apply");
 
         // systemd-networkd from the .netdev/.network files.
         let by_nd = Netns::new("nd");
@@ -135,13 +102,14 @@ fn parity(example: &str) {
         let net = by_nd.etc().join("systemd/network");
         fs::create_dir_all(&net).expect("mkdir");
         let rendered = overlay.join("etc/systemd/network");
-        must(
-            Command::new("cp")
-                .arg("-r")
-                .arg(format!("{}/.", rendered.display()))
-                .arg(&net),
-        );
-        fs::write(net.join("eth0.network"), format!("[Match]\nName=eth0\n\n[Network]\nAddress={ip}\nLinkLocalAddressing=no\nConfigureWithoutCarrier=yes\n")).expect("eth0.network");
+        must(Command::new("cp").arg("-r").arg(format!("{}/.", rendered.display())).arg(&net));
+        fs::write(
+            net.join("eth0.network"),
+            format!(
+                "[Match]\nName=eth0\n\n[Network]\nAddress={ip}\nLinkLocalAddressing=no\nConfigureWithoutCarrier=yes\n"
+            ),
+        )
+        .expect("eth0.network");
         let networkd = by_nd.networkd();
         let nd_state = wait_for(&by_nd, dev.as_deref(), &ip_state);
         let log = networkd.stop();
@@ -154,12 +122,15 @@ fn parity(example: &str) {
         let peers = plan["peers"].as_array().expect("peers");
         for p in peers {
             let dst = p["route"]["dst"].as_str().expect("dst");
-            assert!(
-                ip_state.contains(&format!("\"route\":\"{dst}\"")),
-                "{node}: route {dst} missing:\n{ip_state}"
-            );
+            assert!(ip_state.contains(&format!("\"route\":\"{dst}\"")), "{node}: route {dst} missing:\n{ip_state}");
             if let Some(mac) = p["fdb"]["lladdr"].as_str() {
-                assert!(ip_state.contains(&format!("{{\"dst\":\"{}\",\"fdb\":\"{mac}\",\"flags\":[\"self\"],\"state\":\"permanent\"}}", p["ip"].as_str().expect("ip"))), "{node}: fdb {mac}:\n{ip_state}");
+                assert!(
+                    ip_state.contains(&format!(
+                        "{{\"dst\":\"{}\",\"fdb\":\"{mac}\",\"flags\":[\"self\"],\"state\":\"permanent\"}}",
+                        p["ip"].as_str().expect("ip")
+                    )),
+                    "{node}: fdb {mac}:\n{ip_state}"
+                );
                 assert!(
                     ip_state.contains(&format!(
                         "\"lladdr\":\"{mac}\",\"neigh\":\"{}\",\"state\":[\"PERMANENT\"]",

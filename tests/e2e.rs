@@ -17,58 +17,21 @@ fn pods_ping_across(example: &str) {
     // and a neighbour on the uplink.
     let first = c.nodes[0].name.clone();
     let n0 = c.node(&first);
-    n0.ns.ip(&[
-        "route",
-        "add",
-        "10.99.0.0/24",
-        "via",
-        n0.ip.split('/').next().unwrap_or_default(),
-        "dev",
-        "eth0",
-    ]);
-    n0.ns.ip(&[
-        "neigh",
-        "add",
-        "169.254.1.1",
-        "lladdr",
-        "02:00:00:00:00:01",
-        "dev",
-        "eth0",
-        "nud",
-        "permanent",
-    ]);
+    n0.ns.ip(&["route", "add", "10.99.0.0/24", "via", n0.ip.split('/').next().unwrap_or_default(), "dev", "eth0"]);
+    n0.ns.ip(&["neigh", "add", "169.254.1.1", "lladdr", "02:00:00:00:00:01", "dev", "eth0", "nud", "permanent"]);
 
     c.apply_all(&topo);
     c.attach_pods(2);
     let failed = c.ping_across();
-    assert!(
-        failed.is_empty(),
-        "{example}: pings failed:\n{}",
-        failed.join("\n")
-    );
+    assert!(failed.is_empty(), "{example}: pings failed:\n{}", failed.join("\n"));
     assert_eq!(c.pods.len(), 2 * c.nodes.len());
 
     for n in &c.nodes {
-        assert_eq!(
-            c.apply(&topo, &n.name, &[]),
-            "0 changes\n",
-            "{example}: re-apply on {}",
-            n.name
-        );
+        assert_eq!(c.apply(&topo, &n.name, &[]), "0 changes\n", "{example}: re-apply on {}", n.name);
     }
     let n0 = c.node(&first);
-    assert!(
-        n0.ns
-            .ip(&["route", "show", "10.99.0.0/24"])
-            .contains("10.99.0.0/24"),
-        "foreign route kept"
-    );
-    assert!(
-        n0.ns
-            .ip(&["neigh", "show", "dev", "eth0"])
-            .contains("169.254.1.1"),
-        "foreign neighbour kept"
-    );
+    assert!(n0.ns.ip(&["route", "show", "10.99.0.0/24"]).contains("10.99.0.0/24"), "foreign route kept");
+    assert!(n0.ns.ip(&["neigh", "show", "dev", "eth0"]).contains("169.254.1.1"), "foreign neighbour kept");
 }
 
 #[test]
@@ -102,33 +65,14 @@ fn dry_run_detects_a_deleted_fdb_entry_and_apply_restores_exactly_it() {
     c.apply_all(topo);
     let n = c.node("node-1");
     let dry = |expect: i32| {
-        let o = run(&[
-            "apply",
-            topo,
-            "--node",
-            "node-1",
-            "--netns",
-            &n.ns.name,
-            "--dry-run",
-        ]);
+        let o = run(&["apply", topo, "--node", "node-1", "--netns", &n.ns.name, "--dry-run"]);
         assert_eq!(code(&o), expect, "{}", stdout(&o));
         stdout(&o)
     };
     dry(0);
     let before = n.ns.ip(&["-d", "link", "show", "flannel.1"]);
-    let fdb = must(std::process::Command::new("bridge").args([
-        "-n",
-        &n.ns.name,
-        "fdb",
-        "show",
-        "dev",
-        "flannel.1",
-    ]));
-    let entry = String::from_utf8_lossy(&fdb.stdout)
-        .lines()
-        .next()
-        .expect("an fdb entry")
-        .to_string();
+    let fdb = must(std::process::Command::new("bridge").args(["-n", &n.ns.name, "fdb", "show", "dev", "flannel.1"]));
+    let entry = String::from_utf8_lossy(&fdb.stdout).lines().next().expect("an fdb entry").to_string();
     let mac = entry.split_whitespace().next().expect("mac").to_string();
     let dst = entry.split_whitespace().nth(2).expect("dst").to_string();
     must(std::process::Command::new("bridge").args([
@@ -150,14 +94,7 @@ fn dry_run_detects_a_deleted_fdb_entry_and_apply_restores_exactly_it() {
             "+ fdb {mac} dst {dst} dev flannel.1 self permanent\n1 change pending (dry run; nothing was changed)\n"
         )
     );
-    assert_eq!(
-        c.apply(topo, "node-1", &[]),
-        format!("+ fdb {mac} dst {dst} dev flannel.1 self permanent\n1 change\n")
-    );
+    assert_eq!(c.apply(topo, "node-1", &[]), format!("+ fdb {mac} dst {dst} dev flannel.1 self permanent\n1 change\n"));
     dry(0);
-    assert_eq!(
-        n.ns.ip(&["-d", "link", "show", "flannel.1"]),
-        before,
-        "the device was not touched"
-    );
+    assert_eq!(n.ns.ip(&["-d", "link", "show", "flannel.1"]), before, "the device was not touched");
 }

@@ -14,10 +14,7 @@ const EXAMPLES: &[&str] = &["vxlan-3node", "hostgw-3node", "vxlan-directrouting"
 /// Every file under `dir`, relative path -> contents.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
     fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
-        for e in fs::read_dir(dir)
-            .expect("read_dir")
-            .map(|e| e.expect("entry"))
-        {
+        for e in fs::read_dir(dir).expect("read_dir").map(|e| e.expect("entry")) {
             let p = e.path();
             if p.is_dir() {
                 walk(base, &p, out);
@@ -56,20 +53,14 @@ fn examples_match_golden_files() {
         }
         let expected: Vec<_> = tree(&golden_dir).into_keys().collect();
         let produced: Vec<_> = actual.into_keys().collect();
-        assert_eq!(
-            produced, expected,
-            "{ex}: the set of files differs from golden/{ex}"
-        );
+        assert_eq!(produced, expected, "{ex}: the set of files differs from golden/{ex}");
     }
 }
 
 #[test]
 fn vxlan_node_gets_every_artefact_with_flanneld_formats() {
     let dir = tempfile::tempdir().expect("tempdir");
-    assert_eq!(
-        code(&render("examples/vxlan-3node.yaml", dir.path(), &[])),
-        0
-    );
+    assert_eq!(code(&render("examples/vxlan-3node.yaml", dir.path(), &[])), 0);
     let n = tree(&dir.path().join("node-1"));
     let names: Vec<String> = n.keys().map(|p| p.display().to_string()).collect();
     assert_eq!(
@@ -101,18 +92,11 @@ fn vxlan_node_gets_every_artefact_with_flanneld_formats() {
         n[Path::new("run/docker_opts.env")],
         "DOCKER_OPT_BIP=\"--bip=10.244.1.1/24\"\nDOCKER_OPT_IPMASQ=\"--ip-masq=false\"\nDOCKER_OPT_MTU=\"--mtu=1450\"\nDOCKER_OPTS=\" --bip=10.244.1.1/24 --ip-masq=false --mtu=1450 \"\n"
     );
-    let daemon: serde_json::Value =
-        serde_json::from_str(&n[Path::new("etc/docker/daemon.json")]).expect("json");
-    assert_eq!(
-        daemon,
-        serde_json::json!({"bip": "10.244.1.1/24", "mtu": 1450, "ip-masq": false})
-    );
+    let daemon: serde_json::Value = serde_json::from_str(&n[Path::new("etc/docker/daemon.json")]).expect("json");
+    assert_eq!(daemon, serde_json::json!({"bip": "10.244.1.1/24", "mtu": 1450, "ip-masq": false}));
     let cni: serde_json::Value =
         serde_json::from_str(&n[Path::new("etc/cni/net.d/10-flannel.conflist")]).expect("json");
-    assert_eq!(
-        cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"],
-        "10.244.1.0/24"
-    );
+    assert_eq!(cni["plugins"][0]["ipam"]["ranges"][0][0]["subnet"], "10.244.1.0/24");
     assert_eq!(cni["plugins"][0]["ipMasq"], false);
     assert_eq!(cni["plugins"][1]["type"], "portmap");
     let unit = &n[Path::new("etc/systemd/system/flannel-gen.service")];
@@ -125,15 +109,8 @@ fn vxlan_node_gets_every_artefact_with_flanneld_formats() {
     ] {
         assert!(unit.contains(want), "unit lacks {want}: {unit}");
     }
-    let modes = fs::metadata(
-        dir.path()
-            .join("node-1/etc/systemd/network/50-flannel.1.network"),
-    )
-    .expect("meta");
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&modes.permissions()) & 0o777,
-        0o644
-    );
+    let modes = fs::metadata(dir.path().join("node-1/etc/systemd/network/50-flannel.1.network")).expect("meta");
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&modes.permissions()) & 0o777, 0o644);
 }
 
 #[test]
@@ -150,11 +127,7 @@ fn ipmasq_false_drops_dockers_ipmasq_option_like_mk_docker_opts() {
         fs::read_to_string(out.join("node-1/run/docker_opts.env")).expect("read"),
         "DOCKER_OPT_BIP=\"--bip=10.244.1.1/24\"\nDOCKER_OPT_MTU=\"--mtu=1500\"\nDOCKER_OPTS=\" --bip=10.244.1.1/24 --mtu=1500 \"\n"
     );
-    assert!(
-        fs::read_to_string(out.join("node-1/etc/docker/daemon.json"))
-            .expect("read")
-            .contains("\"ip-masq\": true")
-    );
+    assert!(fs::read_to_string(out.join("node-1/etc/docker/daemon.json")).expect("read").contains("\"ip-masq\": true"));
 }
 
 #[test]
@@ -167,42 +140,30 @@ fn check_detects_drift_and_shows_the_diff() {
     assert_eq!(code(&o), 0, "{}", stdout(&o));
 
     let f = out.join("node-2/run/flannel/subnet.env");
-    fs::write(&f, "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n").expect("edit");
+    fs::write(
+        &f,
+        "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.9.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+    )
+    .expect("edit");
     let o = render(topo, &out, &["--check"]);
     assert_eq!(code(&o), 1);
     let diff = stdout(&o);
-    assert!(
-        diff.contains("--- a/node-2/run/flannel/subnet.env"),
-        "{diff}"
-    );
-    assert!(
-        diff.contains("-FLANNEL_SUBNET=10.244.9.1/24\n+FLANNEL_SUBNET=10.244.2.1/24"),
-        "{diff}"
-    );
-    assert!(
-        fs::read_to_string(&f).expect("read").contains("10.244.9.1"),
-        "--check must not write"
-    );
+    assert!(diff.contains("--- a/node-2/run/flannel/subnet.env"), "{diff}");
+    assert!(diff.contains("-FLANNEL_SUBNET=10.244.9.1/24\n+FLANNEL_SUBNET=10.244.2.1/24"), "{diff}");
+    assert!(fs::read_to_string(&f).expect("read").contains("10.244.9.1"), "--check must not write");
 
     // A file we did not write stays, and does not count as drift.
     let foreign = out.join("node-2/etc/systemd/network/10-eth0.network");
     fs::write(&foreign, "[Match]\nName=eth0\n").expect("foreign");
     assert_eq!(code(&render(topo, &out, &[])), 0);
     assert_eq!(code(&render(topo, &out, &["--check"])), 0);
-    assert_eq!(
-        fs::read_to_string(&foreign).expect("kept"),
-        "[Match]\nName=eth0\n"
-    );
+    assert_eq!(fs::read_to_string(&foreign).expect("kept"), "[Match]\nName=eth0\n");
 
     // A deleted file is drift too.
     fs::remove_file(out.join("node-3/etc/flannel-gen/plan.json")).expect("rm");
     let o = render(topo, &out, &["--check"]);
     assert_eq!(code(&o), 1);
-    assert!(
-        stdout(&o).contains("+++ b/node-3/etc/flannel-gen/plan.json"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("+++ b/node-3/etc/flannel-gen/plan.json"), "{}", stdout(&o));
 }
 
 #[test]
@@ -223,22 +184,11 @@ fn stale_files_are_pruned_and_foreign_ones_kept() {
     fs::write(&topo, y).expect("write");
     let o = render(t, &out, &["-v"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert!(
-        stdout(&o).contains("- node-1/etc/systemd/network/50-flannel.1.netdev"),
-        "{}",
-        stdout(&o)
-    );
+    assert!(stdout(&o).contains("- node-1/etc/systemd/network/50-flannel.1.netdev"), "{}", stdout(&o));
     assert!(!out.join("node-1/etc/flannel-gen/fdb.batch").exists());
-    assert!(
-        out.join("node-1/etc/systemd/network/eth0.network.d/50-flannel-gen.conf")
-            .exists()
-    );
+    assert!(out.join("node-1/etc/systemd/network/eth0.network.d/50-flannel-gen.conf").exists());
     let left: Vec<_> = tree(&out.join("node-3")).into_keys().collect();
-    assert_eq!(
-        left,
-        [PathBuf::from("etc/notes.txt")],
-        "only the foreign file of the removed node stays"
-    );
+    assert_eq!(left, [PathBuf::from("etc/notes.txt")], "only the foreign file of the removed node stays");
     assert_eq!(code(&render(t, &out, &["--check"])), 0);
 }
 
@@ -253,16 +203,10 @@ fn a_failing_render_changes_nothing() {
     let tdir = dir.path().join("templates");
     fs::create_dir(&tdir).expect("mkdir");
     fs::write(tdir.join("route.batch.j2"), "{{ no_such_variable }}\n").expect("write");
-    let y = fs::read_to_string(root().join(topo))
-        .expect("read")
-        .replace("mtu: 1500", "mtu: 9000");
+    let y = fs::read_to_string(root().join(topo)).expect("read").replace("mtu: 1500", "mtu: 9000");
     let t2 = dir.path().join("t.yaml");
     fs::write(&t2, y).expect("write");
-    let o = render(
-        t2.to_str().expect("utf8"),
-        &out,
-        &["--templates", tdir.to_str().expect("utf8")],
-    );
+    let o = render(t2.to_str().expect("utf8"), &out, &["--templates", tdir.to_str().expect("utf8")]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("route.batch.j2"), "{}", stderr(&o));
     assert_eq!(tree(&out), before, "--out unchanged after a failed render");
@@ -281,38 +225,16 @@ fn template_override_is_used() {
     fs::create_dir(&tdir).expect("mkdir");
     fs::write(tdir.join("subnet.env.j2"), "SUBNET={{ subnet }}\n").expect("write");
     let out = dir.path().join("o");
-    let o = render(
-        "examples/vxlan-3node.yaml",
-        &out,
-        &[
-            "--templates",
-            tdir.to_str().expect("utf8"),
-            "--node",
-            "node-2",
-        ],
-    );
+    let o =
+        render("examples/vxlan-3node.yaml", &out, &["--templates", tdir.to_str().expect("utf8"), "--node", "node-2"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(
-        fs::read_to_string(out.join("node-2/run/flannel/subnet.env")).expect("read"),
-        "SUBNET=10.244.2.0/24\n"
-    );
-    assert!(
-        !out.join("node-1").exists(),
-        "--node renders only that node"
-    );
+    assert_eq!(fs::read_to_string(out.join("node-2/run/flannel/subnet.env")).expect("read"), "SUBNET=10.244.2.0/24\n");
+    assert!(!out.join("node-1").exists(), "--node renders only that node");
 
     fs::write(tdir.join("subnet.env.typo"), "x").expect("write");
-    let o = render(
-        "examples/vxlan-3node.yaml",
-        &out,
-        &["--templates", tdir.to_str().expect("utf8")],
-    );
+    let o = render("examples/vxlan-3node.yaml", &out, &["--templates", tdir.to_str().expect("utf8")]);
     assert_eq!(code(&o), 2);
-    assert!(
-        stderr(&o).contains("not a flannel-gen template"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("not a flannel-gen template"), "{}", stderr(&o));
 }
 
 #[test]

@@ -7,15 +7,9 @@ use super::*;
 use crate::topology::{Cluster, parse, validate};
 
 fn cluster_with(names: &[String]) -> Cluster {
-    let mut y = String::from(
-        "version: 1\ncluster: prop\nnetwork: 10.244.0.0/16\nbackend:\n  type: vxlan\nnodes:\n",
-    );
+    let mut y = String::from("version: 1\ncluster: prop\nnetwork: 10.244.0.0/16\nbackend:\n  type: vxlan\nnodes:\n");
     for (i, n) in names.iter().enumerate() {
-        y.push_str(&format!(
-            "  - name: {n}\n    ip: 192.168.{}.{}/16\n",
-            i / 200,
-            i % 200 + 10
-        ));
+        y.push_str(&format!("  - name: {n}\n    ip: 192.168.{}.{}/16\n", i / 200, i % 200 + 10));
     }
     let doc = parse::parse_topology(Path::new("p.yaml"), &y).expect("parses");
     validate::validate(Path::new("p.yaml"), &doc).expect("valid")
@@ -27,11 +21,7 @@ fn assert_unique(a: &Allocation) {
     assert_eq!(subnets.len(), a.leases.len(), "subnets unique");
     assert_eq!(macs.len(), a.leases.len(), "MACs unique");
     for l in a.leases.values() {
-        assert!(
-            l.vtep_mac.is_unicast() && l.vtep_mac.0[0] & 0x02 != 0,
-            "local unicast {}",
-            l.vtep_mac
-        );
+        assert!(l.vtep_mac.is_unicast() && l.vtep_mac.0[0] & 0x02 != 0, "local unicast {}", l.vtep_mac);
     }
 }
 
@@ -125,8 +115,5 @@ fn exhaustion_is_an_error() {
     let names: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
     let mut c = cluster_with(&names);
     c.subnet_max = c.subnet_min; // room for one
-    assert!(matches!(
-        allocate(&c, None),
-        Err(AllocError::Exhausted { .. })
-    ));
+    assert!(matches!(allocate(&c, None), Err(AllocError::Exhausted { .. })));
 }

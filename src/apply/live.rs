@@ -72,9 +72,6 @@ pub struct Live {
 
 impl Live {
     pub fn name_of(&self, index: u32) -> Option<&str> {
-        self.links
-            .values()
-            .find(|l| l.index == index)
-            .map(|l| l.name.as_str())
+        self.links.values().find(|l| l.index == index).map(|l| l.name.as_str())
     }
 }

@@ -13,7 +13,7 @@ pub mod ops;
 pub mod reconcile;
 
 pub use ops::Op;
-pub use reconcile::Prune;
+pub use reconcile::Phase;
 
 use crate::plan::{FORMAT_VERSION, NodePlan};
 
@@ -22,7 +22,7 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// A named network namespace (`/run/netns/NAME`) to apply in.
     pub netns: Option<String>,
-    pub prune: Prune,
+    pub phase: Phase,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -34,12 +34,7 @@ pub enum ApplyError {
     Setup(String),
     /// A write failed; earlier writes stay (re-running apply converges).
     #[error("{failed} of {total} changes failed:\n{details}")]
-    Write {
-        failed: usize,
-        total: usize,
-        details: String,
-        done: Vec<Op>,
-    },
+    Write { failed: usize, total: usize, details: String, done: Vec<Op> },
 }
 
 /// What apply did (or, with dry-run, would do).
@@ -68,35 +63,23 @@ pub fn run(plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyErr
 }
 
 async fn apply(plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    let (conn, handle, _) = rtnetlink::new_connection()
-        .map_err(|e| ApplyError::Setup(format!("netlink socket: {e}")))?;
+    let (conn, handle, _) =
+        rtnetlink::new_connection().map_err(|e| ApplyError::Setup(format!("netlink socket: {e}")))?;
     let conn = tokio::spawn(conn);
     let result = apply_with(&handle, plan, opts).await;
     conn.abort();
     result
 }
 
-async fn apply_with(
-    h: &rtnetlink::Handle,
-    plan: &NodePlan,
-    opts: &ApplyOptions,
-) -> Result<ApplyReport, ApplyError> {
-    let live = netlink::dump(h, plan)
-        .await
-        .map_err(|e| ApplyError::Setup(format!("reading kernel state: {e}")))?;
+async fn apply_with(h: &rtnetlink::Handle, plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
+    let live = netlink::dump(h, plan).await.map_err(|e| ApplyError::Setup(format!("reading kernel state: {e}")))?;
     check_preconditions(plan, &live)?;
-    let changes = reconcile::reconcile(plan, &live, opts.prune);
+    let changes = reconcile::reconcile(plan, &live, opts.phase);
     if opts.dry_run || changes.is_empty() {
         return Ok(ApplyReport { changes });
     }
-    let mut ex = netlink::Executor {
-        handle: h.clone(),
-        index: live
-            .links
-            .iter()
-            .map(|(n, l)| (n.clone(), l.index))
-            .collect(),
-    };
+    let mut ex =
+        netlink::Executor { handle: h.clone(), index: live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect() };
     execute(&mut ex, &changes).await?;
     Ok(ApplyReport { changes })
 }
@@ -116,11 +99,7 @@ fn check_preconditions(plan: &NodePlan, live: &live::Live) -> Result<(), ApplyEr
         return Err(ApplyError::Precondition(format!(
             "uplink {} has {} but the plan of node {} needs {}; refusing to apply a plan meant for another node; nothing was changed",
             up.name,
-            if have.is_empty() {
-                "no IPv4 address".to_string()
-            } else {
-                have.join(", ")
-            },
+            if have.is_empty() { "no IPv4 address".to_string() } else { have.join(", ") },
             plan.node,
             up.address
         )));
@@ -149,10 +128,9 @@ fn check_preconditions(plan: &NodePlan, live: &live::Live) -> Result<(), ApplyEr
 /// Phases, in order; ops inside a phase are independent and pipelined.
 fn phase(op: &Op) -> u8 {
     match op {
-        Op::Sysctl { .. } => 0,
-        Op::DeleteLink {
-            replacing: true, ..
-        } => 1,
+        // After link creation: per-device settings need the device.
+        Op::Sysctl { .. } => 3,
+        Op::DeleteLink { replacing: true, .. } => 1,
         Op::CreateLink(_) => 2,
         Op::FixLink { .. } => 3,
         Op::AddAddress { .. } => 4,
@@ -160,9 +138,7 @@ fn phase(op: &Op) -> u8 {
         Op::ReplaceRoute { .. } => 6,
         Op::DelRoute { .. } | Op::DelAddress { .. } => 7,
         Op::DelFdb { .. } | Op::DelNeigh { .. } => 8,
-        Op::DeleteLink {
-            replacing: false, ..
-        } => 9,
+        Op::DeleteLink { replacing: false, .. } => 9,
     }
 }
 
@@ -182,22 +158,9 @@ async fn execute(ex: &mut netlink::Executor, changes: &[Op]) -> Result<(), Apply
             failures = ex.run_pipelined(&ops).await;
         }
         if !failures.is_empty() {
-            let details = failures
-                .iter()
-                .map(|(op, e)| format!("  {op}: {e}"))
-                .collect::<Vec<_>>()
-                .join("\n");
-            done.extend(
-                ops.iter()
-                    .filter(|o| !failures.iter().any(|(f, _)| f == *o))
-                    .map(|o| (*o).clone()),
-            );
-            return Err(ApplyError::Write {
-                failed: failures.len(),
-                total: changes.len(),
-                details,
-                done,
-            });
+            let details = failures.iter().map(|(op, e)| format!("  {op}: {e}")).collect::<Vec<_>>().join("\n");
+            done.extend(ops.iter().filter(|o| !failures.iter().any(|(f, _)| f == *o)).map(|o| (*o).clone()));
+            return Err(ApplyError::Write { failed: failures.len(), total: changes.len(), details, done });
         }
         done.extend(ops.into_iter().cloned());
     }

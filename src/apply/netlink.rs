@@ -11,8 +11,7 @@ use ipnet::Ipv4Net;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVxlan, LinkAttribute, LinkFlags,
-    LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, In6AddrGenMode, InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
@@ -56,18 +55,14 @@ fn kernel(e: rtnetlink::Error) -> NetlinkError {
     }
 }
 
-async fn timed<T>(
-    f: impl std::future::Future<Output = Result<T, rtnetlink::Error>>,
-) -> Result<T, NetlinkError> {
+async fn timed<T>(f: impl std::future::Future<Output = Result<T, rtnetlink::Error>>) -> Result<T, NetlinkError> {
     match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
         Ok(r) => r.map_err(kernel),
         Err(_) => Err(NetlinkError::Timeout(REQUEST_TIMEOUT)),
     }
 }
 
-async fn collect<T>(
-    s: impl futures::Stream<Item = Result<T, rtnetlink::Error>>,
-) -> Result<Vec<T>, NetlinkError> {
+async fn collect<T>(s: impl futures::Stream<Item = Result<T, rtnetlink::Error>>) -> Result<Vec<T>, NetlinkError> {
     timed(s.try_collect::<Vec<T>>()).await
 }
 
@@ -76,11 +71,7 @@ fn mac_of(bytes: &[u8]) -> Option<Mac> {
 }
 
 fn live_link(m: &LinkMessage) -> LiveLink {
-    let mut l = LiveLink {
-        index: m.header.index,
-        up: m.header.flags.contains(LinkFlags::Up),
-        ..LiveLink::default()
-    };
+    let mut l = LiveLink { index: m.header.index, up: m.header.flags.contains(LinkFlags::Up), ..LiveLink::default() };
     for a in &m.attributes {
         match a {
             LinkAttribute::IfName(n) => l.name = n.clone(),
@@ -194,56 +185,28 @@ pub async fn dump(h: &Handle, plan: &NodePlan) -> Result<Live, NetlinkError> {
         }
     }
     let all = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    live.routes = collect(h.route().get(all).execute())
-        .await?
-        .iter()
-        .filter_map(live_route)
-        .collect();
+    live.routes = collect(h.route().get(all).execute()).await?.iter().filter_map(live_route).collect();
     if let Some(dev) = dev {
-        let neighs = collect(
-            h.neighbours()
-                .get()
-                .set_address_family(AddressFamily::Inet)
-                .execute(),
-        )
-        .await?;
+        let neighs = collect(h.neighbours().get().set_address_family(AddressFamily::Inet).execute()).await?;
         for m in neighs.iter().filter(|m| m.header.ifindex == dev) {
             if let (Some(IpAddr::V4(ip)), mac, permanent) = neigh_fields(m) {
-                live.neighs.push(LiveNeigh {
-                    ip,
-                    lladdr: mac,
-                    permanent,
-                });
+                live.neighs.push(LiveNeigh { ip, lladdr: mac, permanent });
             }
         }
-        let fdb = collect(
-            h.neighbours()
-                .get()
-                .set_address_family(AddressFamily::Bridge)
-                .execute(),
-        )
-        .await?;
-        for m in fdb
-            .iter()
-            .filter(|m| m.header.ifindex == dev && m.header.flags.contains(NeighbourFlags::Own))
-        {
+        let fdb = collect(h.neighbours().get().set_address_family(AddressFamily::Bridge).execute()).await?;
+        for m in fdb.iter().filter(|m| m.header.ifindex == dev && m.header.flags.contains(NeighbourFlags::Own)) {
             let (ip, mac, permanent) = neigh_fields(m);
             if let Some(lladdr) = mac {
                 let dst = match ip {
                     Some(IpAddr::V4(v)) => Some(v),
                     _ => None,
                 };
-                live.fdb.push(LiveFdb {
-                    lladdr,
-                    dst,
-                    permanent,
-                });
+                live.fdb.push(LiveFdb { lladdr, dst, permanent });
             }
         }
     }
     for s in &plan.sysctls {
-        let path = format!("/proc/sys/{}", s.key.replace('.', "/"));
-        if let Ok(v) = std::fs::read_to_string(path) {
+        if let Ok(v) = std::fs::read_to_string(s.proc_path()) {
             live.sysctls.insert(s.key.clone(), v.trim().to_string());
         }
     }
@@ -258,21 +221,11 @@ pub struct Executor {
 
 impl Executor {
     fn idx(&self, name: &str) -> Result<u32, NetlinkError> {
-        self.index
-            .get(name)
-            .copied()
-            .ok_or_else(|| NetlinkError::Kernel(format!("no device {name}")))
+        self.index.get(name).copied().ok_or_else(|| NetlinkError::Kernel(format!("no device {name}")))
     }
 
     async fn refresh(&mut self, name: &str) -> Result<(), NetlinkError> {
-        let found = collect(
-            self.handle
-                .link()
-                .get()
-                .match_name(name.to_string())
-                .execute(),
-        )
-        .await?;
+        let found = collect(self.handle.link().get().match_name(name.to_string()).execute()).await?;
         match found.first() {
             Some(m) => self.index.insert(name.to_string(), m.header.index),
             None => self.index.remove(name),
@@ -297,13 +250,7 @@ impl Executor {
                 let i = self.idx(&l.name)?;
                 // No IPv6 link-local on the overlay: set before up, as networkd does.
                 timed(self.handle.link().change(addrgen_none(i)).execute()).await?;
-                timed(
-                    self.handle
-                        .link()
-                        .change(LinkUnspec::new_with_index(i).up().build())
-                        .execute(),
-                )
-                .await
+                timed(self.handle.link().change(LinkUnspec::new_with_index(i).up().build()).execute()).await
             }
             Op::DeleteLink { name, .. } => {
                 timed(self.handle.link().del(self.idx(name)?).execute()).await?;
@@ -319,9 +266,8 @@ impl Executor {
         let h = &self.handle;
         match op {
             Op::Sysctl { key, to, .. } => {
-                let path = format!("/proc/sys/{}", key.replace('.', "/"));
-                std::fs::write(&path, format!("{to}\n"))
-                    .map_err(|e| NetlinkError::Kernel(format!("{path}: {e}")))
+                let path = crate::plan::Sysctl { key: key.clone(), value: to.clone() }.proc_path();
+                std::fs::write(&path, format!("{to}\n")).map_err(|e| NetlinkError::Kernel(format!("{path}: {e}")))
             }
             Op::FixLink { name, fix } => {
                 let i = self.idx(name)?;
@@ -329,10 +275,7 @@ impl Executor {
                     timed(h.link().change(addrgen_none(i)).execute()).await?;
                 }
                 if let Some((_, learning)) = fix.learning {
-                    let msg = LinkMessageBuilder::<LinkVxlan>::new(name)
-                        .index(i)
-                        .learning(learning)
-                        .build();
+                    let msg = LinkMessageBuilder::<LinkVxlan>::new(name).index(i).learning(learning).build();
                     timed(h.link().change(msg).execute()).await?;
                 }
                 let mut b = LinkUnspec::new_with_index(i);
@@ -345,13 +288,8 @@ impl Executor {
                 timed(h.link().change(b.up().build()).execute()).await
             }
             Op::AddAddress { dev, addr } => {
-                timed(
-                    h.address()
-                        .add(self.idx(dev)?, IpAddr::V4(addr.addr()), addr.prefix_len())
-                        .replace()
-                        .execute(),
-                )
-                .await
+                timed(h.address().add(self.idx(dev)?, IpAddr::V4(addr.addr()), addr.prefix_len()).replace().execute())
+                    .await
             }
             Op::DelAddress { dev, addr } => {
                 let msg = rtnetlink::AddressMessageBuilder::<Ipv4Addr>::new()
@@ -373,8 +311,7 @@ impl Executor {
                 let mut m = NeighbourMessage::default();
                 m.header.family = AddressFamily::Inet;
                 m.header.ifindex = self.idx(dev)?;
-                m.attributes
-                    .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(*ip)));
+                m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(*ip)));
                 timed(h.neighbours().del(m).execute()).await
             }
             Op::AddFdb(f) => {
@@ -392,11 +329,9 @@ impl Executor {
                 m.header.family = AddressFamily::Bridge;
                 m.header.ifindex = self.idx(dev)?;
                 m.header.flags = NeighbourFlags::Own;
-                m.attributes
-                    .push(NeighbourAttribute::LinkLayerAddress(lladdr.0.to_vec()));
+                m.attributes.push(NeighbourAttribute::LinkLayerAddress(lladdr.0.to_vec()));
                 if let Some(d) = dst {
-                    m.attributes
-                        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(*d)));
+                    m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::Inet(*d)));
                 }
                 timed(h.neighbours().del(m).execute()).await
             }
@@ -421,9 +356,7 @@ impl Executor {
                     .build();
                 timed(h.route().del(msg).execute()).await
             }
-            Op::CreateLink(_) | Op::DeleteLink { .. } => {
-                Err(NetlinkError::Kernel("link ops run one at a time".into()))
-            }
+            Op::CreateLink(_) | Op::DeleteLink { .. } => Err(NetlinkError::Kernel("link ops run one at a time".into())),
         }
     }
 
@@ -441,8 +374,8 @@ impl Executor {
 
 fn addrgen_none(index: u32) -> LinkMessage {
     LinkUnspec::new_with_index(index)
-        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-            vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-        )]))
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )])]))
         .build()
 }

@@ -17,10 +17,7 @@ pub fn enter(name: &str) -> Result<(), String> {
     let f = File::open(&path).map_err(|e| format!("--netns {name}: {path}: {e}"))?;
     // SAFETY: setns only reads the descriptor, which `f` keeps open for the call.
     if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(format!(
-            "--netns {name}: setns: {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(format!("--netns {name}: setns: {}", std::io::Error::last_os_error()));
     }
     Ok(())
 }

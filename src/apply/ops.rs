@@ -80,11 +80,9 @@ impl Op {
         match self {
             Op::Sysctl { .. } | Op::FixLink { .. } => '~',
             Op::ReplaceRoute { was: Some(_), .. } => '~',
-            Op::CreateLink(_)
-            | Op::AddAddress { .. }
-            | Op::AddNeigh(_)
-            | Op::AddFdb(_)
-            | Op::ReplaceRoute { .. } => '+',
+            Op::CreateLink(_) | Op::AddAddress { .. } | Op::AddNeigh(_) | Op::AddFdb(_) | Op::ReplaceRoute { .. } => {
+                '+'
+            }
             Op::DeleteLink { .. }
             | Op::DelAddress { .. }
             | Op::DelNeigh { .. }
@@ -143,10 +141,7 @@ impl Op {
                 None => format!("{lladdr} dev {dev} self"),
             },
             Op::ReplaceRoute { route, was: None } => route.to_string(),
-            Op::ReplaceRoute {
-                route,
-                was: Some(w),
-            } => format!("{route} (was {w})"),
+            Op::ReplaceRoute { route, was: Some(w) } => format!("{route} (was {w})"),
             Op::DelRoute { desc, .. } => desc.clone(),
         }
     }

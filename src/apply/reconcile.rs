@@ -12,30 +12,27 @@ pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
 /// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the flannel device.
 pub const ADDRGEN_NONE: u8 = 1;
 
-/// How much of the old state to remove.
+/// A backend migration rolled out node by node runs in two phases, each on
+/// every node before the next (README "Migrating between backends").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Prune {
-    /// Remove everything owned that the plan does not have.
+pub enum Phase {
+    /// Phase 1: make the new path usable without breaking the old one. Adds
+    /// what the plan needs (device, neighbours, FDB) and moves routes to
+    /// host-gw, whose receive side is plain forwarding; routes move onto VXLAN
+    /// only in phase 2, once every peer has its device. Removes nothing, so
+    /// peers that still encapsulate can still reach this node.
+    Prepare,
+    /// Phase 2, and a plain apply: everything as planned, stale state pruned.
     #[default]
-    All,
-    /// Migration phase 1: switch routes, but keep the flannel device, its
-    /// neighbours and FDB so peers that still encapsulate can reach us.
-    KeepReceivePath,
+    Complete,
 }
 
 /// Why an existing device cannot be kept, if it cannot.
 fn replace_reason(plan: &NodePlan, live: &Live) -> Option<String> {
     let want = plan.vxlan.as_ref()?;
     let have = live.links.get(&want.name)?;
-    let Some(vx) = have
-        .vxlan
-        .as_ref()
-        .filter(|_| have.kind.as_deref() == Some("vxlan"))
-    else {
-        return Some(format!(
-            "kind {}, want vxlan",
-            have.kind.as_deref().unwrap_or("none")
-        ));
+    let Some(vx) = have.vxlan.as_ref().filter(|_| have.kind.as_deref() == Some("vxlan")) else {
+        return Some(format!("kind {}, want vxlan", have.kind.as_deref().unwrap_or("none")));
     };
     let uplink = live.links.get(&want.dev).map(|l| l.index);
     let mut why = Vec::new();
@@ -86,20 +83,12 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
 }
 
 /// Everything that must change for the kernel to match `plan`, in order.
-pub fn reconcile(plan: &NodePlan, live: &Live, prune: Prune) -> Vec<Op> {
+pub fn reconcile(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<Op> {
     let mut ops = Vec::new();
     for s in &plan.sysctls {
-        let have = live
-            .sysctls
-            .get(&s.key)
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default();
+        let have = live.sysctls.get(&s.key).map(|v| v.trim().to_string()).unwrap_or_default();
         if have != s.value {
-            ops.push(Op::Sysctl {
-                key: s.key.clone(),
-                from: have,
-                to: s.value.clone(),
-            });
+            ops.push(Op::Sysctl { key: s.key.clone(), from: have, to: s.value.clone() });
         }
     }
 
@@ -111,11 +100,7 @@ pub fn reconcile(plan: &NodePlan, live: &Live, prune: Prune) -> Vec<Op> {
             true
         }
         (Some(want), Some(_)) if replaced.is_some() => {
-            ops.push(Op::DeleteLink {
-                name: want.name.clone(),
-                why: replaced.unwrap_or_default(),
-                replacing: true,
-            });
+            ops.push(Op::DeleteLink { name: want.name.clone(), why: replaced.unwrap_or_default(), replacing: true });
             ops.push(Op::CreateLink(want.clone()));
             true
         }
@@ -124,64 +109,36 @@ pub fn reconcile(plan: &NodePlan, live: &Live, prune: Prune) -> Vec<Op> {
             let fix = LinkFix {
                 mtu: (have.mtu != Some(want.mtu)).then(|| (have.mtu.unwrap_or(0), want.mtu)),
                 mac: have.mac.filter(|m| *m != want.mac).map(|m| (m, want.mac)),
-                learning: (vx.learning != Some(want.learning))
-                    .then(|| (vx.learning.unwrap_or(true), want.learning)),
+                learning: (vx.learning != Some(want.learning)).then(|| (vx.learning.unwrap_or(true), want.learning)),
                 addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
                 up: !have.up,
             };
             if !fix.is_empty() {
-                ops.push(Op::FixLink {
-                    name: want.name.clone(),
-                    fix,
-                });
+                ops.push(Op::FixLink { name: want.name.clone(), fix });
             }
             false
         }
         (None, _) => false,
     };
-    let dev_index = live
-        .links
-        .get(&plan.device)
-        .map(|l| l.index)
-        .filter(|_| !fresh);
+    let dev_index = live.links.get(&plan.device).map(|l| l.index).filter(|_| !fresh);
 
     if let Some(want) = &plan.vxlan {
-        let have: Vec<ipnet::Ipv4Net> = dev_index
-            .and_then(|i| live.addrs.get(&i))
-            .cloned()
-            .unwrap_or_default();
+        let have: Vec<ipnet::Ipv4Net> = dev_index.and_then(|i| live.addrs.get(&i)).cloned().unwrap_or_default();
         if !have.contains(&want.address) {
-            ops.push(Op::AddAddress {
-                dev: want.name.clone(),
-                addr: want.address,
-            });
+            ops.push(Op::AddAddress { dev: want.name.clone(), addr: want.address });
         }
-        for a in have.iter().filter(|a| **a != want.address) {
-            ops.push(Op::DelAddress {
-                dev: want.name.clone(),
-                addr: *a,
-            });
+        for a in have.iter().filter(|a| **a != want.address && phase == Phase::Complete) {
+            ops.push(Op::DelAddress { dev: want.name.clone(), addr: *a });
         }
     }
 
     // Per peer in flanneld's order: all neighbours and FDB entries go in before
     // any route that needs them.
-    let (neighs, fdb) = if fresh {
-        (&[][..], &[][..])
-    } else {
-        (&live.neighs[..], &live.fdb[..])
-    };
+    let (neighs, fdb) = if fresh { (&[][..], &[][..]) } else { (&live.neighs[..], &live.fdb[..]) };
     let have_neigh: HashMap<_, _> = neighs.iter().map(|n| (n.ip, n)).collect();
-    let have_fdb: HashSet<_> = fdb
-        .iter()
-        .filter(|f| f.permanent)
-        .map(|f| (f.lladdr, f.dst))
-        .collect();
+    let have_fdb: HashSet<_> = fdb.iter().filter(|f| f.permanent).map(|f| (f.lladdr, f.dst)).collect();
     for n in plan.neighbours() {
-        if !have_neigh
-            .get(&n.ip)
-            .is_some_and(|h| h.permanent && h.lladdr == Some(n.lladdr))
-        {
+        if !have_neigh.get(&n.ip).is_some_and(|h| h.permanent && h.lladdr == Some(n.lladdr)) {
             ops.push(Op::AddNeigh(n.clone()));
         }
     }
@@ -192,11 +149,7 @@ pub fn reconcile(plan: &NodePlan, live: &Live, prune: Prune) -> Vec<Op> {
     }
 
     let index_of = |name: &str| live.links.get(name).map(|l| l.index);
-    let owned: Vec<&LiveRoute> = live
-        .routes
-        .iter()
-        .filter(|r| owns_route(plan, &r.dst))
-        .collect();
+    let owned: Vec<&LiveRoute> = live.routes.iter().filter(|r| owns_route(plan, &r.dst)).collect();
     let by_dst: HashMap<_, _> = owned.iter().map(|r| (r.dst, *r)).collect();
     let matches = |want: &Route, have: &LiveRoute| {
         let dev_ok = if want.dev == plan.device && fresh {
@@ -204,82 +157,50 @@ pub fn reconcile(plan: &NodePlan, live: &Live, prune: Prune) -> Vec<Op> {
         } else {
             have.oif.is_some() && have.oif == index_of(&want.dev)
         };
-        dev_ok
-            && have.gateway == Some(want.via)
-            && have.onlink == want.onlink
-            && have.protocol == ROUTE_PROTOCOL_STATIC
+        dev_ok && have.gateway == Some(want.via) && have.onlink == want.onlink && have.protocol == ROUTE_PROTOCOL_STATIC
     };
     let mut planned = HashSet::new();
+    let old_dev = live.links.get(&plan.device).map(|l| l.index);
     for r in plan.routes() {
         planned.insert(r.dst);
         match by_dst.get(&r.dst) {
             Some(have) if matches(r, have) => {}
-            // A route through a device that was just deleted is gone with it.
+            // Phase 1 keeps a working non-VXLAN route until every peer has its device.
             Some(have)
-                if fresh
-                    && have.oif.is_some()
-                    && have.oif == live.links.get(&plan.device).map(|l| l.index) =>
-            {
-                ops.push(Op::ReplaceRoute {
-                    route: r.clone(),
-                    was: None,
-                });
+                if phase == Phase::Prepare && r.dev == plan.device && (have.oif.is_none() || have.oif != old_dev) => {}
+            // A route through a device that was just deleted is gone with it.
+            Some(have) if fresh && have.oif.is_some() && have.oif == live.links.get(&plan.device).map(|l| l.index) => {
+                ops.push(Op::ReplaceRoute { route: r.clone(), was: None });
             }
-            Some(have) => ops.push(Op::ReplaceRoute {
-                route: r.clone(),
-                was: Some(describe(have, live)),
-            }),
-            None => ops.push(Op::ReplaceRoute {
-                route: r.clone(),
-                was: None,
-            }),
+            Some(have) => ops.push(Op::ReplaceRoute { route: r.clone(), was: Some(describe(have, live)) }),
+            None => ops.push(Op::ReplaceRoute { route: r.clone(), was: None }),
         }
     }
-    let old_dev = live.links.get(&plan.device).map(|l| l.index);
+    if phase == Phase::Prepare {
+        return ops;
+    }
     for r in owned.iter().filter(|r| !planned.contains(&r.dst)) {
         // Routes through a replaced device disappear with it.
         if fresh && r.oif.is_some() && r.oif == old_dev {
             continue;
         }
-        ops.push(Op::DelRoute {
-            dst: r.dst,
-            desc: describe(r, live),
-        });
+        ops.push(Op::DelRoute { dst: r.dst, desc: describe(r, live) });
     }
 
-    if prune == Prune::KeepReceivePath {
-        return ops;
-    }
     let want_neigh: HashSet<_> = plan.neighbours().map(|n| n.ip).collect();
     let want_fdb: HashSet<_> = plan.fdb().map(|f| (f.lladdr, Some(f.dst))).collect();
     match (&plan.vxlan, live.links.get(&plan.device)) {
         (Some(_), Some(_)) if !fresh => {
-            for f in fdb
-                .iter()
-                .filter(|f| !want_fdb.contains(&(f.lladdr, f.dst)))
-            {
-                ops.push(Op::DelFdb {
-                    dev: plan.device.clone(),
-                    lladdr: f.lladdr,
-                    dst: f.dst,
-                });
+            for f in fdb.iter().filter(|f| !want_fdb.contains(&(f.lladdr, f.dst))) {
+                ops.push(Op::DelFdb { dev: plan.device.clone(), lladdr: f.lladdr, dst: f.dst });
             }
-            for n in neighs
-                .iter()
-                .filter(|n| n.permanent && !want_neigh.contains(&n.ip))
-            {
-                ops.push(Op::DelNeigh {
-                    dev: plan.device.clone(),
-                    ip: n.ip,
-                    lladdr: n.lladdr,
-                });
+            for n in neighs.iter().filter(|n| n.permanent && !want_neigh.contains(&n.ip)) {
+                ops.push(Op::DelNeigh { dev: plan.device.clone(), ip: n.ip, lladdr: n.lladdr });
             }
         }
-        (None, Some(_)) => ops.push(Op::DeleteLink {
-            name: plan.device.clone(),
-            why: "not in the plan".into(),
-            replacing: false,
-        }),
+        (None, Some(_)) => {
+            ops.push(Op::DeleteLink { name: plan.device.clone(), why: "not in the plan".into(), replacing: false })
+        }
         _ => {}
     }
     ops

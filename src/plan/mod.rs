@@ -122,8 +122,20 @@ pub struct Route {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sysctl {
+    /// `net.ipv4.ip_forward`, or slash form `net/ipv4/conf/flannel.1/rp_filter`.
     pub key: String,
     pub value: String,
+}
+
+impl Sysctl {
+    /// The file under /proc/sys (sysctl.d rules: dots separate unless the key uses slashes).
+    pub fn proc_path(&self) -> String {
+        if self.key.contains('/') {
+            format!("/proc/sys/{}", self.key)
+        } else {
+            format!("/proc/sys/{}", self.key.replace('.', "/"))
+        }
+    }
 }
 
 impl NodePlan {

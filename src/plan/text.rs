@@ -24,21 +24,13 @@ impl fmt::Display for VxlanLink {
 
 impl fmt::Display for Neighbour {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} lladdr {} dev {} permanent",
-            self.ip, self.lladdr, self.dev
-        )
+        write!(f, "{} lladdr {} dev {} permanent", self.ip, self.lladdr, self.dev)
     }
 }
 
 impl fmt::Display for Fdb {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} dst {} dev {} self permanent",
-            self.lladdr, self.dst, self.dev
-        )
+        write!(f, "{} dst {} dev {} self permanent", self.lladdr, self.dst, self.dev)
     }
 }
 
@@ -67,21 +59,13 @@ impl fmt::Display for NodePlan {
             ("vxlan", true) => "vxlan (directRouting)".to_string(),
             (b, _) => b.to_string(),
         };
-        writeln!(
-            f,
-            "# node {} of cluster {}, backend {backend}",
-            self.node, self.cluster
-        )?;
+        writeln!(f, "# node {} of cluster {}, backend {backend}", self.node, self.cluster)?;
         writeln!(
             f,
             "# network {} subnet {} gateway {} mtu {} ipMasq {}",
             self.network, self.subnet, self.gateway, self.mtu, self.ip_masq
         )?;
-        writeln!(
-            f,
-            "# uplink {} {} mtu {}",
-            self.uplink.name, self.uplink.address, self.uplink.mtu
-        )?;
+        writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, self.uplink.address, self.uplink.mtu)?;
         for s in &self.sysctls {
             writeln!(f, "sysctl {}={}", s.key, s.value)?;
         }

@@ -20,15 +20,9 @@ pub use templates::Templates;
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
     #[error("template {name}: {source:#}")]
-    Template {
-        name: String,
-        source: Box<minijinja::Error>,
-    },
+    Template { name: String, source: Box<minijinja::Error> },
     #[error("{dir}: cannot read templates: {source}")]
-    TemplateDir {
-        dir: PathBuf,
-        source: std::io::Error,
-    },
+    TemplateDir { dir: PathBuf, source: std::io::Error },
     #[error("{path}: not a flannel-gen template (known: {known})")]
     UnknownTemplate { path: PathBuf, known: String },
 }
@@ -45,10 +39,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions {
-            uplink_network: None,
-            binary: "/usr/local/bin/flannel-gen".into(),
-        }
+        RenderOptions { uplink_network: None, binary: "/usr/local/bin/flannel-gen".into() }
     }
 }
 
@@ -71,14 +62,8 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<(String, &'static
         ("run/flannel/subnet.env".into(), "subnet.env.j2"),
         ("run/docker_opts.env".into(), "docker_opts.env.j2"),
         ("etc/docker/daemon.json".into(), "daemon.json.j2"),
-        (
-            "etc/cni/net.d/10-flannel.conflist".into(),
-            "flannel.conflist.j2",
-        ),
-        (
-            "etc/systemd/system/flannel-gen.service".into(),
-            "flannel-gen.service.j2",
-        ),
+        ("etc/cni/net.d/10-flannel.conflist".into(), "flannel.conflist.j2"),
+        ("etc/systemd/system/flannel-gen.service".into(), "flannel-gen.service.j2"),
         ("etc/sysctl.d/50-flannel-gen.conf".into(), "sysctl.conf.j2"),
         ("etc/flannel-gen/route.batch".into(), "route.batch.j2"),
     ];
@@ -92,24 +77,14 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<(String, &'static
         v.push(("etc/flannel-gen/fdb.batch".into(), "fdb.batch.j2"));
     }
     if plan.vxlan.is_some() || plan.peers.iter().any(|p| p.path == PeerPath::HostGw) {
-        let network = opts
-            .uplink_network
-            .clone()
-            .unwrap_or_else(|| format!("{}.network", plan.uplink.name));
-        v.push((
-            format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"),
-            "uplink.conf.j2",
-        ));
+        let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
+        v.push((format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
     }
     v
 }
 
 /// Every file of one node's overlay, sorted by path, manifest included.
-pub fn render_node(
-    t: &Templates,
-    plan: &NodePlan,
-    opts: &RenderOptions,
-) -> Result<Vec<RenderedFile>, RenderError> {
+pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Result<Vec<RenderedFile>, RenderError> {
     let ctx = minijinja::context! {
         subnet_len => plan.subnet.prefix_len(),
         binary => opts.binary.clone(),
@@ -117,11 +92,7 @@ pub fn render_node(
     };
     let mut files = Vec::new();
     for (path, template) in artefacts(plan, opts) {
-        files.push(RenderedFile {
-            path,
-            bytes: t.render(template, &ctx)?.into_bytes(),
-            mode: MODE,
-        });
+        files.push(RenderedFile { path, bytes: t.render(template, &ctx)?.into_bytes(), mode: MODE });
     }
     files.push(RenderedFile {
         path: "etc/flannel-gen/plan.json".into(),
@@ -129,18 +100,13 @@ pub fn render_node(
         mode: MODE,
     });
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let mut manifest = String::from(
-        "# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n",
-    );
+    let mut manifest =
+        String::from("# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n");
     for f in &files {
         manifest.push_str(&f.path);
         manifest.push('\n');
     }
-    files.push(RenderedFile {
-        path: MANIFEST.into(),
-        bytes: manifest.into_bytes(),
-        mode: MODE,
-    });
+    files.push(RenderedFile { path: MANIFEST.into(), bytes: manifest.into_bytes(), mode: MODE });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
 }
@@ -192,9 +158,7 @@ pub fn render_out(
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, NodeResult)>> = Mutex::new(Vec::with_capacity(plans.len()));
     let failure: Mutex<Option<crate::error::Error>> = Mutex::new(None);
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(plans.len().max(1));
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(plans.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
             s.spawn(|| {
@@ -225,10 +189,7 @@ pub fn render_out(
     let mut results = results.into_inner().unwrap_or_default();
     results.sort_by_key(|(i, _)| *i);
 
-    let mut report = Report {
-        nodes: plans.len(),
-        ..Report::default()
-    };
+    let mut report = Report { nodes: plans.len(), ..Report::default() };
     let mut staged = Vec::new();
     for (_, r) in results {
         report.files += r.files;
@@ -263,20 +224,8 @@ fn render_one(
     let files = render_node(t, plan, opts)?;
     let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
     let count = files.len();
-    let changes = output::node_changes(
-        out,
-        &output::NodeFiles {
-            node: plan.node.clone(),
-            files,
-        },
-    )?;
-    let mut r = NodeResult {
-        files: count,
-        bytes,
-        staged: Vec::new(),
-        diffs: String::new(),
-        summaries: Vec::new(),
-    };
+    let changes = output::node_changes(out, &output::NodeFiles { node: plan.node.clone(), files })?;
+    let mut r = NodeResult { files: count, bytes, staged: Vec::new(), diffs: String::new(), summaries: Vec::new() };
     for c in &changes {
         r.summaries.push(c.summary());
         match stage {

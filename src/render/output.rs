@@ -17,26 +17,18 @@ use super::{MANIFEST, RenderedFile};
 pub enum OutputError {
     #[error("{0}: --out exists and is not a directory")]
     NotADirectory(PathBuf),
-    #[error(
-        "{0}: --out is a symlink; give the directory it points to, so no write can land elsewhere"
-    )]
+    #[error("{0}: --out is a symlink; give the directory it points to, so no write can land elsewhere")]
     OutIsSymlink(PathBuf),
     #[error("{0}: refusing to write through a symlink inside --out")]
     SymlinkInside(PathBuf),
     #[error("{path}: `{entry}` is not a safe relative path; refusing to use it")]
     UnsafePath { path: PathBuf, entry: String },
     #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| OutputError::Io { path: path.to_path_buf(), source }
 }
 
 /// One node's desired overlay.
@@ -48,16 +40,8 @@ pub struct NodeFiles {
 /// A difference between the desired tree and `--out`. Paths are relative to `--out`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Write {
-        path: PathBuf,
-        old: Option<(Vec<u8>, u32)>,
-        new: Vec<u8>,
-        mode: u32,
-    },
-    Remove {
-        path: PathBuf,
-        old: Vec<u8>,
-    },
+    Write { path: PathBuf, old: Option<(Vec<u8>, u32)>, new: Vec<u8>, mode: u32 },
+    Remove { path: PathBuf, old: Vec<u8> },
 }
 
 impl Change {
@@ -70,9 +54,7 @@ impl Change {
     /// `+` new, `~` changed, `-` removed: one line per file.
     pub fn summary(&self) -> String {
         match self {
-            Change::Write {
-                path, old: None, ..
-            } => format!("+ {}", path.display()),
+            Change::Write { path, old: None, .. } => format!("+ {}", path.display()),
             Change::Write { path, .. } => format!("~ {}", path.display()),
             Change::Remove { path, .. } => format!("- {}", path.display()),
         }
@@ -83,15 +65,8 @@ impl Change {
         let p = self.path().display();
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         match self {
-            Change::Write { old: None, new, .. } => {
-                unified(&text(b""), &text(new), "/dev/null", &format!("b/{p}"))
-            }
-            Change::Write {
-                old: Some((old, old_mode)),
-                new,
-                mode,
-                ..
-            } => {
+            Change::Write { old: None, new, .. } => unified(&text(b""), &text(new), "/dev/null", &format!("b/{p}")),
+            Change::Write { old: Some((old, old_mode)), new, mode, .. } => {
                 let mut d = unified(&text(old), &text(new), &format!("a/{p}"), &format!("b/{p}"));
                 if old_mode != mode {
                     d = format!("mode {p}: {old_mode:04o} -> {mode:04o}\n{d}");
@@ -104,11 +79,7 @@ impl Change {
 }
 
 fn unified(a: &str, b: &str, an: &str, bn: &str) -> String {
-    similar::TextDiff::from_lines(a, b)
-        .unified_diff()
-        .context_radius(3)
-        .header(an, bn)
-        .to_string()
+    similar::TextDiff::from_lines(a, b).unified_diff().context_radius(3).header(an, bn).to_string()
 }
 
 /// A relative path of plain components only: nothing can climb out of `--out`.
@@ -124,14 +95,9 @@ pub fn prepare_out(out: &Path, create: bool) -> Result<(), OutputError> {
         Ok(m) if m.file_type().is_symlink() => Err(OutputError::OutIsSymlink(out.to_path_buf())),
         Ok(m) if !m.is_dir() => Err(OutputError::NotADirectory(out.to_path_buf())),
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
-            fs::create_dir_all(out).map_err(io(out))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => fs::create_dir_all(out).map_err(io(out)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(OutputError::Io {
-            path: out.to_path_buf(),
-            source: e,
-        }),
+        Err(e) => Err(OutputError::Io { path: out.to_path_buf(), source: e }),
     }
 }
 
@@ -157,10 +123,7 @@ fn read_existing(path: &Path) -> Result<Option<(Vec<u8>, u32)>, OutputError> {
         }
         Ok(_) => Err(OutputError::SymlinkInside(path.to_path_buf())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(OutputError::Io {
-            path: path.to_path_buf(),
-            source: e,
-        }),
+        Err(e) => Err(OutputError::Io { path: path.to_path_buf(), source: e }),
     }
 }
 
@@ -171,14 +134,10 @@ fn manifest_of(out: &Path, node: &str) -> Result<Vec<PathBuf>, OutputError> {
         return Ok(Vec::new());
     };
     let mut owned = vec![PathBuf::from(MANIFEST)];
-    for line in String::from_utf8_lossy(&bytes)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-    {
-        owned.push(safe_rel(line).ok_or_else(|| OutputError::UnsafePath {
-            path: path.clone(),
-            entry: line.to_string(),
-        })?);
+    for line in String::from_utf8_lossy(&bytes).lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        owned.push(
+            safe_rel(line).ok_or_else(|| OutputError::UnsafePath { path: path.clone(), entry: line.to_string() })?,
+        );
     }
     Ok(owned)
 }
@@ -192,10 +151,7 @@ fn rendered_nodes(out: &Path) -> Result<BTreeSet<String>, OutputError> {
     for e in entries {
         let e = e.map_err(io(out))?;
         let name = e.file_name().to_string_lossy().into_owned();
-        if !name.starts_with('.')
-            && e.path().join(MANIFEST).is_file()
-            && e.file_type().map_err(io(out))?.is_dir()
-        {
+        if !name.starts_with('.') && e.path().join(MANIFEST).is_file() && e.file_type().map_err(io(out))?.is_dir() {
             nodes.insert(name);
         }
     }
@@ -205,35 +161,22 @@ fn rendered_nodes(out: &Path) -> Result<BTreeSet<String>, OutputError> {
 /// What would change in `out` for one node: its files, and files its previous
 /// render wrote that it no longer produces.
 pub fn node_changes(out: &Path, node: &NodeFiles) -> Result<Vec<Change>, OutputError> {
-    let node_rel = safe_rel(&node.node).ok_or_else(|| OutputError::UnsafePath {
-        path: out.to_path_buf(),
-        entry: node.node.clone(),
-    })?;
+    let node_rel = safe_rel(&node.node)
+        .ok_or_else(|| OutputError::UnsafePath { path: out.to_path_buf(), entry: node.node.clone() })?;
     let mut desired = BTreeSet::new();
     let mut result = Vec::new();
     for f in &node.files {
-        let rel =
-            safe_rel(&f.path)
-                .map(|p| node_rel.join(p))
-                .ok_or_else(|| OutputError::UnsafePath {
-                    path: out.to_path_buf(),
-                    entry: format!("{}/{}", node.node, f.path),
-                })?;
+        let rel = safe_rel(&f.path).map(|p| node_rel.join(p)).ok_or_else(|| OutputError::UnsafePath {
+            path: out.to_path_buf(),
+            entry: format!("{}/{}", node.node, f.path),
+        })?;
         no_symlinks(out, &rel)?;
         let old = read_existing(&out.join(&rel))?;
         desired.insert(rel.clone());
-        if old
-            .as_ref()
-            .is_some_and(|(b, m)| *b == f.bytes && *m == f.mode)
-        {
+        if old.as_ref().is_some_and(|(b, m)| *b == f.bytes && *m == f.mode) {
             continue;
         }
-        result.push(Change::Write {
-            path: rel,
-            old,
-            new: f.bytes.clone(),
-            mode: f.mode,
-        });
+        result.push(Change::Write { path: rel, old, new: f.bytes.clone(), mode: f.mode });
     }
     result.extend(removals(out, &node_rel, &desired)?);
     result.sort_by(|a, b| a.path().cmp(b.path()));
@@ -244,20 +187,14 @@ pub fn node_changes(out: &Path, node: &NodeFiles) -> Result<Vec<Change>, OutputE
 pub fn orphan_changes(out: &Path, keep: &BTreeSet<String>) -> Result<Vec<Change>, OutputError> {
     let mut result = Vec::new();
     for node in rendered_nodes(out)?.difference(keep) {
-        let node_rel = safe_rel(node).ok_or_else(|| OutputError::UnsafePath {
-            path: out.to_path_buf(),
-            entry: node.clone(),
-        })?;
+        let node_rel =
+            safe_rel(node).ok_or_else(|| OutputError::UnsafePath { path: out.to_path_buf(), entry: node.clone() })?;
         result.extend(removals(out, &node_rel, &BTreeSet::new())?);
     }
     Ok(result)
 }
 
-fn removals(
-    out: &Path,
-    node_rel: &Path,
-    desired: &BTreeSet<PathBuf>,
-) -> Result<Vec<Change>, OutputError> {
+fn removals(out: &Path, node_rel: &Path, desired: &BTreeSet<PathBuf>) -> Result<Vec<Change>, OutputError> {
     let mut result = Vec::new();
     let node = node_rel.to_string_lossy();
     for owned in manifest_of(out, &node)? {
@@ -296,11 +233,7 @@ impl Stage {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         fs::create_dir(&dir).map_err(io(&dir))?;
-        Ok(Stage {
-            dir,
-            out: out.to_path_buf(),
-            next: 0.into(),
-        })
+        Ok(Stage { dir, out: out.to_path_buf(), next: 0.into() })
     }
 
     /// Writes a change's new content into the stage (fsynced); removals need nothing.
@@ -309,26 +242,17 @@ impl Stage {
             Change::Write { new, mode, .. } => {
                 let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let tmp = self.dir.join(i.to_string());
-                let mut f = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(*mode)
-                    .open(&tmp)
-                    .map_err(io(&tmp))?;
+                let mut f =
+                    fs::OpenOptions::new().write(true).create_new(true).mode(*mode).open(&tmp).map_err(io(&tmp))?;
                 f.write_all(new).map_err(io(&tmp))?;
                 // The umask applied at creation; the promised mode is set explicitly.
-                f.set_permissions(fs::Permissions::from_mode(*mode))
-                    .map_err(io(&tmp))?;
+                f.set_permissions(fs::Permissions::from_mode(*mode)).map_err(io(&tmp))?;
                 f.sync_all().map_err(io(&tmp))?;
                 Some(tmp)
             }
             Change::Remove { .. } => None,
         };
-        Ok(Staged {
-            tmp,
-            path: c.path().to_path_buf(),
-            summary: c.summary(),
-        })
+        Ok(Staged { tmp, path: c.path().to_path_buf(), summary: c.summary() })
     }
 
     /// Renames every staged file into place, then prunes removed ones.
@@ -338,10 +262,7 @@ impl Stage {
         let d = fs::File::open(&self.dir).map_err(io(&self.dir))?;
         // SAFETY: syncfs only reads the descriptor, which `d` keeps open.
         if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
-            return Err(OutputError::Io {
-                path: self.dir.clone(),
-                source: std::io::Error::last_os_error(),
-            });
+            return Err(OutputError::Io { path: self.dir.clone(), source: std::io::Error::last_os_error() });
         }
         let mut dirs = BTreeSet::new();
         for s in staged {
@@ -360,9 +281,7 @@ impl Stage {
             remove_empty_parents(&self.out, &s.path);
         }
         for d in dirs {
-            fs::File::open(&d)
-                .and_then(|f| f.sync_all())
-                .map_err(io(&d))?;
+            fs::File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
         }
         Ok(())
     }

@@ -50,34 +50,20 @@ impl Templates {
             .lstrip_blocks(true)
             .keep_trailing_newline(true)
             .build()
-            .map_err(|e| RenderError::Template {
-                name: "<syntax>".into(),
-                source: Box::new(e),
-            })?;
+            .map_err(|e| RenderError::Template { name: "<syntax>".into(), source: Box::new(e) })?;
         env.set_syntax(syntax);
         // minijinja prints booleans Python-style (True); every consumer here wants Go/JSON's `true`.
         env.add_filter("bool", |v: bool| if v { "true" } else { "false" });
 
         let mut sources: Vec<(String, String, PathBuf)> = EMBEDDED
             .iter()
-            .map(|(n, s)| {
-                (
-                    n.to_string(),
-                    s.to_string(),
-                    PathBuf::from(format!("templates/{n}")),
-                )
-            })
+            .map(|(n, s)| (n.to_string(), s.to_string(), PathBuf::from(format!("templates/{n}"))))
             .collect();
         if let Some(dir) = dir {
-            let entries = std::fs::read_dir(dir).map_err(|e| RenderError::TemplateDir {
-                dir: dir.to_path_buf(),
-                source: e,
-            })?;
+            let entries =
+                std::fs::read_dir(dir).map_err(|e| RenderError::TemplateDir { dir: dir.to_path_buf(), source: e })?;
             for entry in entries {
-                let entry = entry.map_err(|e| RenderError::TemplateDir {
-                    dir: dir.to_path_buf(),
-                    source: e,
-                })?;
+                let entry = entry.map_err(|e| RenderError::TemplateDir { dir: dir.to_path_buf(), source: e })?;
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with('.') {
                     continue;
@@ -85,41 +71,23 @@ impl Templates {
                 let Some(slot) = sources.iter_mut().find(|(n, _, _)| *n == name) else {
                     return Err(RenderError::UnknownTemplate {
                         path: entry.path(),
-                        known: EMBEDDED
-                            .iter()
-                            .map(|(n, _)| *n)
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        known: EMBEDDED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
                     });
                 };
-                slot.1 = std::fs::read_to_string(entry.path()).map_err(|e| {
-                    RenderError::TemplateDir {
-                        dir: entry.path(),
-                        source: e,
-                    }
-                })?;
+                slot.1 = std::fs::read_to_string(entry.path())
+                    .map_err(|e| RenderError::TemplateDir { dir: entry.path(), source: e })?;
                 slot.2 = entry.path();
             }
         }
         for (name, source, origin) in sources {
             env.add_template_owned(name, source)
-                .map_err(|e| RenderError::Template {
-                    name: origin.display().to_string(),
-                    source: Box::new(e),
-                })?;
+                .map_err(|e| RenderError::Template { name: origin.display().to_string(), source: Box::new(e) })?;
         }
         Ok(Templates { env })
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {
-        let wrap = |e| RenderError::Template {
-            name: name.to_string(),
-            source: Box::new(e),
-        };
-        self.env
-            .get_template(name)
-            .map_err(wrap)?
-            .render(ctx)
-            .map_err(wrap)
+        let wrap = |e| RenderError::Template { name: name.to_string(), source: Box::new(e) };
+        self.env.get_template(name).map_err(wrap)?.render(ctx).map_err(wrap)
     }
 }

@@ -19,12 +19,7 @@ pub fn read_topology(path: &Path) -> Result<TopologyDoc, Diagnostics> {
 /// Reads a text file with the input size limit, as a located diagnostic on failure.
 pub fn read_text(path: &Path) -> Result<String, Diagnostics> {
     let whole_file = |message: String| {
-        Diagnostics(vec![Diagnostic {
-            file: path.to_path_buf(),
-            pos: Pos::FILE,
-            field: String::new(),
-            message,
-        }])
+        Diagnostics(vec![Diagnostic { file: path.to_path_buf(), pos: Pos::FILE, field: String::new(), message }])
     };
     let meta = std::fs::metadata(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
     if !meta.is_file() {
@@ -38,12 +33,8 @@ pub fn read_text(path: &Path) -> Result<String, Diagnostics> {
         )));
     }
     let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| {
-        whole_file(format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    String::from_utf8(bytes)
+        .map_err(|e| whole_file(format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
 }
 
 /// Parses topology text. `path` is only used to name the file in diagnostics.
@@ -74,27 +65,16 @@ fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnost
         Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
         None => key_at(text, pos).unwrap_or_default(),
     };
-    Diagnostic {
-        file: path.to_path_buf(),
-        pos,
-        field,
-        message: humanize(&msg),
-    }
+    Diagnostic { file: path.to_path_buf(), pos, field, message: humanize(&msg) }
 }
 
 /// The mapping key written on the line of `pos`, if the value there belongs to one.
 fn key_at(text: &str, pos: Pos) -> Option<String> {
-    let line = text
-        .lines()
-        .nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
+    let line = text.lines().nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
     let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
     let (key, _) = trimmed.split_once(':')?;
     let key = key.trim();
-    (!key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-    .then(|| key.to_string())
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')).then(|| key.to_string())
 }
 
 /// Rewrites serde's wording into ours, adding "did you mean" for unknown keys.
@@ -127,14 +107,11 @@ fn humanize(msg: &str) -> String {
     }
     match msg {
         "unexpected end of input" => {
-            "empty document: expected a topology (version: 1, cluster, network, backend, nodes)"
-                .into()
+            "empty document: expected a topology (version: 1, cluster, network, backend, nodes)".into()
         }
         "expected sequence start" => "expected a list".into(),
         "expected mapping start" => "expected a mapping of `key: value` pairs".into(),
-        "expected string scalar" => {
-            "expected a plain value (a string, not a list or mapping)".into()
-        }
+        "expected string scalar" => "expected a plain value (a string, not a list or mapping)".into(),
         m if m.starts_with("invalid u") => "expected a non-negative whole number in range".into(),
         m => m.to_string(),
     }
@@ -157,29 +134,15 @@ mod tests {
     fn unknown_top_key_suggests() {
         let d = err(&format!("{HEAD}subnetlen: 24\nnodes: []\n"));
         assert_eq!(d.pos, Pos::new(6, 1));
-        assert!(
-            d.message.contains("did you mean `subnetLen`?"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("did you mean `subnetLen`?"), "{}", d.message);
     }
 
     #[test]
     fn unknown_node_key_suggests() {
-        let d = err(&format!(
-            "{HEAD}nodes:\n  - name: a\n    ip: 1.2.3.4/24\n    vtepMac: x\n"
-        ));
+        let d = err(&format!("{HEAD}nodes:\n  - name: a\n    ip: 1.2.3.4/24\n    vtepMac: x\n"));
         assert_eq!(d.pos, Pos::new(9, 5));
-        assert!(
-            d.message.contains("did you mean `vtepMAC`?"),
-            "{}",
-            d.message
-        );
-        assert!(
-            d.message.contains("allowed here: name, ip"),
-            "{}",
-            d.message
-        );
+        assert!(d.message.contains("did you mean `vtepMAC`?"), "{}", d.message);
+        assert!(d.message.contains("allowed here: name, ip"), "{}", d.message);
     }
 
     #[test]

@@ -50,18 +50,8 @@ pub struct NodeDoc {
 }
 
 /// Keys accepted at each level, for "did you mean" suggestions.
-pub const TOP_KEYS: &[&str] = &[
-    "version",
-    "cluster",
-    "network",
-    "subnetLen",
-    "subnetMin",
-    "subnetMax",
-    "ipMasq",
-    "backend",
-    "defaults",
-    "nodes",
-];
+pub const TOP_KEYS: &[&str] =
+    &["version", "cluster", "network", "subnetLen", "subnetMin", "subnetMax", "ipMasq", "backend", "defaults", "nodes"];
 pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
 pub const NODE_KEYS: &[&str] = &["name", "ip", "interface", "subnet", "vtepMAC"];

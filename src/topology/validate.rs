@@ -9,8 +9,7 @@ use ipnet::{IpNet, Ipv4Net};
 
 use super::schema::{S, TopologyDoc};
 use super::{
-    Backend, BackendKind, Cluster, DEFAULT_INTERFACE, DEFAULT_MTU, DEFAULT_PORT, DEFAULT_VNI, Node,
-    subnet_step,
+    Backend, BackendKind, Cluster, DEFAULT_INTERFACE, DEFAULT_MTU, DEFAULT_PORT, DEFAULT_VNI, Node, subnet_step,
 };
 use crate::diag::{Diagnostics, Pos, Reporter};
 use crate::mac::Mac;
@@ -40,17 +39,12 @@ fn parse_cidr(s: &str, host_bits: bool) -> Result<Ipv4Net, String> {
     match s.parse::<IpNet>() {
         Ok(IpNet::V4(n)) => {
             if !host_bits && n.trunc() != n {
-                Err(format!(
-                    "`{s}` has host bits set (did you mean `{}`?)",
-                    n.trunc()
-                ))
+                Err(format!("`{s}` has host bits set (did you mean `{}`?)", n.trunc()))
             } else {
                 Ok(n)
             }
         }
-        Ok(IpNet::V6(_)) => Err(format!(
-            "`{s}` is IPv6; only IPv4 is supported in version 1 (IPv6 is planned)"
-        )),
+        Ok(IpNet::V6(_)) => Err(format!("`{s}` is IPv6; only IPv4 is supported in version 1 (IPv6 is planned)")),
         Err(_) => Err(format!("`{s}` is not a CIDR (expected e.g. 10.244.0.0/16)")),
     }
 }
@@ -60,8 +54,7 @@ pub fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
         && b.len() <= 63
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
         && b[0] != b'-'
         && b[b.len() - 1] != b'-'
 }
@@ -72,18 +65,10 @@ pub fn is_ifname(s: &str) -> bool {
         && s.len() <= 15
         && s != "."
         && s != ".."
-        && s.bytes()
-            .all(|c| c.is_ascii_graphic() && c != b'/' && c != b':')
+        && s.bytes().all(|c| c.is_ascii_graphic() && c != b'/' && c != b':')
 }
 
-fn in_range<T: Copy>(
-    r: &mut Reporter,
-    v: &S<u64>,
-    field: &str,
-    lo: u64,
-    hi: u64,
-    ok: impl Fn(u64) -> T,
-) -> Option<T> {
+fn in_range<T: Copy>(r: &mut Reporter, v: &S<u64>, field: &str, lo: u64, hi: u64, ok: impl Fn(u64) -> T) -> Option<T> {
     if v.value < lo || v.value > hi {
         r.error(pos(v), field, format!("{} is outside {lo}..={hi}", v.value));
         None
@@ -99,42 +84,26 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
         r.error(
             pos(&doc.version),
             "version",
-            format!(
-                "unsupported version {}; this flannel-gen reads version 1",
-                doc.version.value
-            ),
+            format!("unsupported version {}; this flannel-gen reads version 1", doc.version.value),
         );
     }
     let cluster = &doc.cluster;
     let cluster_ok = !cluster.value.is_empty()
         && cluster.value.len() <= 63
-        && cluster
-            .value
-            .bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
+        && cluster.value.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
     if !cluster_ok {
-        r.error(
-            pos(cluster),
-            "cluster",
-            format!("`{}` must be 1-63 characters of [a-z0-9-]", cluster.value),
-        );
+        r.error(pos(cluster), "cluster", format!("`{}` must be 1-63 characters of [a-z0-9-]", cluster.value));
     }
 
-    let network = parse_cidr(&doc.network.value, false)
-        .map_err(|m| r.error(pos(&doc.network), "network", m))
-        .ok();
+    let network = parse_cidr(&doc.network.value, false).map_err(|m| r.error(pos(&doc.network), "network", m)).ok();
 
     // flannel's default: /24 subnets unless the network is smaller than a /22.
     let subnet_len = match (&doc.subnet_len, network) {
         (Some(l), Some(net)) => {
             let lo = u64::from(net.prefix_len()) + 1;
-            in_range(&mut r, l, "subnetLen", lo, u64::from(MAX_SUBNET_LEN), |v| {
-                v as u8
-            })
+            in_range(&mut r, l, "subnetLen", lo, u64::from(MAX_SUBNET_LEN), |v| v as u8)
         }
-        (Some(l), None) => in_range(&mut r, l, "subnetLen", 1, u64::from(MAX_SUBNET_LEN), |v| {
-            v as u8
-        }),
+        (Some(l), None) => in_range(&mut r, l, "subnetLen", 1, u64::from(MAX_SUBNET_LEN), |v| v as u8),
         (None, Some(net)) if net.prefix_len() <= 22 => Some(24),
         (None, Some(net)) if net.prefix_len() + 2 <= MAX_SUBNET_LEN => Some(net.prefix_len() + 2),
         (None, Some(_)) => {
@@ -154,61 +123,38 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
         let step = subnet_step(len);
         let first = u64::from(u32::from(net.network()));
         let last = u64::from(u32::from(net.broadcast())) + 1 - step;
-        let bound =
-            |r: &mut Reporter, v: &Option<S<String>>, field: &str, default: u64| -> Option<u64> {
-                let Some(v) = v else { return Some(default) };
-                let text = v.value.trim();
-                let addr = match text.split_once('/') {
-                    Some((a, l)) if l.parse::<u8>().ok() != Some(len) => {
-                        r.error(
-                            pos(v),
-                            field,
-                            format!("`{text}` must be a /{len} (subnetLen) or a bare address"),
-                        );
-                        a.parse::<Ipv4Addr>().ok()?;
-                        return None;
-                    }
-                    Some((a, _)) => a.parse::<Ipv4Addr>(),
-                    None => text.parse::<Ipv4Addr>(),
-                };
-                let Ok(addr) = addr else {
-                    r.error(pos(v), field, format!("`{text}` is not an IPv4 address"));
+        let bound = |r: &mut Reporter, v: &Option<S<String>>, field: &str, default: u64| -> Option<u64> {
+            let Some(v) = v else { return Some(default) };
+            let text = v.value.trim();
+            let addr = match text.split_once('/') {
+                Some((a, l)) if l.parse::<u8>().ok() != Some(len) => {
+                    r.error(pos(v), field, format!("`{text}` must be a /{len} (subnetLen) or a bare address"));
+                    a.parse::<Ipv4Addr>().ok()?;
                     return None;
-                };
-                let a = u64::from(u32::from(addr));
-                if !net.contains(&addr) {
-                    r.error(
-                        pos(v),
-                        field,
-                        format!("{addr} is outside the network {net}"),
-                    );
-                    None
-                } else if (a - first) % step != 0 {
-                    r.error(
-                        pos(v),
-                        field,
-                        format!("{addr} is not aligned to a /{len} subnet"),
-                    );
-                    None
-                } else {
-                    Some(a)
                 }
+                Some((a, _)) => a.parse::<Ipv4Addr>(),
+                None => text.parse::<Ipv4Addr>(),
             };
-        let min = bound(
-            &mut r,
-            &doc.subnet_min,
-            "subnetMin",
-            first + step.min(last - first),
-        );
+            let Ok(addr) = addr else {
+                r.error(pos(v), field, format!("`{text}` is not an IPv4 address"));
+                return None;
+            };
+            let a = u64::from(u32::from(addr));
+            if !net.contains(&addr) {
+                r.error(pos(v), field, format!("{addr} is outside the network {net}"));
+                None
+            } else if (a - first) % step != 0 {
+                r.error(pos(v), field, format!("{addr} is not aligned to a /{len} subnet"));
+                None
+            } else {
+                Some(a)
+            }
+        };
+        let min = bound(&mut r, &doc.subnet_min, "subnetMin", first + step.min(last - first));
         let max = bound(&mut r, &doc.subnet_max, "subnetMax", last);
         if let (Some(min), Some(max)) = (min, max) {
             if min > max {
-                let at = doc
-                    .subnet_min
-                    .as_ref()
-                    .map(pos)
-                    .or(doc.subnet_max.as_ref().map(pos))
-                    .unwrap_or_default();
+                let at = doc.subnet_min.as_ref().map(pos).or(doc.subnet_max.as_ref().map(pos)).unwrap_or_default();
                 r.error(
                     at,
                     "subnetMin",
@@ -259,11 +205,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     let direct_routing = b.direct_routing.as_ref().is_some_and(|d| d.value);
     if direct_routing && kind == Some(BackendKind::HostGw) {
         let at = b.direct_routing.as_ref().map(pos).unwrap_or_default();
-        r.error(
-            at,
-            "backend.directRouting",
-            "directRouting is a vxlan option; host-gw routes directly already",
-        );
+        r.error(at, "backend.directRouting", "directRouting is a vxlan option; host-gw routes directly already");
     }
 
     let defaults = doc.defaults.as_ref().map(|d| &d.value);
@@ -272,10 +214,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
         r.error(
             pos(i),
             "defaults.interface",
-            format!(
-                "`{}` is not a valid interface name (1-15 characters, no `/`, `:` or spaces)",
-                i.value
-            ),
+            format!("`{}` is not a valid interface name (1-15 characters, no `/`, `:` or spaces)", i.value),
         );
     }
     let default_if = default_if.map_or(DEFAULT_INTERFACE, |i| i.value.as_str());
@@ -301,16 +240,12 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     let nodes = validate_nodes(&mut r, doc, default_if, network, pool);
 
     if let Some(Pool { net, len, min, max }) = pool {
-        let capacity =
-            (u64::from(u32::from(max)) - u64::from(u32::from(min))) / subnet_step(len) + 1;
+        let capacity = (u64::from(u32::from(max)) - u64::from(u32::from(min))) / subnet_step(len) + 1;
         if (nodes.len() as u64) > capacity {
             r.error(
                 pos(&doc.nodes),
                 "nodes",
-                format!(
-                    "{} nodes but {net} has only {capacity} /{len} subnets between {min} and {max}",
-                    nodes.len()
-                ),
+                format!("{} nodes but {net} has only {capacity} /{len} subnets between {min} and {max}", nodes.len()),
             );
         }
     }
@@ -339,12 +274,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
             subnet_min,
             subnet_max,
             ip_masq: doc.ip_masq.as_ref().is_some_and(|m| m.value),
-            backend: Backend {
-                kind,
-                vni,
-                port,
-                direct_routing,
-            },
+            backend: Backend { kind, vni, port, direct_routing },
             mtu,
             nodes,
         }),
@@ -371,14 +301,9 @@ impl Pool {
         if !net.contains(&s) {
             Some(format!("{s} is outside the network {net}"))
         } else if s.prefix_len() != len {
-            Some(format!(
-                "{s} is a /{} but subnetLen is {len}",
-                s.prefix_len()
-            ))
+            Some(format!("{s} is a /{} but subnetLen is {len}", s.prefix_len()))
         } else if s.network() < min || s.network() > max {
-            Some(format!(
-                "{s} is outside subnetMin..subnetMax ({min}..{max})"
-            ))
+            Some(format!("{s} is outside subnetMin..subnetMax ({min}..{max})"))
         } else {
             None
         }
@@ -393,11 +318,7 @@ fn validate_nodes(
     pool: Option<Pool>,
 ) -> Vec<Node> {
     if doc.nodes.value.is_empty() {
-        r.error(
-            pos(&doc.nodes),
-            "nodes",
-            "a cluster needs at least one node",
-        );
+        r.error(pos(&doc.nodes), "nodes", "a cluster needs at least one node");
     }
     let mut names: HashMap<&str, Pos> = HashMap::new();
     let mut ips: HashMap<Ipv4Addr, (Pos, &str)> = HashMap::new();
@@ -411,16 +332,17 @@ fn validate_nodes(
         let name = n.name.value.as_str();
         let mut ok = true;
         if !is_dns_label(name) {
-            r.error(pos(&n.name), f("name"), format!("`{name}` is not a DNS-1123 label (1-63 of [a-z0-9-], starting and ending alphanumeric)"));
+            r.error(
+                pos(&n.name),
+                f("name"),
+                format!("`{name}` is not a DNS-1123 label (1-63 of [a-z0-9-], starting and ending alphanumeric)"),
+            );
             ok = false;
         } else if let Some(first) = names.insert(name, pos(&n.name)) {
             r.error(
                 pos(&n.name),
                 f("name"),
-                format!(
-                    "duplicate node name `{name}` (first defined at line {})",
-                    first.line
-                ),
+                format!("duplicate node name `{name}` (first defined at line {})", first.line),
             );
             ok = false;
         }
@@ -428,24 +350,15 @@ fn validate_nodes(
             Ok(ip) => {
                 let a = ip.addr();
                 if ip.prefix_len() < 31 && (a == ip.network() || a == ip.broadcast()) {
-                    r.error(
-                        pos(&n.ip),
-                        f("ip"),
-                        format!("{a} is the network or broadcast address of {}", ip.trunc()),
-                    );
+                    r.error(pos(&n.ip), f("ip"), format!("{a} is the network or broadcast address of {}", ip.trunc()));
                     ok = false;
                 } else if let Some(net) = network.filter(|net| {
-                    net.contains(&a)
-                        || ip.trunc().contains(&net.network())
-                        || net.contains(&ip.network())
+                    net.contains(&a) || ip.trunc().contains(&net.network()) || net.contains(&ip.network())
                 }) {
                     r.error(
                         pos(&n.ip),
                         f("ip"),
-                        format!(
-                            "underlay subnet {} overlaps the pod network {net}",
-                            ip.trunc()
-                        ),
+                        format!("underlay subnet {} overlaps the pod network {net}", ip.trunc()),
                     );
                     ok = false;
                 }
@@ -453,10 +366,7 @@ fn validate_nodes(
                     r.error(
                         pos(&n.ip),
                         f("ip"),
-                        format!(
-                            "duplicate node ip {a} (also node `{other}`, line {})",
-                            first.line
-                        ),
+                        format!("duplicate node ip {a} (also node `{other}`, line {})", first.line),
                     );
                     ok = false;
                 }
@@ -469,7 +379,11 @@ fn validate_nodes(
         };
         let interface = match &n.interface {
             Some(i) if !is_ifname(&i.value) => {
-                r.error(pos(i), f("interface"), format!("`{}` is not a valid interface name (1-15 characters, no `/`, `:` or spaces)", i.value));
+                r.error(
+                    pos(i),
+                    f("interface"),
+                    format!("`{}` is not a valid interface name (1-15 characters, no `/`, `:` or spaces)", i.value),
+                );
                 ok = false;
                 String::new()
             }
@@ -483,11 +397,7 @@ fn validate_nodes(
                         r.error(pos(s), f("subnet"), why);
                         ok = false;
                     } else if let Some(other) = pinned.insert(net.network(), name) {
-                        r.error(
-                            pos(s),
-                            f("subnet"),
-                            format!("{net} is also pinned by node `{other}`"),
-                        );
+                        r.error(pos(s), f("subnet"), format!("{net} is also pinned by node `{other}`"));
                         ok = false;
                     }
                     Some(net)
@@ -501,41 +411,31 @@ fn validate_nodes(
             None => None,
         };
         let vtep_mac = match &n.vtep_mac {
-            Some(m) => match m.value.parse::<Mac>() {
-                Ok(mac) if !mac.is_unicast() || mac.is_zero() => {
-                    r.error(pos(m), f("vtepMAC"), format!("{mac} is not a unicast address (the first octet's lowest bit must be 0, and not all zero)"));
-                    ok = false;
-                    None
-                }
-                Ok(mac) => {
-                    if let Some(other) = macs.insert(mac, name) {
-                        r.error(
-                            pos(m),
-                            f("vtepMAC"),
-                            format!("duplicate vtepMAC {mac} (also node `{other}`)"),
-                        );
+            Some(m) => {
+                match m.value.parse::<Mac>() {
+                    Ok(mac) if !mac.is_unicast() || mac.is_zero() => {
+                        r.error(pos(m), f("vtepMAC"), format!("{mac} is not a unicast address (the first octet's lowest bit must be 0, and not all zero)"));
                         ok = false;
+                        None
                     }
-                    Some(mac)
+                    Ok(mac) => {
+                        if let Some(other) = macs.insert(mac, name) {
+                            r.error(pos(m), f("vtepMAC"), format!("duplicate vtepMAC {mac} (also node `{other}`)"));
+                            ok = false;
+                        }
+                        Some(mac)
+                    }
+                    Err(e) => {
+                        r.error(pos(m), f("vtepMAC"), e.to_string());
+                        ok = false;
+                        None
+                    }
                 }
-                Err(e) => {
-                    r.error(pos(m), f("vtepMAC"), e.to_string());
-                    ok = false;
-                    None
-                }
-            },
+            }
             None => None,
         };
         if let (true, Some(ip)) = (ok, ip) {
-            nodes.push(Node {
-                index: i,
-                name: name.to_string(),
-                ip,
-                interface,
-                subnet,
-                vtep_mac,
-                pos: at,
-            });
+            nodes.push(Node { index: i, name: name.to_string(), ip, interface, subnet, vtep_mac, pos: at });
         }
     }
     nodes
@@ -567,11 +467,7 @@ fn check_host_gw_segments(r: &mut Reporter, nodes: &[Node]) {
 }
 
 fn name_list(nodes: &[&Node]) -> String {
-    let shown: Vec<&str> = nodes
-        .iter()
-        .take(MAX_PAIRS_SHOWN)
-        .map(|n| n.name.as_str())
-        .collect();
+    let shown: Vec<&str> = nodes.iter().take(MAX_PAIRS_SHOWN).map(|n| n.name.as_str()).collect();
     match nodes.len().saturating_sub(MAX_PAIRS_SHOWN) {
         0 => shown.join(", "),
         more => format!("{} and {more} more", shown.join(", ")),

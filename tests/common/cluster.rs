@@ -36,10 +36,8 @@ pub struct Cluster {
 }
 
 fn plan(overlay: &Path) -> Value {
-    serde_json::from_str(
-        &std::fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"),
-    )
-    .expect("json")
+    serde_json::from_str(&std::fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"))
+        .expect("json")
 }
 
 impl Cluster {
@@ -50,16 +48,10 @@ impl Cluster {
         let o = run(&["render", topology, "--out", out.to_str().expect("utf8")]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let switch = Netns::new("sw");
-        must(
-            switch
-                .exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
-                .stdout(Stdio::null()),
-        );
+        must(switch.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"]).stdout(Stdio::null()));
 
-        let mut plans: Vec<Value> = std::fs::read_dir(&out)
-            .expect("out")
-            .map(|e| plan(&e.expect("entry").path()))
-            .collect();
+        let mut plans: Vec<Value> =
+            std::fs::read_dir(&out).expect("out").map(|e| plan(&e.expect("entry").path())).collect();
         plans.sort_by_key(|p| p["node"].as_str().unwrap_or_default().to_string());
         let mut segments: BTreeMap<String, String> = BTreeMap::new();
         let mut nodes = Vec::new();
@@ -70,40 +62,24 @@ impl Cluster {
             let seg = net.trunc().to_string();
             let n = segments.len();
             let new = !segments.contains_key(&seg);
-            let bridge = segments
-                .entry(seg.clone())
-                .or_insert_with(|| format!("br{n}"))
-                .clone();
+            let bridge = segments.entry(seg.clone()).or_insert_with(|| format!("br{n}")).clone();
             // The segment's router address: its first host.
             let gw = net.trunc().hosts().next().expect("host").to_string();
             if new {
                 switch.ip(&["link", "add", &bridge, "type", "bridge"]);
-                switch.ip(&[
-                    "addr",
-                    "add",
-                    &format!("{gw}/{}", net.prefix_len()),
-                    "dev",
-                    &bridge,
-                ]);
+                switch.ip(&["addr", "add", &format!("{gw}/{}", net.prefix_len()), "dev", &bridge]);
                 switch.ip(&["link", "set", &bridge, "up"]);
             }
             let ns = Netns::new("node");
             let port = format!("p{i}");
-            switch.ip(&[
-                "link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
-            ]);
+            switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
             switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
             ns.ip(&["addr", "add", &ip, "dev", "eth0"]);
             ns.ip(&["link", "set", "eth0", "up"]);
             ns.ip(&["route", "add", "default", "via", &gw]);
             nodes.push(Node { ns, name, ip });
         }
-        Cluster {
-            pods: Vec::new(),
-            nodes,
-            switch,
-            dir,
-        }
+        Cluster { pods: Vec::new(), nodes, switch, dir }
     }
 
     pub fn overlay(&self, node: &str) -> PathBuf {
@@ -135,25 +111,16 @@ impl Cluster {
     pub fn attach_pods(&mut self, per_node: usize) {
         for n in &self.nodes {
             let conflist: Value = serde_json::from_str(
-                &std::fs::read_to_string(
-                    self.overlay(&n.name)
-                        .join("etc/cni/net.d/10-flannel.conflist"),
-                )
-                .expect("conflist"),
+                &std::fs::read_to_string(self.overlay(&n.name).join("etc/cni/net.d/10-flannel.conflist"))
+                    .expect("conflist"),
             )
             .expect("json");
             let mut conf = conflist["plugins"][0].clone();
             conf["cniVersion"] = conflist["cniVersion"].clone();
             conf["name"] = conflist["name"].clone();
             // host-local keeps leases in /var/lib/cni by default: keep each test's own.
-            conf["ipam"]["dataDir"] = Value::from(
-                self.dir
-                    .path()
-                    .join("cni")
-                    .join(&n.name)
-                    .to_string_lossy()
-                    .into_owned(),
-            );
+            conf["ipam"]["dataDir"] =
+                Value::from(self.dir.path().join("cni").join(&n.name).to_string_lossy().into_owned());
             for _ in 0..per_node {
                 let ns = Netns::new("pod");
                 let mut child = Command::new("ip")
@@ -168,12 +135,7 @@ impl Cluster {
                     .stderr(Stdio::piped())
                     .spawn()
                     .expect("CNI bridge plugin (containernetworking-plugins)");
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(conf.to_string().as_bytes())
-                    .expect("write conf");
+                child.stdin.take().expect("stdin").write_all(conf.to_string().as_bytes()).expect("write conf");
                 let out = child.wait_with_output().expect("cni");
                 assert!(
                     out.status.success(),
@@ -185,11 +147,7 @@ impl Cluster {
                 let result: Value = serde_json::from_slice(&out.stdout).expect("CNI result");
                 let addr = result["ips"][0]["address"].as_str().expect("pod address");
                 let ip = addr.split('/').next().unwrap_or(addr).to_string();
-                self.pods.push(Pod {
-                    ns,
-                    node: n.name.clone(),
-                    ip,
-                });
+                self.pods.push(Pod { ns, node: n.name.clone(), ip });
             }
         }
     }

@@ -14,11 +14,7 @@ pub fn root() -> PathBuf {
 
 /// Runs flannel-gen with `args` from the crate root.
 pub fn run(args: &[&str]) -> Output {
-    bin()
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("run flannel-gen")
+    bin().args(args).current_dir(root()).output().expect("run flannel-gen")
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -42,17 +38,11 @@ pub fn golden(path: &Path, actual: &str) {
         std::fs::write(path, actual).expect("write golden");
         return;
     }
-    let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (run with UPDATE_GOLDEN=1 to create it, then review it)",
-            path.display()
-        )
-    });
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it, then review it)", path.display()));
     if expected != actual {
-        let diff = similar::TextDiff::from_lines(&expected, actual)
-            .unified_diff()
-            .header("golden", "actual")
-            .to_string();
+        let diff =
+            similar::TextDiff::from_lines(&expected, actual).unified_diff().header("golden", "actual").to_string();
         panic!("{} differs from the output:\n{diff}", path.display());
     }
 }

@@ -23,9 +23,7 @@ pub fn root_or_skip(test: &str) -> bool {
 
 /// Runs a command, panicking with its output when it fails.
 pub fn must(cmd: &mut Command) -> Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed: {}{}",
@@ -41,11 +39,7 @@ pub struct Netns {
 
 impl Netns {
     pub fn new(tag: &str) -> Netns {
-        let name = format!(
-            "fgt{}-{}-{tag}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let name = format!("fgt{}-{}-{tag}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         must(Command::new("ip").args(["netns", "add", &name]));
         let ns = Netns { name };
         ns.ip(&["link", "set", "lo", "up"]);
@@ -86,17 +80,12 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         // Anything still running inside (networkd, ping) goes first.
-        if let Ok(out) = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
             for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
                 let _ = Command::new("kill").args(["-9", pid]).status();
             }
         }
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(self.etc());
     }
 }
@@ -133,21 +122,12 @@ pub fn flannel_state(ns: &Netns, dev: Option<&str>) -> String {
     use serde_json::{Value, json};
     // A device that does not exist (yet) is an empty state, not an error.
     let j = |args: &[&str]| -> Value {
-        let out = Command::new("ip")
-            .arg("-n")
-            .arg(&ns.name)
-            .args(args)
-            .output()
-            .expect("ip");
+        let out = Command::new("ip").arg("-n").arg(&ns.name).args(args).output().expect("ip");
         serde_json::from_slice(&out.stdout).unwrap_or(json!([]))
     };
     let mut lines = Vec::new();
     if let Some(dev) = dev {
-        for l in j(&["-j", "-d", "link", "show", "dev", dev])
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for l in j(&["-j", "-d", "link", "show", "dev", dev]).as_array().into_iter().flatten() {
             let d = &l["linkinfo"]["info_data"];
             lines.push(json!({
                 "link": l["ifname"], "up": l["flags"].as_array().is_some_and(|f| f.contains(&json!("UP"))),
@@ -156,38 +136,24 @@ pub fn flannel_state(ns: &Netns, dev: Option<&str>) -> String {
                 "learning": d["learning"], "udp_csum": d["udp_csum"], "addrgenmode": l["inet6_addr_gen_mode"],
             }));
         }
-        for a in j(&["-j", "addr", "show", "dev", dev])
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for a in j(&["-j", "addr", "show", "dev", dev]).as_array().into_iter().flatten() {
             for i in a["addr_info"].as_array().into_iter().flatten() {
-                lines.push(json!({"addr": i["local"], "prefix": i["prefixlen"], "family": i["family"], "scope": i["scope"]}));
+                lines.push(
+                    json!({"addr": i["local"], "prefix": i["prefixlen"], "family": i["family"], "scope": i["scope"]}),
+                );
             }
         }
-        for n in j(&["-j", "neigh", "show", "dev", dev])
-            .as_array()
-            .into_iter()
-            .flatten()
-        {
+        for n in j(&["-j", "neigh", "show", "dev", dev]).as_array().into_iter().flatten() {
             lines.push(json!({"neigh": n["dst"], "lladdr": n["lladdr"], "state": n["state"]}));
         }
-        let fdb = Command::new("bridge")
-            .args(["-n", &ns.name, "-j", "fdb", "show", "dev", dev])
-            .output()
-            .expect("bridge");
+        let fdb =
+            Command::new("bridge").args(["-n", &ns.name, "-j", "fdb", "show", "dev", dev]).output().expect("bridge");
         let fdb: Value = serde_json::from_slice(&fdb.stdout).unwrap_or(json!([]));
         for f in fdb.as_array().into_iter().flatten() {
-            lines.push(
-                json!({"fdb": f["mac"], "dst": f["dst"], "flags": f["flags"], "state": f["state"]}),
-            );
+            lines.push(json!({"fdb": f["mac"], "dst": f["dst"], "flags": f["flags"], "state": f["state"]}));
         }
     }
-    for r in j(&["-j", "-4", "route", "show", "table", "main"])
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
+    for r in j(&["-j", "-4", "route", "show", "table", "main"]).as_array().into_iter().flatten() {
         lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"]}));
     }
     let mut lines: Vec<String> = lines.iter().map(Value::to_string).collect();

@@ -32,28 +32,14 @@ fn small_networks_get_prefix_plus_two() {
 
 #[test]
 fn subnet_bounds_accept_address_or_cidr() {
-    let c = load(
-        "subnetMin: 10.244.10.0/24\nsubnetMax: 10.244.20.0\n",
-        "10.244.0.0/16",
-    );
+    let c = load("subnetMin: 10.244.10.0/24\nsubnetMax: 10.244.20.0\n", "10.244.0.0/16");
     assert_eq!(c.subnet_min.to_string(), "10.244.10.0");
     assert_eq!(c.subnet_capacity(), 11);
 }
 
 #[test]
 fn names_that_could_escape_a_directory_are_not_labels() {
-    for bad in [
-        "",
-        "..",
-        ".",
-        "a/b",
-        "A",
-        "-a",
-        "a-",
-        "a b",
-        "a.b",
-        &"x".repeat(64),
-    ] {
+    for bad in ["", "..", ".", "a/b", "A", "-a", "a-", "a b", "a.b", &"x".repeat(64)] {
         assert!(!is_dns_label(bad), "{bad:?}");
     }
     assert!(is_dns_label("node-1"));

@@ -15,6 +15,8 @@
 //!   `templates/`, embedded), staged and renamed into `--out`.
 //! * [`apply`]: back end 2, plan -> kernel through netlink: dump, reconcile
 //!   (pure), then only the changes, pipelined.
+//! * [`diff`]: back end 3, plan vs plan: a semantic summary per node and the
+//!   unified diff of every rendered file.
 //! * [`compile`]: the front half of the pipeline every command shares.
 //! * [`cli`]: commands and exit codes (0 ok, 1 changes, 2 bad input, 3 system).
 
@@ -23,6 +25,7 @@ pub mod apply;
 pub mod cli;
 pub mod compile;
 pub mod diag;
+pub mod diff;
 pub mod error;
 pub mod fsutil;
 pub mod mac;

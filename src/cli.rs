@@ -156,6 +156,9 @@ enum Command {
         /// (run on every node first), 2 completes and prunes (the default).
         #[arg(long, value_enum, default_value_t = PhaseArg::Two)]
         phase: PhaseArg,
+        /// Seconds to wait for another apply on the same namespace to finish.
+        #[arg(long, value_name = "SECS", default_value_t = 60)]
+        lock_wait: u64,
     },
     /// Print a synthetic topology (for benchmarks and scale tests) to stdout.
     ///
@@ -368,7 +371,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             ))?;
             Ok(exit::OK)
         }
-        Command::Apply { topology, node, plan: plan_file, dry_run, netns, format, locked, phase } => {
+        Command::Apply { topology, node, plan: plan_file, dry_run, netns, format, locked, phase, lock_wait } => {
             let p = match (topology, plan_file) {
                 (Some(topo), _) => {
                     let c = compile(&topo, locked)?;
@@ -386,7 +389,12 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                     return Err(Error::Usage("give a topology and --node, or --plan FILE".into()));
                 }
             };
-            let opts = apply::ApplyOptions { dry_run, netns, phase: phase.into() };
+            let opts = apply::ApplyOptions {
+                dry_run,
+                netns,
+                phase: phase.into(),
+                lock_wait: std::time::Duration::from_secs(lock_wait),
+            };
             let report = apply::run(&p, &opts)?;
             out(&apply_output(&p, &report, dry_run, format))?;
             Ok(if dry_run && !report.changes.is_empty() { exit::CHANGES } else { exit::OK })

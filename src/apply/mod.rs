@@ -7,6 +7,7 @@
 //! is written before every check passed; a converged node gets zero writes.
 
 pub mod live;
+pub mod lock;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
@@ -17,12 +18,14 @@ pub use reconcile::Phase;
 
 use crate::plan::{FORMAT_VERSION, NodePlan};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ApplyOptions {
     pub dry_run: bool,
     /// A named network namespace (`/run/netns/NAME`) to apply in.
     pub netns: Option<String>,
     pub phase: Phase,
+    /// How long to wait for another apply on the same namespace.
+    pub lock_wait: std::time::Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,11 @@ pub enum ApplyError {
     Precondition(String),
     #[error("{0}")]
     Setup(String),
+    #[error("{0}")]
+    Busy(String),
+    /// Every write succeeded but the kernel does not hold the plan.
+    #[error("the kernel did not take the plan; still differing after {VERIFY_ATTEMPTS} checks:\n{0}")]
+    Unverified(String),
     /// A write failed; earlier writes stay (re-running apply converges).
     #[error("{failed} of {total} changes failed:\n{details}")]
     Write { failed: usize, total: usize, details: String, done: Vec<Op> },
@@ -52,6 +60,8 @@ pub fn run(plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyErr
             plan.format_version
         )));
     }
+    // A dry run only reads: it neither waits for nor blocks a real apply.
+    let _lock = if opts.dry_run { None } else { Some(lock::acquire(opts.netns.as_deref(), opts.lock_wait)?) };
     if let Some(ns) = &opts.netns {
         netns::enter(ns).map_err(ApplyError::Setup)?;
     }
@@ -81,7 +91,29 @@ async fn apply_with(h: &rtnetlink::Handle, plan: &NodePlan, opts: &ApplyOptions)
     let mut ex =
         netlink::Executor { handle: h.clone(), index: live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect() };
     execute(&mut ex, &changes).await?;
+    verify(h, plan, opts.phase).await?;
     Ok(ApplyReport { changes })
+}
+
+/// Re-checks after writing: the kernel must now hold the plan. Some state
+/// settles asynchronously (a device coming up), so a few short retries.
+const VERIFY_ATTEMPTS: u32 = 3;
+const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn verify(h: &rtnetlink::Handle, plan: &NodePlan, phase: Phase) -> Result<(), ApplyError> {
+    let mut left = Vec::new();
+    for attempt in 0..VERIFY_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(VERIFY_PAUSE).await;
+        }
+        let live =
+            netlink::dump(h, plan).await.map_err(|e| ApplyError::Setup(format!("re-reading kernel state: {e}")))?;
+        left = reconcile::reconcile(plan, &live, phase);
+        if left.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(ApplyError::Unverified(left.iter().map(|o| format!("  {o}")).collect::<Vec<_>>().join("\n")))
 }
 
 /// Everything that must hold before the first write.

@@ -1,0 +1,62 @@
+//! One apply at a time per network namespace: an flock on a file in /run.
+//! Two applies interleaving their dumps and writes could each undo the
+//! other's half-done changes.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::ApplyError;
+
+pub const LOCK_DIR: &str = "/run/flannel-gen";
+const POLL: Duration = Duration::from_millis(50);
+
+/// Held for as long as it lives; the kernel drops it when the process exits,
+/// however it exits.
+pub struct ApplyLock {
+    _file: File,
+}
+
+pub fn lock_path(netns: Option<&str>) -> PathBuf {
+    PathBuf::from(LOCK_DIR).join(match netns {
+        Some(ns) => format!("apply-netns-{ns}.lock"),
+        None => "apply.lock".to_string(),
+    })
+}
+
+/// Takes the lock, waiting up to `wait` for another apply to finish.
+pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, ApplyError> {
+    let path = lock_path(netns);
+    std::fs::create_dir_all(LOCK_DIR).map_err(|e| ApplyError::Setup(format!("{LOCK_DIR}: {e}")))?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| ApplyError::Setup(format!("{}: {e}", path.display())))?;
+    let deadline = Instant::now() + wait;
+    let mut told = false;
+    loop {
+        // SAFETY: flock only reads the descriptor, which `file` keeps open.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(ApplyLock { _file: file });
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            return Err(ApplyError::Setup(format!("{}: flock: {err}", path.display())));
+        }
+        if Instant::now() >= deadline {
+            return Err(ApplyError::Busy(format!(
+                "another flannel-gen apply holds {} (waited {}s); nothing was changed",
+                path.display(),
+                wait.as_secs()
+            )));
+        }
+        if !told {
+            eprintln!("flannel-gen: waiting for another apply to finish ({})", path.display());
+            told = true;
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,186 @@
+//! apply under faults: a missing uplink, a wrong device in the way, foreign
+//! state, SIGKILL at random points, concurrent applies, a plan for another
+//! node. A fault must never leave a node worse than before. Needs root.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::netns::{Netns, flannel_state, root_or_skip};
+use common::{code, run, stderr, stdout};
+
+const VXLAN: &str = "examples/vxlan-3node.yaml";
+
+/// A node namespace with eth0 carrying `ip`.
+fn node(ip: &str) -> Netns {
+    let ns = Netns::new("fault");
+    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
+    ns.ip(&["link", "set", "peer0", "up"]);
+    ns.ip(&["addr", "add", ip, "dev", "eth0"]);
+    ns.ip(&["link", "set", "eth0", "up"]);
+    ns
+}
+
+fn apply(ns: &Netns, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["apply", VXLAN, "--node", "node-1", "--netns", &ns.name];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Everything apply could touch, device or not.
+fn all_state(ns: &Netns) -> String {
+    format!("{}\n{}\n{}", flannel_state(ns, Some("flannel.1")), ns.ip(&["-4", "neigh"]), ns.ip(&["-o", "link"]))
+}
+
+#[test]
+fn missing_uplink_exits_3_and_changes_nothing() {
+    if !root_or_skip("missing_uplink_exits_3_and_changes_nothing") {
+        return;
+    }
+    let ns = Netns::new("fault");
+    let before = all_state(&ns);
+    let o = apply(&ns, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("uplink eth0 does not exist"), "{}", stderr(&o));
+    assert_eq!(all_state(&ns), before);
+}
+
+#[test]
+fn plan_for_another_node_is_refused_before_any_write() {
+    if !root_or_skip("plan_for_another_node_is_refused_before_any_write") {
+        return;
+    }
+    let ns = node("192.168.31.62/24"); // node-2's address
+    let before = all_state(&ns);
+    let o = apply(&ns, &[]);
+    assert_eq!(code(&o), 3);
+    assert!(stderr(&o).contains("meant for another node"), "{}", stderr(&o));
+    assert_eq!(all_state(&ns), before);
+}
+
+#[test]
+fn wrong_device_in_the_way_is_replaced_and_the_rest_converges() {
+    if !root_or_skip("wrong_device_in_the_way_is_replaced_and_the_rest_converges") {
+        return;
+    }
+    let reference = node("192.168.31.61/24");
+    assert_eq!(code(&apply(&reference, &[])), 0);
+    let want = flannel_state(&reference, Some("flannel.1"));
+
+    for squatter in [
+        vec!["link", "add", "flannel.1", "type", "veth", "peer", "name", "squat0"],
+        vec!["link", "add", "flannel.1", "type", "vxlan", "id", "42", "dstport", "4789", "local", "192.168.31.61"],
+    ] {
+        let ns = node("192.168.31.61/24");
+        ns.ip(&squatter.iter().map(|s| &**s).collect::<Vec<_>>());
+        let o = apply(&ns, &[]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert!(stdout(&o).starts_with("~ sysctl") || stdout(&o).contains("- link flannel.1 ("), "{}", stdout(&o));
+        assert_eq!(flannel_state(&ns, Some("flannel.1")), want, "after replacing {squatter:?}");
+        assert_eq!(stdout(&apply(&ns, &[])), "0 changes\n");
+    }
+}
+
+#[test]
+fn foreign_routes_and_neighbours_are_untouched() {
+    if !root_or_skip("foreign_routes_and_neighbours_are_untouched") {
+        return;
+    }
+    let ns = node("192.168.31.61/24");
+    for r in [["10.0.0.0/8", "192.168.31.1"], ["10.245.0.0/16", "192.168.31.1"], ["10.244.0.0/16", "192.168.31.1"]] {
+        ns.ip(&["route", "add", r[0], "via", r[1], "dev", "eth0"]);
+    }
+    ns.ip(&["neigh", "add", "192.168.31.200", "lladdr", "02:00:00:00:00:c8", "dev", "eth0", "nud", "permanent"]);
+    let routes = |ns: &Netns| ns.ip(&["-4", "route", "show", "dev", "eth0"]);
+    let before = routes(&ns);
+    assert_eq!(code(&apply(&ns, &[])), 0);
+    assert_eq!(routes(&ns), before, "routes on the uplink outside our scope stay");
+    assert!(ns.ip(&["neigh", "show", "dev", "eth0"]).contains("192.168.31.200 lladdr 02:00:00:00:00:c8 PERMANENT"));
+}
+
+#[test]
+fn sigkill_at_random_points_then_apply_converges_exactly() {
+    if !root_or_skip("sigkill_at_random_points_then_apply_converges_exactly") {
+        return;
+    }
+    // A bigger plan, so a kill lands mid-way through the writes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = dir.path().join("t.yaml");
+    std::fs::write(&topo, run(&["generate", "--nodes", "600"]).stdout).expect("write");
+    let out = dir.path().join("o");
+    assert_eq!(
+        code(&run(&["render", topo.to_str().expect("utf8"), "--out", out.to_str().expect("utf8"), "--node", "node-1"])),
+        0
+    );
+    let plan = out.join("node-1/etc/flannel-gen/plan.json");
+    let plan = plan.to_str().expect("utf8");
+
+    let reference = node("172.16.0.10/16");
+    assert_eq!(code(&run(&["apply", "--plan", plan, "--netns", &reference.name])), 0);
+    let want = flannel_state(&reference, Some("flannel.1"));
+
+    let ns = node("172.16.0.10/16");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut killed_midway = 0;
+    for round in 0..12 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_micros(seed % 60_000);
+        let mut child = common::bin()
+            .args(["apply", "--plan", plan, "--netns", &ns.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().expect("wait");
+        if status.code().is_none() {
+            killed_midway += 1;
+        }
+        // Every few rounds, also tear something down, as a crash might leave it.
+        if round % 4 == 3 {
+            let _ = Command::new("ip").args(["-n", &ns.name, "link", "del", "flannel.1"]).status();
+        }
+    }
+    assert!(killed_midway > 0, "no kill landed while apply ran; the test proved nothing");
+    let o = run(&["apply", "--plan", plan, "--netns", &ns.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(flannel_state(&ns, Some("flannel.1")), want, "state after kills and one clean apply");
+    assert_eq!(stdout(&run(&["apply", "--plan", plan, "--netns", &ns.name])), "0 changes\n");
+}
+
+#[test]
+fn concurrent_applies_are_serialized_by_a_lock() {
+    if !root_or_skip("concurrent_applies_are_serialized_by_a_lock") {
+        return;
+    }
+    let ns = node("192.168.31.61/24");
+    let lock = format!("/run/flannel-gen/apply-netns-{}.lock", ns.name);
+    std::fs::create_dir_all("/run/flannel-gen").expect("mkdir");
+    // Someone else holds the lock for a while.
+    let mut holder = Command::new("flock").args([&lock, "sleep", "3"]).spawn().expect("flock (util-linux)");
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let o = apply(&ns, &["--lock-wait", "1"]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("another flannel-gen apply holds"), "{}", stderr(&o));
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited before giving up");
+    assert!(!ns.ip(&["-o", "link"]).contains("flannel.1"), "nothing was changed");
+    // A dry run does not wait for the lock.
+    assert_eq!(code(&apply(&ns, &["--dry-run"])), 1);
+    let _ = holder.wait();
+
+    // Two at once: both succeed, one after the other, and the node converges.
+    let spawn = || common::bin().args(["apply", VXLAN, "--node", "node-1", "--netns", &ns.name]).output();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(spawn);
+        let b = s.spawn(spawn);
+        (a.join().expect("a").expect("run a"), b.join().expect("b").expect("run b"))
+    });
+    assert_eq!((code(&a), code(&b)), (0, 0), "{}{}", stderr(&a), stderr(&b));
+    let zero = [stdout(&a), stdout(&b)].iter().filter(|o| o.as_str() == "0 changes\n").count();
+    assert_eq!(zero, 1, "exactly one of them did the work:\n{}\n{}", stdout(&a), stdout(&b));
+}

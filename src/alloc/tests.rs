@@ -85,6 +85,12 @@ fn lock_round_trips_through_its_text() {
     let text = render_lock(&c, &a);
     let parsed: LockFile = serde_saphyr::from_str(&text).expect("lock parses");
     assert_eq!(parsed, to_lock(&c, &a));
+    assert_eq!(parse_lock_fast(&text), Some(parsed.clone()), "the fast path reads what the YAML parser reads");
+    let empty = render_lock(&c, &Allocation::default());
+    assert_eq!(parse_lock_fast(&empty), serde_saphyr::from_str(&empty).ok());
+    // Hand edits fall back to the YAML parser.
+    assert_eq!(parse_lock_fast(&text.replace("vtepMAC: \"", "vtepMAC: '").replace("\"\n", "'\n")), None);
+    assert_eq!(parse_lock_fast(&format!("{text}  extra: 1\n")), None);
     assert_eq!(allocate(&c, Some(&parsed)).expect("again"), a);
 }
 

@@ -25,6 +25,8 @@ pub enum RenderError {
     TemplateDir { dir: PathBuf, source: std::io::Error },
     #[error("{path}: not a flannel-gen template (known: {known})")]
     UnknownTemplate { path: PathBuf, known: String },
+    #[error("a template rendering thread panicked")]
+    Panicked,
 }
 
 /// Settings that are about the node's file layout rather than the network.
@@ -54,6 +56,8 @@ pub struct RenderedFile {
 
 /// Path of the per-node list of files flannel-gen owns (for pruning).
 pub const MANIFEST: &str = "etc/flannel-gen/manifest";
+/// From this many peers a node's templates are rendered on two threads.
+const PARALLEL_PEERS: usize = 500;
 const MODE: u32 = 0o644;
 
 /// (overlay path, template) for every artefact the plan calls for.
@@ -90,15 +94,37 @@ pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Resu
         binary => opts.binary.clone(),
         ..Value::from(Serde(plan))
     };
-    let mut files = Vec::new();
-    for (path, template) in artefacts(plan, opts) {
-        files.push(RenderedFile { path, bytes: t.render(template, &ctx)?.into_bytes(), mode: MODE });
-    }
-    files.push(RenderedFile {
-        path: "etc/flannel-gen/plan.json".into(),
-        bytes: plan.to_json().into_bytes(),
-        mode: MODE,
-    });
+    let jobs = artefacts(plan, opts);
+    let render = |jobs: &[(String, &'static str)]| -> Result<Vec<RenderedFile>, RenderError> {
+        jobs.iter()
+            .map(|(path, template)| {
+                Ok(RenderedFile { path: path.clone(), bytes: t.render(template, &ctx)?.into_bytes(), mode: MODE })
+            })
+            .collect()
+    };
+    let plan_json =
+        || RenderedFile { path: "etc/flannel-gen/plan.json".into(), bytes: plan.to_json().into_bytes(), mode: MODE };
+    // A big node renders on two threads: the networkd .network file and
+    // plan.json on one, the rest on the other (about equal work). Many small
+    // nodes are already spread over the cores by render_out.
+    let mut files = if plan.peers.len() >= PARALLEL_PEERS {
+        let (a, b): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(_, t)| *t == "flannel.network.j2");
+        let (a, b) = std::thread::scope(|s| {
+            let other = s.spawn(|| render(&b));
+            let mine = render(&a).map(|mut v| {
+                v.push(plan_json());
+                v
+            });
+            (mine, other.join())
+        });
+        let mut files = a?;
+        files.extend(b.map_err(|_| RenderError::Panicked)??);
+        files
+    } else {
+        let mut files = render(&jobs)?;
+        files.push(plan_json());
+        files
+    };
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut manifest =
         String::from("# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n");
@@ -224,7 +250,7 @@ fn render_one(
     let files = render_node(t, plan, opts)?;
     let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
     let count = files.len();
-    let changes = output::node_changes(out, &output::NodeFiles { node: plan.node.clone(), files })?;
+    let changes = output::node_changes(out, output::NodeFiles { node: plan.node.clone(), files })?;
     let mut r = NodeResult { files: count, bytes, staged: Vec::new(), diffs: String::new(), summaries: Vec::new() };
     for c in &changes {
         r.summaries.push(c.summary());

@@ -160,12 +160,12 @@ fn rendered_nodes(out: &Path) -> Result<BTreeSet<String>, OutputError> {
 
 /// What would change in `out` for one node: its files, and files its previous
 /// render wrote that it no longer produces.
-pub fn node_changes(out: &Path, node: &NodeFiles) -> Result<Vec<Change>, OutputError> {
+pub fn node_changes(out: &Path, node: NodeFiles) -> Result<Vec<Change>, OutputError> {
     let node_rel = safe_rel(&node.node)
         .ok_or_else(|| OutputError::UnsafePath { path: out.to_path_buf(), entry: node.node.clone() })?;
     let mut desired = BTreeSet::new();
     let mut result = Vec::new();
-    for f in &node.files {
+    for f in node.files {
         let rel = safe_rel(&f.path).map(|p| node_rel.join(p)).ok_or_else(|| OutputError::UnsafePath {
             path: out.to_path_buf(),
             entry: format!("{}/{}", node.node, f.path),
@@ -176,7 +176,7 @@ pub fn node_changes(out: &Path, node: &NodeFiles) -> Result<Vec<Change>, OutputE
         if old.as_ref().is_some_and(|(b, m)| *b == f.bytes && *m == f.mode) {
             continue;
         }
-        result.push(Change::Write { path: rel, old, new: f.bytes.clone(), mode: f.mode });
+        result.push(Change::Write { path: rel, old, new: f.bytes, mode: f.mode });
     }
     result.extend(removals(out, &node_rel, &desired)?);
     result.sort_by(|a, b| a.path().cmp(b.path()));

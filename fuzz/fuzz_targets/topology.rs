@@ -1,0 +1,45 @@
+//! parse -> validate -> allocate -> plan -> text/JSON, on arbitrary bytes.
+//! Must never panic; errors must be located diagnostics.
+#![no_main]
+
+use std::path::Path;
+
+use flannel_gen::topology::parse::{MAX_INPUT_BYTES, parse_topology};
+use flannel_gen::{alloc, plan, topology::validate};
+use libfuzzer_sys::fuzz_target;
+
+/// Planning is O(nodes²); the fuzzer need not build huge clusters.
+const MAX_PLANNED_NODES: usize = 64;
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() as u64 > MAX_INPUT_BYTES {
+        return;
+    }
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let path = Path::new("fuzz.yaml");
+    let doc = match parse_topology(path, text) {
+        Ok(doc) => doc,
+        Err(d) => {
+            assert!(!d.is_empty());
+            return;
+        }
+    };
+    let cluster = match validate::validate(path, &doc) {
+        Ok(c) => c,
+        Err(d) => {
+            assert!(!d.is_empty());
+            return;
+        }
+    };
+    if cluster.nodes.len() > MAX_PLANNED_NODES {
+        return;
+    }
+    let Ok(a) = alloc::allocate(&cluster, None) else { return };
+    let plans = plan::build_all(&cluster, &a).expect("a valid cluster always plans");
+    for p in plans {
+        let json = p.to_json();
+        let back: plan::NodePlan = serde_json::from_str(&json).expect("plan JSON round-trips");
+        assert_eq!(back, p);
+        let _ = p.to_string();
+    }
+});

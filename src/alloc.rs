@@ -95,17 +95,19 @@ fn parse_lock_fast(text: &str) -> Option<LockFile> {
     let mut nodes = BTreeMap::new();
     match lines.next()? {
         "nodes: {}" => {}
-        "nodes:" => loop {
-            let Some(head) = lines.next() else { break };
-            let name = head.strip_prefix("  ")?.strip_suffix(':')?;
-            let subnet = lines.next()?.strip_prefix("    subnet: ")?;
-            let mac = lines.next()?.strip_prefix("    vtepMAC: \"")?.strip_suffix('"')?;
-            let plain = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-./:".contains(&c));
-            if !plain(name) || !plain(subnet) {
-                return None;
+        "nodes:" => {
+            while let Some(head) = lines.next() {
+                let name = head.strip_prefix("  ")?.strip_suffix(':')?;
+                let subnet = lines.next()?.strip_prefix("    subnet: ")?;
+                let mac = lines.next()?.strip_prefix("    vtepMAC: \"")?.strip_suffix('"')?;
+                let plain =
+                    |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-./:".contains(&c));
+                if !plain(name) || !plain(subnet) {
+                    return None;
+                }
+                nodes.insert(name.to_string(), LockEntry { subnet: subnet.to_string(), vtep_mac: mac.parse().ok()? });
             }
-            nodes.insert(name.to_string(), LockEntry { subnet: subnet.to_string(), vtep_mac: mac.parse().ok()? });
-        },
+        }
         _ => return None,
     }
     lines.next().is_none().then_some(LockFile { version, cluster, network, subnet_len, nodes })

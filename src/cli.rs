@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use crate::compile::{LockState, compile};
 use crate::error::{Error, exit};
 use crate::topology::BackendKind;
-use crate::{alloc, apply, diff, fsutil, plan, render, synth};
+use crate::{alloc, apply, diff, fsutil, plan, render, synth, topology};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -175,6 +175,17 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         segments: usize,
         #[arg(long, default_value = "synthetic")]
+        cluster: String,
+    },
+    /// Print a topology skeleton from flannel's net-conf.json (kube-flannel ConfigMap).
+    ///
+    /// Keys are matched case-insensitively, as flanneld does. List the nodes in
+    /// the output, then `flannel-gen lock` it.
+    ///
+    /// Example: flannel-gen import-netconf net-conf.json --cluster prod > cluster.yaml
+    ImportNetconf {
+        file: PathBuf,
+        #[arg(long)]
         cluster: String,
     },
     /// Print a shell completion script.
@@ -435,6 +446,13 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
                 BackendArg::HostGw => BackendKind::HostGw,
             };
             out(&synth::topology_yaml(&synth::SynthSpec { nodes, backend, direct_routing, segments, cluster }))?;
+            Ok(exit::OK)
+        }
+        Command::ImportNetconf { file, cluster } => {
+            let text = topology::parse::read_text(&file)?;
+            let y = topology::netconf::topology_from_netconf(&text, &cluster)
+                .map_err(|e| Error::Usage(format!("{}: {e}", file.display())))?;
+            out(&y)?;
             Ok(exit::OK)
         }
         Command::Completions { shell } => {

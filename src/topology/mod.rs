@@ -1,6 +1,7 @@
 //! The source language: a cluster topology file, parsed with locations
 //! ([`schema`], [`parse`]) and validated into a typed [`Cluster`] ([`validate`]).
 
+pub mod netconf;
 pub mod parse;
 pub mod schema;
 pub mod validate;

@@ -60,3 +60,50 @@ fn all_errors_of_a_file_are_reported() {
     assert_eq!(err.lines().filter(|l| l.contains(": error: ")).count(), 3, "{err}");
     assert!(err.ends_with("3 errors\n"), "{err}");
 }
+
+/// Every file under `dir` with its contents, to show a directory did not change.
+fn snapshot(dir: &std::path::Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").map(|e| e.expect("entry")) {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push((e.path(), std::fs::read(e.path()).expect("read")));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_bad_topology_leaves_the_render_output_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("out");
+    // A previous good render, plus a file of the user's.
+    let o = run(&["render", "examples/vxlan-3node.yaml", "--out", out.to_str().expect("utf8")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    std::fs::write(out.join("README"), "mine").expect("write");
+    let before = snapshot(&out);
+    for case in cases() {
+        let rel = case.strip_prefix(root()).expect("under root").to_string_lossy().into_owned();
+        let o = run(&["render", &rel, "--out", out.to_str().expect("utf8")]);
+        assert_eq!(code(&o), 2, "{rel}: {}", stderr(&o));
+        assert_eq!(snapshot(&out), before, "{rel}: --out changed");
+    }
+}
+
+#[test]
+fn oversized_input_is_refused_before_parsing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.yaml");
+    let f = std::fs::File::create(&big).expect("create");
+    f.set_len(17 * 1024 * 1024).expect("set_len");
+    let started = std::time::Instant::now();
+    let o = run(&["validate", big.to_str().expect("utf8")]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("inputs over 16777216 bytes are refused"), "{}", stderr(&o));
+    assert!(started.elapsed().as_secs() < 2, "refused without reading it");
+}

@@ -13,12 +13,6 @@ use std::time::{Duration, Instant};
 use common::netns::{Netns, flannel_state, must, root_or_skip};
 use common::{code, run, stderr};
 
-/// eth0 (a veth whose peer stays in the namespace, so it has carrier).
-fn underlay(ns: &Netns) {
-    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
-    ns.ip(&["link", "set", "peer0", "up"]);
-}
-
 fn plan_of(overlay: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"))
         .expect("json")
@@ -67,10 +61,7 @@ fn parity(example: &str) {
         let dev = plan["vxlan"]["name"].as_str().map(str::to_string);
 
         // iproute2 from the batch scripts.
-        let by_ip = Netns::new("ip");
-        underlay(&by_ip);
-        by_ip.ip(&["addr", "add", &ip, "dev", "eth0"]);
-        by_ip.ip(&["link", "set", "eth0", "up"]);
+        let by_ip = Netns::node("ip", Some(&ip));
         run_batches(&by_ip, &overlay, false);
         let ip_state = flannel_state(&by_ip, dev.as_deref());
         run_batches(&by_ip, &overlay, true);
@@ -81,10 +72,7 @@ fn parity(example: &str) {
         );
 
         // flannel-gen apply from the plan.json.
-        let by_apply = Netns::new("ap");
-        underlay(&by_apply);
-        by_apply.ip(&["addr", "add", &ip, "dev", "eth0"]);
-        by_apply.ip(&["link", "set", "eth0", "up"]);
+        let by_apply = Netns::node("ap", Some(&ip));
         let plan_file = overlay.join("etc/flannel-gen/plan.json");
         let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -97,8 +85,8 @@ fn parity(example: &str) {
         assert_eq!(common::stdout(&o), "0 changes\n", "{example}/{node}: re-apply");
 
         // systemd-networkd from the .netdev/.network files.
-        let by_nd = Netns::new("nd");
-        underlay(&by_nd);
+        // networkd configures eth0 itself, from the eth0.network written below.
+        let by_nd = Netns::node("nd", None);
         let net = by_nd.etc().join("systemd/network");
         fs::create_dir_all(&net).expect("mkdir");
         let rendered = overlay.join("etc/systemd/network");

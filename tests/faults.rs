@@ -14,12 +14,7 @@ const VXLAN: &str = "examples/vxlan-3node.yaml";
 
 /// A node namespace with eth0 carrying `ip`.
 fn node(ip: &str) -> Netns {
-    let ns = Netns::new("fault");
-    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
-    ns.ip(&["link", "set", "peer0", "up"]);
-    ns.ip(&["addr", "add", ip, "dev", "eth0"]);
-    ns.ip(&["link", "set", "eth0", "up"]);
-    ns
+    Netns::node("fault", Some(ip))
 }
 
 fn apply(ns: &Netns, extra: &[&str]) -> std::process::Output {

@@ -35,11 +35,7 @@ fn node_state(ns: &Netns) -> String {
 
 /// The state a fresh apply of `topology` gives `node` in a new namespace.
 fn fresh_state(c: &Cluster, topology: &str, node: &str) -> String {
-    let ns = Netns::new("fresh");
-    ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
-    ns.ip(&["link", "set", "peer0", "up"]);
-    ns.ip(&["addr", "add", &c.node(node).ip, "dev", "eth0"]);
-    ns.ip(&["link", "set", "eth0", "up"]);
+    let ns = Netns::node("fresh", Some(&c.node(node).ip));
     let o = run(&["apply", topology, "--node", node, "--netns", &ns.name]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     // The cluster nodes also have a default route to the segment router.

@@ -46,6 +46,19 @@ impl Netns {
         ns
     }
 
+    /// A "node": eth0 is a veth whose peer stays inside (so it has carrier),
+    /// carrying `ip` (with prefix) if given, and up.
+    pub fn node(tag: &str, ip: Option<&str>) -> Netns {
+        let ns = Netns::new(tag);
+        ns.ip(&["link", "add", "eth0", "type", "veth", "peer", "name", "peer0"]);
+        ns.ip(&["link", "set", "peer0", "up"]);
+        if let Some(ip) = ip {
+            ns.ip(&["addr", "add", ip, "dev", "eth0"]);
+            ns.ip(&["link", "set", "eth0", "up"]);
+        }
+        ns
+    }
+
     /// `ip -n NS ARGS...`
     pub fn ip(&self, args: &[&str]) -> String {
         let out = must(Command::new("ip").arg("-n").arg(&self.name).args(args));

@@ -121,6 +121,9 @@ enum Command {
         /// Directory of templates overriding the built-in ones by file name.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
+        /// Fail (exit 2) when either topology's lock file is missing or stale.
+        #[arg(long)]
+        locked: bool,
     },
     /// Make the kernel match a node's plan through netlink (reconcile, not replay).
     ///
@@ -410,8 +413,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             out(&apply_output(&p, &report, dry_run, format))?;
             Ok(if dry_run && !report.changes.is_empty() { exit::CHANGES } else { exit::OK })
         }
-        Command::Diff { old, new, nodes, stat, color, format, templates } => {
-            let (a, b) = (plans_of(&old)?, plans_of(&new)?);
+        Command::Diff { old, new, nodes, stat, color, format, templates, locked } => {
+            let (a, b) = (plans_of(&old, locked)?, plans_of(&new, locked)?);
             let t = render::Templates::load(templates.as_deref())?;
             let diffs = diff::diff(&a, &b, &nodes, &t, &render::RenderOptions::default())?;
             match format {
@@ -496,11 +499,13 @@ fn apply_output(p: &plan::NodePlan, r: &apply::ApplyReport, dry_run: bool, forma
 }
 
 /// Every node's plan from a topology, or the one plan in a plan.json.
-fn plans_of(path: &Path) -> Result<Vec<plan::NodePlan>, Error> {
+fn plans_of(path: &Path, locked: bool) -> Result<Vec<plan::NodePlan>, Error> {
     if path.extension().is_some_and(|e| e == "json") {
         return Ok(vec![plan::read_plan(path)?]);
     }
-    let c = compile(path, false)?;
-    warn_lock(path, c.lock);
+    let c = compile(path, locked)?;
+    if !locked {
+        warn_lock(path, c.lock);
+    }
     Ok(plan::build_all(&c.cluster, &c.alloc)?)
 }

@@ -94,8 +94,9 @@ impl Drop for Netns {
     fn drop(&mut self) {
         // Anything still running inside (networkd, ping) goes first.
         if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.name]).output() {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+                // SAFETY: kill has no memory effects; a stale pid at worst gets ESRCH.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();

@@ -127,9 +127,8 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
             let Some(v) = v else { return Some(default) };
             let text = v.value.trim();
             let addr = match text.split_once('/') {
-                Some((a, l)) if l.parse::<u8>().ok() != Some(len) => {
+                Some((_, l)) if l.parse::<u8>().ok() != Some(len) => {
                     r.error(pos(v), field, format!("`{text}` must be a /{len} (subnetLen) or a bare address"));
-                    a.parse::<Ipv4Addr>().ok()?;
                     return None;
                 }
                 Some((a, _)) => a.parse::<Ipv4Addr>(),

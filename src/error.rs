@@ -41,7 +41,9 @@ impl Error {
                 exit::BAD_INPUT
             }
             Error::Render(_) => exit::BAD_INPUT,
-            Error::Output(crate::render::output::OutputError::Io { .. }) => exit::SYSTEM,
+            Error::Output(
+                crate::render::output::OutputError::Io { .. } | crate::render::output::OutputError::Unwritable { .. },
+            ) => exit::SYSTEM,
             Error::Output(_) => exit::BAD_INPUT,
             Error::Io { .. } | Error::Apply(_) => exit::SYSTEM,
         }

@@ -263,3 +263,35 @@ fn out_must_be_a_real_directory() {
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert_eq!(fs::read_dir(&target).expect("dir").count(), 0);
 }
+
+/// Clears the immutable flag again however the test ends.
+struct Immutable(PathBuf);
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn unwritable_out_is_a_clear_error_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("o");
+    assert_eq!(code(&render("examples/vxlan-3node.yaml", &out, &[])), 0);
+    let before = tree(&out);
+    // Root ignores permission bits; an immutable directory refuses even root.
+    let ok = std::process::Command::new("chattr").arg("+i").arg(&out).status().is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("SKIPPED unwritable_out_is_a_clear_error_and_changes_nothing: chattr +i not supported here");
+        return;
+    }
+    let _guard = Immutable(out.clone());
+    let y =
+        fs::read_to_string(root().join("examples/vxlan-3node.yaml")).expect("read").replace("mtu: 1500", "mtu: 9000");
+    let topo = dir.path().join("t.yaml");
+    fs::write(&topo, y).expect("write");
+    let o = render(topo.to_str().expect("utf8"), &out, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot write into --out: Operation not permitted"), "{}", stderr(&o));
+    assert_eq!(tree(&out), before);
+}

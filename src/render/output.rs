@@ -23,6 +23,8 @@ pub enum OutputError {
     SymlinkInside(PathBuf),
     #[error("{path}: `{entry}` is not a safe relative path; refusing to use it")]
     UnsafePath { path: PathBuf, entry: String },
+    #[error("{path}: cannot write into --out: {source}")]
+    Unwritable { path: PathBuf, source: std::io::Error },
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
 }
@@ -232,7 +234,7 @@ impl Stage {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
-        fs::create_dir(&dir).map_err(io(&dir))?;
+        fs::create_dir(&dir).map_err(|source| OutputError::Unwritable { path: out.to_path_buf(), source })?;
         Ok(Stage { dir, out: out.to_path_buf(), next: 0.into() })
     }
 

@@ -34,6 +34,7 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+        let _ = std::fs::remove_file(format!("/run/flannel-gen/apply-netns-{}.lock", self.0));
     }
 }
 

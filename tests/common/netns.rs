@@ -101,6 +101,8 @@ impl Drop for Netns {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(self.etc());
+        // The apply lock flannel-gen keeps for this namespace.
+        let _ = std::fs::remove_file(format!("/run/flannel-gen/apply-netns-{}.lock", self.name));
     }
 }
 

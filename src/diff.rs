@@ -102,6 +102,12 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
                 parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
             }
             s.push(format!("~ device {} ({})", n.name, parts.join(", ")));
+            if o.name != n.name {
+                w.push(format!(
+                    "VNI {} → {} renames the device {} → {}: run `apply --phase 1` on every node, then `--phase 2`; apply leaves {} in place (peers not yet switched still use it), remove it once every node runs VNI {}",
+                    o.vni, n.vni, o.name, n.name, o.name, n.vni
+                ));
+            }
         }
         _ => {}
     }
@@ -289,4 +295,27 @@ pub fn to_text(diffs: &[NodeDiff], stat: bool) -> String {
     let files: usize = diffs.iter().map(|d| d.files.len()).sum();
     out.push_str(&format!("{} nodes differ, {files} files\n", diffs.len()));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(vni: u32) -> NodePlan {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vxlan-3node.yaml");
+        let mut c = crate::topology::load(&path).expect("valid");
+        c.backend.vni = vni;
+        let lock = crate::alloc::read_lock(&path).expect("lock");
+        let a = crate::alloc::allocate(&c, lock.as_ref()).expect("allocates");
+        crate::plan::build(&c, &a, "node-1").expect("plan")
+    }
+
+    #[test]
+    fn a_vni_change_is_flagged_as_a_rollout() {
+        let (s, w) = summarize(&plan(1), &plan(2));
+        assert!(s.iter().any(|l| l.starts_with("~ device flannel.2 (vni 1→2)")), "{s:?}");
+        assert!(w.iter().any(|l| l.contains("renames the device flannel.1 → flannel.2")), "{w:?}");
+        let (s, w) = summarize(&plan(1), &plan(1));
+        assert!(s.is_empty() && w.is_empty());
+    }
 }

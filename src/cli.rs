@@ -270,6 +270,14 @@ fn warn(msg: &str) {
     let _ = writeln!(anstream::stderr(), "warning: {msg}");
 }
 
+/// `compile`, and a warning when the lock file is missing or stale (with
+/// `locked` that is an error inside `compile` instead).
+fn compile_warned(topology: &Path, locked: bool) -> Result<crate::compile::Compiled, Error> {
+    let c = compile(topology, locked)?;
+    warn_lock(topology, c.lock);
+    Ok(c)
+}
+
 fn warn_lock(topology: &Path, state: LockState) {
     if state != LockState::Fresh {
         warn(&format!(
@@ -295,11 +303,8 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Validate { topology, locked } => {
             let mut failed = None;
             for path in &topology {
-                match compile(path, locked) {
+                match compile_warned(path, locked) {
                     Ok(c) => {
-                        if !locked {
-                            warn_lock(path, c.lock);
-                        }
                         out(&format!(
                             "{}: ok ({} nodes, backend {}{})\n",
                             path.display(),
@@ -335,10 +340,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(exit::OK)
         }
         Command::Plan { topology, node, format, locked } => {
-            let c = compile(&topology, locked)?;
-            if !locked {
-                warn_lock(&topology, c.lock);
-            }
+            let c = compile_warned(&topology, locked)?;
             let p = plan::build(&c.cluster, &c.alloc, &node)?;
             match format {
                 Format::Text => out(&p.to_string())?,
@@ -347,10 +349,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
             Ok(exit::OK)
         }
         Command::Render { topology, out: dir, nodes, check, locked, templates, uplink_network, binary, verbose } => {
-            let c = compile(&topology, locked)?;
-            if !locked {
-                warn_lock(&topology, c.lock);
-            }
+            let c = compile_warned(&topology, locked)?;
             if let Some(n) = uplink_network.as_deref().filter(|n| !n.ends_with(".network") || n.contains('/')) {
                 return Err(Error::Usage(format!("--uplink-network {n}: expected a file name ending in .network")));
             }
@@ -388,10 +387,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Apply { topology, node, plan: plan_file, dry_run, netns, format, locked, phase, lock_wait } => {
             let p = match (topology, plan_file) {
                 (Some(topo), _) => {
-                    let c = compile(&topo, locked)?;
-                    if !locked {
-                        warn_lock(&topo, c.lock);
-                    }
+                    let c = compile_warned(&topo, locked)?;
                     let node = match node {
                         Some(n) => n,
                         None => hostname()?,
@@ -503,9 +499,6 @@ fn plans_of(path: &Path, locked: bool) -> Result<Vec<plan::NodePlan>, Error> {
     if path.extension().is_some_and(|e| e == "json") {
         return Ok(vec![plan::read_plan(path)?]);
     }
-    let c = compile(path, locked)?;
-    if !locked {
-        warn_lock(path, c.lock);
-    }
+    let c = compile_warned(path, locked)?;
     Ok(plan::build_all(&c.cluster, &c.alloc)?)
 }

@@ -42,7 +42,7 @@ pub enum ApplyError {
     Unverified(String),
     /// A write failed; earlier writes stay (re-running apply converges).
     #[error("{failed} of {total} changes failed:\n{details}")]
-    Write { failed: usize, total: usize, details: String, done: Vec<Op> },
+    Write { failed: usize, total: usize, details: String },
 }
 
 /// What apply did (or, with dry-run, would do).
@@ -175,7 +175,6 @@ fn phase(op: &Op) -> u8 {
 }
 
 async fn execute(ex: &mut netlink::Executor, changes: &[Op]) -> Result<(), ApplyError> {
-    let mut done = Vec::new();
     for p in 0..=9u8 {
         let ops: Vec<&Op> = changes.iter().filter(|o| phase(o) == p).collect();
         let mut failures = Vec::new();
@@ -191,10 +190,8 @@ async fn execute(ex: &mut netlink::Executor, changes: &[Op]) -> Result<(), Apply
         }
         if !failures.is_empty() {
             let details = failures.iter().map(|(op, e)| format!("  {op}: {e}")).collect::<Vec<_>>().join("\n");
-            done.extend(ops.iter().filter(|o| !failures.iter().any(|(f, _)| f == *o)).map(|o| (*o).clone()));
-            return Err(ApplyError::Write { failed: failures.len(), total: changes.len(), details, done });
+            return Err(ApplyError::Write { failed: failures.len(), total: changes.len(), details });
         }
-        done.extend(ops.into_iter().cloned());
     }
     Ok(())
 }

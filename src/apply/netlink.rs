@@ -266,7 +266,7 @@ impl Executor {
         let h = &self.handle;
         match op {
             Op::Sysctl { key, to, .. } => {
-                let path = crate::plan::Sysctl { key: key.clone(), value: to.clone() }.proc_path();
+                let path = crate::plan::sysctl_proc_path(key);
                 std::fs::write(&path, format!("{to}\n")).map_err(|e| NetlinkError::Kernel(format!("{path}: {e}")))
             }
             Op::FixLink { name, fix } => {

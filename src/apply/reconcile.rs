@@ -94,6 +94,8 @@ pub fn reconcile(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<Op> {
 
     // The device. A replaced device takes its neighbours, FDB and routes with it.
     let replaced = replace_reason(plan, live);
+    // The planned device's index as it is now (before any replacement).
+    let live_dev = live.links.get(&plan.device).map(|l| l.index);
     let fresh = match (&plan.vxlan, live.links.get(&plan.device)) {
         (Some(want), None) => {
             ops.push(Op::CreateLink(want.clone()));
@@ -120,7 +122,7 @@ pub fn reconcile(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<Op> {
         }
         (None, _) => false,
     };
-    let dev_index = live.links.get(&plan.device).map(|l| l.index).filter(|_| !fresh);
+    let dev_index = live_dev.filter(|_| !fresh);
 
     if let Some(want) = &plan.vxlan {
         let have: Vec<ipnet::Ipv4Net> = dev_index.and_then(|i| live.addrs.get(&i)).cloned().unwrap_or_default();
@@ -160,16 +162,15 @@ pub fn reconcile(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<Op> {
         dev_ok && have.gateway == Some(want.via) && have.onlink == want.onlink && have.protocol == ROUTE_PROTOCOL_STATIC
     };
     let mut planned = HashSet::new();
-    let old_dev = live.links.get(&plan.device).map(|l| l.index);
     for r in plan.routes() {
         planned.insert(r.dst);
         match by_dst.get(&r.dst) {
             Some(have) if matches(r, have) => {}
             // Phase 1 keeps a working non-VXLAN route until every peer has its device.
             Some(have)
-                if phase == Phase::Prepare && r.dev == plan.device && (have.oif.is_none() || have.oif != old_dev) => {}
+                if phase == Phase::Prepare && r.dev == plan.device && (have.oif.is_none() || have.oif != live_dev) => {}
             // A route through a device that was just deleted is gone with it.
-            Some(have) if fresh && have.oif.is_some() && have.oif == live.links.get(&plan.device).map(|l| l.index) => {
+            Some(have) if fresh && have.oif.is_some() && have.oif == live_dev => {
                 ops.push(Op::ReplaceRoute { route: r.clone(), was: None });
             }
             Some(have) => ops.push(Op::ReplaceRoute { route: r.clone(), was: Some(describe(have, live)) }),
@@ -181,7 +182,7 @@ pub fn reconcile(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<Op> {
     }
     for r in owned.iter().filter(|r| !planned.contains(&r.dst)) {
         // Routes through a replaced device disappear with it.
-        if fresh && r.oif.is_some() && r.oif == old_dev {
+        if fresh && r.oif.is_some() && r.oif == live_dev {
             continue;
         }
         ops.push(Op::DelRoute { dst: r.dst, desc: describe(r, live) });

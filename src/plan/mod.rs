@@ -128,14 +128,15 @@ pub struct Sysctl {
 }
 
 impl Sysctl {
-    /// The file under /proc/sys (sysctl.d rules: dots separate unless the key uses slashes).
     pub fn proc_path(&self) -> String {
-        if self.key.contains('/') {
-            format!("/proc/sys/{}", self.key)
-        } else {
-            format!("/proc/sys/{}", self.key.replace('.', "/"))
-        }
+        sysctl_proc_path(&self.key)
     }
+}
+
+/// The file under /proc/sys for a sysctl key (sysctl.d rules: dots separate
+/// unless the key uses slashes, as interface names may contain dots).
+pub fn sysctl_proc_path(key: &str) -> String {
+    if key.contains('/') { format!("/proc/sys/{key}") } else { format!("/proc/sys/{}", key.replace('.', "/")) }
 }
 
 impl NodePlan {

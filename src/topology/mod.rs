@@ -108,9 +108,13 @@ impl Cluster {
 
     /// How many subnets lie in subnetMin..=subnetMax.
     pub fn subnet_capacity(&self) -> u64 {
-        let step = subnet_step(self.subnet_len);
-        (u64::from(u32::from(self.subnet_max)) - u64::from(u32::from(self.subnet_min))) / step + 1
+        subnet_capacity(self.subnet_min, self.subnet_max, self.subnet_len)
     }
+}
+
+/// How many /len subnets lie in min..=max (both subnet network addresses).
+pub fn subnet_capacity(min: Ipv4Addr, max: Ipv4Addr, len: u8) -> u64 {
+    (u64::from(u32::from(max)) - u64::from(u32::from(min))) / subnet_step(len) + 1
 }
 
 /// Addresses per subnet of length `len`.

@@ -239,7 +239,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     let nodes = validate_nodes(&mut r, doc, default_if, network, pool);
 
     if let Some(Pool { net, len, min, max }) = pool {
-        let capacity = (u64::from(u32::from(max)) - u64::from(u32::from(min))) / subnet_step(len) + 1;
+        let capacity = super::subnet_capacity(min, max, len);
         if (nodes.len() as u64) > capacity {
             r.error(
                 pos(&doc.nodes),

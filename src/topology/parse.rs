@@ -183,7 +183,9 @@ mod tests {
         }
         let started = std::time::Instant::now();
         let d = err(&bomb);
-        assert!(started.elapsed().as_secs() < 5, "budget must stop it fast");
+        // Refused at the first key the schema does not know, before any alias
+        // is expanded; the parser's alias budget is the second line of defence.
+        assert!(started.elapsed().as_secs() < 5, "refused without expanding it");
         assert!(d.pos.line > 0);
     }
 }

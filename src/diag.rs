@@ -62,10 +62,6 @@ impl Diagnostics {
         self.0.len()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Diagnostic> {
-        self.0.iter()
-    }
-
     /// Sorted by position so a reader can walk the file top to bottom.
     pub fn sorted(mut self) -> Self {
         self.0.sort_by(|a, b| (&a.file, a.pos).cmp(&(&b.file, b.pos)));

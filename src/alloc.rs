@@ -1,122 +1,30 @@
-//! Stable allocation of node subnets and VTEP MACs, recorded in a lock file
-//! beside the topology (flannel's etcd lease registry, but in git).
+//! Stable allocation of node subnets and VTEP MACs, per address family.
 //!
 //! Order of precedence per node: a pin in the topology, then the node's
 //! lease in the lock file, then the first free subnet (in file order) and a
 //! MAC derived from cluster + node name. So adding, removing or reordering
-//! nodes never moves a node that already holds a lease.
+//! nodes never moves a node that already holds a lease. A lease that no
+//! longer fits (outside the network, taken by another node's pin) is an
+//! error located where it is written, never a silent re-allocation.
 
-use std::collections::{BTreeMap, HashSet};
-use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
 
-use ipnet::Ipv4Net;
-use serde::Deserialize;
+use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 
-use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::lock::{self, FamilyLease, Leases, Lock};
 use crate::mac::Mac;
-use crate::topology::{Cluster, subnet_step};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lease {
-    pub subnet: Ipv4Net,
-    pub vtep_mac: Mac,
-}
-
-/// Node name -> lease, for every node of the topology.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Allocation {
-    pub leases: BTreeMap<String, Lease>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum AllocError {
-    #[error("no free /{len} subnet left between {min} and {max} for node `{node}`")]
-    Exhausted { node: String, len: u8, min: Ipv4Addr, max: Ipv4Addr },
-}
-
-/// The lock file as stored: sorted, one entry per node.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LockFile {
-    pub version: u32,
-    pub cluster: String,
-    pub network: String,
-    pub subnet_len: u8,
-    #[serde(default)]
-    pub nodes: BTreeMap<String, LockEntry>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LockEntry {
-    pub subnet: String,
-    #[serde(rename = "vtepMAC")]
-    pub vtep_mac: Mac,
-}
-
-/// `examples/vxlan-3node.yaml` -> `examples/vxlan-3node.lock`.
-pub fn lock_path(topology: &Path) -> PathBuf {
-    topology.with_extension("lock")
-}
-
-/// Reads the lock file beside `topology`; `Ok(None)` when there is none.
-pub fn read_lock(topology: &Path) -> Result<Option<LockFile>, Diagnostics> {
-    let path = lock_path(topology);
-    if !path.exists() {
-        return Ok(None);
-    }
-    let text = crate::topology::parse::read_text(&path)?;
-    if let Some(lock) = parse_lock_fast(&text) {
-        return Ok(Some(lock));
-    }
-    serde_saphyr::from_str::<LockFile>(&text).map(Some).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
-            file: path.clone(),
-            pos: e.location().map(Pos::from).unwrap_or(Pos::FILE),
-            field: String::new(),
-            message: format!("corrupt lock file ({}); delete it and run `flannel-gen lock`", e.without_snippet()),
-        }])
-    })
-}
-
-/// Reads a lock file in exactly the layout [`render_lock`] writes, in a
-/// fraction of a general YAML parse (5000 nodes: ~1 ms against ~20 ms).
-/// Anything else (a hand edit, other quoting) returns `None` and goes
-/// through the YAML parser, which also gives located errors.
-fn parse_lock_fast(text: &str) -> Option<LockFile> {
-    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
-    let mut field = |key: &str| lines.next()?.strip_prefix(key)?.strip_prefix(": ").map(str::to_string);
-    let version = field("version")?.parse().ok()?;
-    let cluster = field("cluster")?;
-    let network = field("network")?;
-    let subnet_len = field("subnetLen")?.parse().ok()?;
-    let mut nodes = BTreeMap::new();
-    match lines.next()? {
-        "nodes: {}" => {}
-        "nodes:" => {
-            while let Some(head) = lines.next() {
-                let name = head.strip_prefix("  ")?.strip_suffix(':')?;
-                let subnet = lines.next()?.strip_prefix("    subnet: ")?;
-                let mac = lines.next()?.strip_prefix("    vtepMAC: \"")?.strip_suffix('"')?;
-                let plain =
-                    |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"-./:".contains(&c));
-                if !plain(name) || !plain(subnet) {
-                    return None;
-                }
-                nodes.insert(name.to_string(), LockEntry { subnet: subnet.to_string(), vtep_mac: mac.parse().ok()? });
-            }
-        }
-        _ => return None,
-    }
-    lines.next().is_none().then_some(LockFile { version, cluster, network, subnet_len, nodes })
-}
+use crate::netaddr::{Family, PerFamily, SubnetPool, to_bits};
+use crate::topology::{Cluster, Node};
 
 /// A MAC derived from cluster and node name; `attempt` > 0 only after a collision.
-pub fn derive_mac(cluster: &str, node: &str, attempt: u32) -> Mac {
+pub fn derive_mac(family: Family, cluster: &str, node: &str, attempt: u32) -> Mac {
     let mut h = Sha256::new();
-    h.update(b"flannel-gen vtep\0");
+    h.update(match family {
+        Family::V4 => &b"flannel-gen vtep\0"[..],
+        Family::V6 => &b"flannel-gen vtep6\0"[..],
+    });
     h.update(cluster.as_bytes());
     h.update(b"\0");
     h.update(node.as_bytes());
@@ -127,108 +35,226 @@ pub fn derive_mac(cluster: &str, node: &str, attempt: u32) -> Mac {
     Mac::local_unicast([d[0], d[1], d[2], d[3], d[4], d[5]])
 }
 
-pub fn allocate(cluster: &Cluster, lock: Option<&LockFile>) -> Result<Allocation, AllocError> {
-    let len = cluster.subnet_len;
-    let fits = |s: Ipv4Net| {
-        s.prefix_len() == len
-            && cluster.network.contains(&s)
-            && s.network() >= cluster.subnet_min
-            && s.network() <= cluster.subnet_max
+/// Leases for every node of `cluster`, keeping those recorded in `lock`.
+pub fn allocate(cluster: &Cluster, lock: Option<&Lock>) -> Result<Leases, Diagnostics> {
+    let mut problems = Vec::new();
+    let mut per_family: Vec<(Family, Vec<FamilyLease>)> = Vec::new();
+    for (family, pool) in cluster.pools.iter() {
+        let mut a = FamilyAlloc::new(cluster, family, *pool);
+        let lock = lock.filter(|l| a.lock_fits(l, &mut problems));
+        a.take_pins();
+        if let Some(l) = lock {
+            a.take_leases(l, &mut problems);
+        }
+        if let Some(leases) = a.finish(&mut problems) {
+            per_family.push((family, leases));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Diagnostics(problems).sorted());
+    }
+    let mut out = Leases::new();
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        let mut l = PerFamily::default();
+        for (family, leases) in &per_family {
+            l.set(*family, leases.get(i).copied());
+        }
+        out.insert(node.name.clone(), l);
+    }
+    Ok(out)
+}
+
+/// The allocation of one family, node by node (in file order).
+struct FamilyAlloc<'a> {
+    cluster: &'a Cluster,
+    family: Family,
+    pool: SubnetPool,
+    subnets: Vec<Option<IpNet>>,
+    macs: Vec<Option<Mac>>,
+    /// Subnet / MAC -> the node (index) holding it.
+    taken_subnets: HashMap<IpNet, usize>,
+    taken_macs: HashMap<Mac, usize>,
+}
+
+impl<'a> FamilyAlloc<'a> {
+    fn new(cluster: &'a Cluster, family: Family, pool: SubnetPool) -> Self {
+        let n = cluster.nodes.len();
+        FamilyAlloc {
+            cluster,
+            family,
+            pool,
+            subnets: vec![None; n],
+            macs: vec![None; n],
+            taken_subnets: HashMap::new(),
+            taken_macs: HashMap::new(),
+        }
+    }
+
+    /// The lock's leases of this family apply only to the network it was
+    /// written for; another network means renumbering every node, which
+    /// must be asked for explicitly.
+    fn lock_fits(&self, lock: &Lock, problems: &mut Vec<Diagnostic>) -> bool {
+        let Some(locked) = lock.networks.get(self.family) else { return false };
+        if locked.network == self.pool.network && locked.subnet_len == self.pool.len {
+            return true;
+        }
+        problems.push(Diagnostic::new(
+            &lock.path,
+            locked.pos,
+            lock::keys(self.family)[0],
+            format!(
+                "the lock was written for {} with /{} subnets, the topology has {} with /{}: every node would be renumbered; if that is what you want, delete {} and run `flannel-gen lock`",
+                locked.network,
+                locked.subnet_len,
+                self.pool.network,
+                self.pool.len,
+                lock.path.display()
+            ),
+        ));
+        false
+    }
+
+    fn take_pins(&mut self) {
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let Some(pins) = node.pins.get(self.family) else { continue };
+            if let Some(s) = pins.subnet {
+                self.subnets[i] = Some(s.value);
+                self.taken_subnets.insert(s.value, i);
+            }
+            if let Some(m) = pins.vtep_mac {
+                self.macs[i] = Some(m.value);
+                self.taken_macs.insert(m.value, i);
+            }
+        }
+    }
+
+    /// Leases from the lock, for nodes the pins left open; a lease another
+    /// node's pin took is an error naming both.
+    fn take_leases(&mut self, lock: &Lock, problems: &mut Vec<Diagnostic>) {
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let Some(lease) = lock.leases.get(&node.name).and_then(|l| l.get(self.family)).copied() else { continue };
+            let at = lock.pos_of(&node.name, self.family);
+            let k = lock::keys(self.family);
+            if let Some(why) = self.pool.refusal(lease.subnet) {
+                let m = format!(
+                    "{why}; the topology changed under this lease: fix it, or remove the node's entry to allocate anew"
+                );
+                problems.push(Diagnostic::new(&lock.path, at.subnet, format!("nodes.{}.{}", node.name, k[2]), m));
+                continue;
+            }
+            match self.taken_subnets.get(&lease.subnet) {
+                Some(&j) if j != i => problems.push(self.stolen(j, node, &lease.subnet.to_string(), true)),
+                Some(_) => {}
+                None if self.subnets[i].is_none() => {
+                    self.subnets[i] = Some(lease.subnet);
+                    self.taken_subnets.insert(lease.subnet, i);
+                }
+                None => {}
+            }
+            match self.taken_macs.get(&lease.vtep_mac) {
+                Some(&j) if j != i => problems.push(self.stolen(j, node, &lease.vtep_mac.to_string(), false)),
+                Some(_) => {}
+                None if self.macs[i].is_none() => {
+                    self.macs[i] = Some(lease.vtep_mac);
+                    self.taken_macs.insert(lease.vtep_mac, i);
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Node `thief` pins what the lock leases to `owner`.
+    fn stolen(&self, thief: usize, owner: &Node, what: &str, subnet: bool) -> Diagnostic {
+        let t = &self.cluster.nodes[thief];
+        let pins = t.pins.get(self.family).copied().unwrap_or_default();
+        let pos = if subnet { pins.subnet.map(|p| p.pos) } else { pins.vtep_mac.map(|p| p.pos) };
+        let key = match (self.family, subnet) {
+            (Family::V4, true) => "subnet",
+            (Family::V6, true) => "subnet6",
+            (Family::V4, false) => "vtepMAC",
+            (Family::V6, false) => "vtepMAC6",
+        };
+        Diagnostic::new(
+            &self.cluster.source,
+            pos.unwrap_or(t.pos),
+            format!("nodes[{}].{key}", t.index),
+            format!(
+                "node `{}` pins {what}, which the lock file leases to node `{}`; pin another one, or move `{}` first",
+                t.name, owner.name, owner.name
+            ),
+        )
+    }
+
+    /// Fresh subnets (first free from subnetMin) and derived MACs for the rest.
+    fn finish(mut self, problems: &mut Vec<Diagnostic>) -> Option<Vec<FamilyLease>> {
+        let step = self.pool.step();
+        let max = to_bits(self.pool.max);
+        let mut cursor = to_bits(self.pool.min);
+        let mut out = Vec::with_capacity(self.subnets.len());
+        for (i, node) in self.cluster.nodes.iter().enumerate() {
+            let subnet = match self.subnets[i] {
+                Some(s) => s,
+                None => loop {
+                    if cursor > max {
+                        problems.push(self.exhausted(node));
+                        return None;
+                    }
+                    let s = self.pool.subnet_at(cursor);
+                    cursor = cursor.saturating_add(step);
+                    if let std::collections::hash_map::Entry::Vacant(e) = self.taken_subnets.entry(s) {
+                        e.insert(i);
+                        break s;
+                    }
+                },
+            };
+            let vtep_mac = match self.macs[i] {
+                Some(m) => m,
+                None => (0..)
+                    .map(|attempt| derive_mac(self.family, &self.cluster.name, &node.name, attempt))
+                    .find(|m| !self.taken_macs.contains_key(m))
+                    .unwrap_or_else(|| derive_mac(self.family, &self.cluster.name, &node.name, 0)),
+            };
+            self.taken_macs.insert(vtep_mac, i);
+            out.push(FamilyLease { subnet, vtep_mac });
+        }
+        Some(out)
+    }
+
+    fn exhausted(&self, node: &Node) -> Diagnostic {
+        let p = &self.pool;
+        Diagnostic::new(
+            &self.cluster.source,
+            node.pos,
+            format!("nodes[{}]", node.index),
+            format!("no free /{} subnet left between {} and {} for node `{}`", p.len, p.min, p.max, node.name),
+        )
+    }
+}
+
+/// The networks an allocation is recorded for, per family.
+pub fn lock_networks(cluster: &Cluster) -> PerFamily<(IpNet, u8)> {
+    let mut n = PerFamily::default();
+    for (f, p) in cluster.pools.iter() {
+        n.set(f, Some((p.network, p.len)));
+    }
+    n
+}
+
+/// The lock file text for an allocation.
+pub fn render_lock(cluster: &Cluster, leases: &Leases) -> String {
+    lock::render(&cluster.name, &lock_networks(cluster), leases)
+}
+
+/// Whether `lock` records exactly this allocation.
+pub fn lock_is_fresh(cluster: &Cluster, leases: &Leases, lock: &Lock) -> bool {
+    let nets: PerFamily<(IpNet, u8)> = {
+        let mut n = PerFamily::default();
+        for (f, l) in lock.networks.iter() {
+            n.set(f, Some((l.network, l.subnet_len)));
+        }
+        n
     };
-    let locked = |name: &str| lock.and_then(|l| l.nodes.get(name));
-
-    let mut subnets: Vec<Option<Ipv4Net>> = cluster.nodes.iter().map(|n| n.subnet).collect();
-    let mut macs: Vec<Option<Mac>> = cluster.nodes.iter().map(|n| n.vtep_mac).collect();
-    let mut taken_subnets: HashSet<Ipv4Addr> = subnets.iter().flatten().map(|s| s.network()).collect();
-    let mut taken_macs: HashSet<Mac> = macs.iter().flatten().copied().collect();
-
-    // Leases from the lock file, unless a pin took the slot first.
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        let Some(entry) = locked(&node.name) else {
-            continue;
-        };
-        if subnets[i].is_none()
-            && let Ok(s) = entry.subnet.parse::<Ipv4Net>()
-            && fits(s)
-            && taken_subnets.insert(s.network())
-        {
-            subnets[i] = Some(s);
-        }
-        if macs[i].is_none() && taken_macs.insert(entry.vtep_mac) {
-            macs[i] = Some(entry.vtep_mac);
-        }
-    }
-
-    // New nodes: first free subnet, derived MAC.
-    let step = subnet_step(len);
-    let mut cursor = u64::from(u32::from(cluster.subnet_min));
-    let max = u64::from(u32::from(cluster.subnet_max));
-    let mut leases = BTreeMap::new();
-    for (i, node) in cluster.nodes.iter().enumerate() {
-        let subnet = match subnets[i] {
-            Some(s) => s,
-            None => loop {
-                if cursor > max {
-                    return Err(AllocError::Exhausted {
-                        node: node.name.clone(),
-                        len,
-                        min: cluster.subnet_min,
-                        max: cluster.subnet_max,
-                    });
-                }
-                let addr = Ipv4Addr::from(cursor as u32);
-                cursor += step;
-                if taken_subnets.insert(addr) {
-                    // `len` is at most 30, validated.
-                    break Ipv4Net::new_assert(addr, len);
-                }
-            },
-        };
-        let vtep_mac = match macs[i] {
-            Some(m) => m,
-            None => (0..)
-                .map(|attempt| derive_mac(&cluster.name, &node.name, attempt))
-                .find(|m| taken_macs.insert(*m))
-                .unwrap_or_else(|| derive_mac(&cluster.name, &node.name, 0)),
-        };
-        leases.insert(node.name.clone(), Lease { subnet, vtep_mac });
-    }
-    Ok(Allocation { leases })
-}
-
-/// The lock file text for an allocation: deterministic, sorted by node name.
-pub fn render_lock(cluster: &Cluster, alloc: &Allocation) -> String {
-    let mut out = String::with_capacity(64 + alloc.leases.len() * 80);
-    out.push_str("# flannel-gen lock file: node subnet and VTEP MAC leases.\n");
-    out.push_str("# Written by `flannel-gen lock`; commit it beside the topology.\n");
-    out.push_str("version: 1\n");
-    out.push_str(&format!("cluster: {}\n", cluster.name));
-    out.push_str(&format!("network: {}\n", cluster.network));
-    out.push_str(&format!("subnetLen: {}\n", cluster.subnet_len));
-    if alloc.leases.is_empty() {
-        out.push_str("nodes: {}\n");
-        return out;
-    }
-    out.push_str("nodes:\n");
-    for (name, lease) in &alloc.leases {
-        out.push_str(&format!("  {name}:\n    subnet: {}\n    vtepMAC: \"{}\"\n", lease.subnet, lease.vtep_mac));
-    }
-    out
-}
-
-/// The lock file an allocation would be stored as, in parsed form.
-pub fn to_lock(cluster: &Cluster, alloc: &Allocation) -> LockFile {
-    LockFile {
-        version: 1,
-        cluster: cluster.name.clone(),
-        network: cluster.network.to_string(),
-        subnet_len: cluster.subnet_len,
-        nodes: alloc
-            .leases
-            .iter()
-            .map(|(n, l)| (n.clone(), LockEntry { subnet: l.subnet.to_string(), vtep_mac: l.vtep_mac }))
-            .collect(),
-    }
+    lock.cluster == cluster.name && nets == lock_networks(cluster) && lock.leases == *leases
 }
 
 #[cfg(test)]

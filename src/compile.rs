@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::alloc::{self, Allocation, LockFile};
-use crate::error::Error;
+use crate::diag::Diagnostics;
+use crate::lock::{self, Leases};
 use crate::topology::{self, Cluster};
 
 /// What the lock file beside the topology says about the allocation.
@@ -12,7 +12,7 @@ use crate::topology::{self, Cluster};
 pub enum LockState {
     /// The lock records exactly this allocation.
     Fresh,
-    /// The lock exists but records something else (new, removed or moved nodes).
+    /// The lock exists but records something else (new or removed nodes).
     Stale,
     Missing,
 }
@@ -29,26 +29,30 @@ impl LockState {
 
 pub struct Compiled {
     pub cluster: Cluster,
-    pub alloc: Allocation,
+    pub leases: Leases,
     pub lock: LockState,
 }
 
 /// Parse, validate and allocate. With `locked`, a missing or stale lock is an error.
-pub fn compile(path: &Path, locked: bool) -> Result<Compiled, Error> {
+pub fn compile(path: &Path, locked: bool) -> Result<Compiled, Diagnostics> {
     let cluster = topology::load(path)?;
-    let lock: Option<LockFile> = alloc::read_lock(path)?;
-    let alloc = alloc::allocate(&cluster, lock.as_ref())?;
+    let lock = lock::read_lock(path)?;
+    let leases = crate::alloc::allocate(&cluster, lock.as_ref())?;
     let state = match &lock {
         None => LockState::Missing,
-        Some(l) if *l == alloc::to_lock(&cluster, &alloc) => LockState::Fresh,
+        Some(l) if crate::alloc::lock_is_fresh(&cluster, &leases, l) => LockState::Fresh,
         Some(_) => LockState::Stale,
     };
     if locked && state != LockState::Fresh {
-        return Err(Error::Lock {
-            path: alloc::lock_path(path),
-            topology: path.to_path_buf(),
-            state: state.describe(),
-        });
+        let lock_file = lock::lock_path(path);
+        return Err(Diagnostics::whole_file(
+            &lock_file,
+            format!(
+                "lock file is {}; run `flannel-gen lock {}` and commit the result",
+                state.describe(),
+                path.display()
+            ),
+        ));
     }
-    Ok(Compiled { cluster, alloc, lock: state })
+    Ok(Compiled { cluster, leases, lock: state })
 }

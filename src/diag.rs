@@ -49,11 +49,27 @@ impl fmt::Display for Diagnostic {
     }
 }
 
+impl Diagnostic {
+    pub fn new(file: &Path, pos: Pos, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostic { file: file.to_path_buf(), pos, field: field.into(), message: message.into() }
+    }
+}
+
 /// All problems of one file, in source order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// One problem with the file as a whole (unreadable, too large, empty).
+    pub fn whole_file(file: &Path, message: impl Into<String>) -> Self {
+        Diagnostics(vec![Diagnostic::new(file, Pos::FILE, "", message)])
+    }
+
+    /// One problem at a position.
+    pub fn one(file: &Path, pos: Pos, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Diagnostics(vec![Diagnostic::new(file, pos, field, message)])
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
@@ -92,13 +108,17 @@ impl<'a> Reporter<'a> {
         Reporter { file, found: Vec::new() }
     }
 
-    pub fn error(&mut self, pos: impl Into<Pos>, field: impl Into<String>, message: impl Into<String>) {
-        self.found.push(Diagnostic {
-            file: self.file.to_path_buf(),
-            pos: pos.into(),
-            field: field.into(),
-            message: message.into(),
-        });
+    pub fn error(&mut self, pos: impl Into<Pos>, field: impl Into<String>, message: impl fmt::Display) {
+        self.found.push(Diagnostic::new(self.file, pos.into(), field, message.to_string()));
+    }
+
+    pub fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// How many problems were reported so far.
+    pub fn count(&self) -> usize {
+        self.found.len()
     }
 
     pub fn has_errors(&self) -> bool {

@@ -7,11 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::plan::{NodePlan, PeerPath};
+use crate::netaddr::Family;
+use crate::plan::objects::VxlanDevice;
+use crate::plan::{BackendPlan, NodePlan, Peer};
 use crate::render::{RenderError, RenderOptions, Templates, render_node};
 
 /// Route changes listed one by one up to this many; beyond, only counted.
 const MAX_LISTED: usize = 6;
+
+/// How a node-by-node rollout of a change must be staged.
+const TWO_PHASES: &str = "roll out in two phases — `flannel-gen apply --phase 1` on every node, then `--phase 2` on every node (README: Migrating between backends); a one-step rollout drops traffic between switched and unswitched nodes";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -46,25 +51,21 @@ fn list(items: &[String]) -> String {
     }
 }
 
+fn backend_name(p: &NodePlan) -> String {
+    match &p.backend {
+        BackendPlan::Vxlan { direct_routing: true, .. } => "vxlan+directRouting".into(),
+        b => b.kind().as_str().into(),
+    }
+}
+
 /// The semantic changes from `old` to `new` for one node, and the warnings.
 pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
     let (mut s, mut w) = (Vec::new(), Vec::new());
-    let backend = |p: &NodePlan| match (p.backend.as_str(), p.direct_routing) {
-        ("vxlan", true) => "vxlan+directRouting".to_string(),
-        (b, _) => b.to_string(),
-    };
-    if backend(old) != backend(new) {
-        s.push(format!("backend {} → {}", backend(old), backend(new)));
+    if backend_name(old) != backend_name(new) {
+        s.push(format!("backend {} → {}", backend_name(old), backend_name(new)));
     }
-    if old.subnet != new.subnet {
-        s.push(format!("subnet {} → {}", old.subnet, new.subnet));
-        w.push(format!(
-            "subnet {} → {} renumbers the pods on {}: running pods keep old addresses until they are recreated",
-            old.subnet, new.subnet, new.node
-        ));
-    }
-    if old.network != new.network {
-        s.push(format!("network {} → {}", old.network, new.network));
+    for f in Family::ALL {
+        families(old, new, f, &mut s, &mut w);
     }
     if old.mtu != new.mtu {
         s.push(format!("mtu {} → {}", old.mtu, new.mtu));
@@ -76,46 +77,81 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
     if old.ip_masq != new.ip_masq {
         s.push(format!("ipMasq {} → {} (docker and CNI ip-masq flip)", old.ip_masq, new.ip_masq));
     }
-    match (&old.vxlan, &new.vxlan) {
-        (Some(o), None) => s.push(format!(
-            "- device {} (VXLAN) and its {} neighbours and {} FDB entries",
-            o.name,
-            old.neighbours().count(),
-            old.fdb().count()
-        )),
-        (None, Some(n)) => s.push(format!("+ device {} (VXLAN {}, port {})", n.name, n.vni, n.port)),
-        (Some(o), Some(n)) if o != n => {
-            let mut parts = Vec::new();
-            if o.vni != n.vni {
-                parts.push(format!("vni {}→{}", o.vni, n.vni));
-            }
-            if o.port != n.port {
-                parts.push(format!("port {}→{}", o.port, n.port));
-            }
-            if o.mac != n.mac {
-                parts.push(format!("mac {}→{}", o.mac, n.mac));
-            }
-            if o.local != n.local {
-                parts.push(format!("local {}→{}", o.local, n.local));
-            }
-            if o.mtu != n.mtu {
-                parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
-            }
-            s.push(format!("~ device {} ({})", n.name, parts.join(", ")));
-            if o.name != n.name {
+    devices(old, new, &mut s, &mut w);
+    peers(old, new, &mut s, &mut w);
+    (s, w)
+}
+
+fn families(old: &NodePlan, new: &NodePlan, f: Family, s: &mut Vec<String>, w: &mut Vec<String>) {
+    match (old.family(f), new.family(f)) {
+        (Some(o), Some(n)) => {
+            if o.subnet != n.subnet {
+                s.push(format!("subnet {} → {}", o.subnet, n.subnet));
                 w.push(format!(
-                    "VNI {} → {} renames the device {} → {}: run `apply --phase 1` on every node, then `--phase 2`; apply leaves {} in place (peers not yet switched still use it), remove it once every node runs VNI {}",
-                    o.vni, n.vni, o.name, n.name, o.name, n.vni
+                    "subnet {} → {} renumbers the pods on {}: running pods keep old addresses until they are recreated",
+                    o.subnet, n.subnet, new.node
                 ));
             }
+            if o.network != n.network {
+                s.push(format!("network {} → {}", o.network, n.network));
+            }
         }
-        _ => {}
+        (None, Some(n)) => s.push(format!("+ {f} (network {}, subnet {})", n.network, n.subnet)),
+        (Some(o), None) => s.push(format!("- {f} (network {}, subnet {})", o.network, o.subnet)),
+        (None, None) => {}
     }
+}
 
-    let olds: BTreeMap<&str, _> = old.peers.iter().map(|p| (p.node.as_str(), p)).collect();
-    let news: BTreeMap<&str, _> = new.peers.iter().map(|p| (p.node.as_str(), p)).collect();
-    let added: Vec<String> = news.keys().filter(|k| !olds.contains_key(*k)).map(|k| k.to_string()).collect();
-    let removed: Vec<String> = olds.keys().filter(|k| !news.contains_key(*k)).map(|k| k.to_string()).collect();
+fn devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String>) {
+    for f in Family::ALL {
+        match (old.vxlan_device(f), new.vxlan_device(f)) {
+            (Some(o), None) => {
+                let count = |k: fn(&Peer) -> bool| old.peers.iter().filter(|p| p.family() == f && k(p)).count();
+                let n = count(|p| matches!(p, Peer::Vxlan { .. }));
+                s.push(format!("- device {} (VXLAN) and its {n} neighbours and {n} FDB entries", o.name));
+            }
+            (None, Some(n)) => s.push(format!("+ device {} (VXLAN {}, port {})", n.name, n.vni, n.port)),
+            (Some(o), Some(n)) if o != n => device_change(&o, &n, s, w),
+            _ => {}
+        }
+    }
+}
+
+fn device_change(o: &VxlanDevice, n: &VxlanDevice, s: &mut Vec<String>, w: &mut Vec<String>) {
+    let mut parts = Vec::new();
+    if o.vni != n.vni {
+        parts.push(format!("vni {}→{}", o.vni, n.vni));
+    }
+    if o.port != n.port {
+        parts.push(format!("port {}→{}", o.port, n.port));
+    }
+    if o.mac != n.mac {
+        parts.push(format!("mac {}→{}", o.mac, n.mac));
+    }
+    if o.local != n.local {
+        parts.push(format!("local {}→{}", o.local, n.local));
+    }
+    if o.mtu != n.mtu {
+        parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
+    }
+    s.push(format!("~ device {} ({})", n.name, parts.join(", ")));
+    if o.name != n.name {
+        w.push(format!(
+            "VNI {} → {} replaces {} with {}: roll out in three steps — `flannel-gen apply --phase 1` on every node (builds {}), `--phase 2` on every node (moves the routes; {} stays for peers that have not switched yet), then a plain `flannel-gen apply` on every node (removes {})",
+            o.vni, n.vni, o.name, n.name, n.name, o.name, o.name
+        ));
+    }
+}
+
+fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String>) {
+    let key = |p: &Peer| (p.node().to_string(), p.family());
+    let olds: BTreeMap<(String, Family), &Peer> = old.peers.iter().map(|p| (key(p), p)).collect();
+    let news: BTreeMap<(String, Family), &Peer> = new.peers.iter().map(|p| (key(p), p)).collect();
+    let names = |a: &BTreeMap<(String, Family), &Peer>, b: &BTreeMap<(String, Family), &Peer>| -> Vec<String> {
+        let set: BTreeSet<&String> = a.keys().filter(|k| !b.contains_key(*k)).map(|(n, _)| n).collect();
+        set.into_iter().cloned().collect()
+    };
+    let (added, removed) = (names(&news, &olds), names(&olds, &news));
     if !added.is_empty() {
         s.push(format!("+ {} peers: {}", added.len(), list(&added)));
     }
@@ -123,19 +159,22 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
         s.push(format!("- {} peers: {}", removed.len(), list(&removed)));
     }
     let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
-    let mut rerouted = Vec::new();
-    let (mut neigh, mut fdb) = (0usize, 0usize);
-    for (name, n) in &news {
-        let Some(o) = olds.get(name) else { continue };
-        if o.route != n.route {
-            if o.route.dev != n.route.dev {
-                moves.entry((o.route.dev.clone(), n.route.dev.clone())).or_default().push(n.route.dst.to_string());
-            } else {
-                rerouted.push(format!("{} via {} → via {}", n.route.dst, o.route.via, n.route.via));
-            }
+    let (mut rerouted, mut entries, mut path_changed, mut to_vxlan) = (Vec::new(), 0usize, false, false);
+    for (k, n) in &news {
+        let Some(o) = olds.get(k) else { continue };
+        let (ro, rn) = (old.route_of(o), new.route_of(n));
+        if ro.dev != rn.dev {
+            moves.entry((ro.dev.clone(), rn.dev.clone())).or_default().push(rn.dst.to_string());
+        } else if ro != rn {
+            rerouted.push(format!("{} via {} → via {}", rn.dst, ro.via, rn.via));
         }
-        neigh += usize::from(o.neighbour != n.neighbour);
-        fdb += usize::from(o.fdb != n.fdb);
+        entries += usize::from(
+            old.neighbour_of(o) != new.neighbour_of(n)
+                && old.neighbour_of(o).is_some()
+                && new.neighbour_of(n).is_some(),
+        );
+        path_changed |= o.path() != n.path();
+        to_vxlan |= o.path() == "host-gw" && n.path() == "vxlan";
     }
     for ((from, to), dsts) in &moves {
         s.push(format!("~ {} routes move {from} → {to}: {}", dsts.len(), list(dsts)));
@@ -143,40 +182,24 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
     if !rerouted.is_empty() {
         s.push(format!("~ {} routes change next hop: {}", rerouted.len(), list(&rerouted)));
     }
-    if neigh + fdb > 0 && old.vxlan.is_some() && new.vxlan.is_some() {
-        s.push(format!("~ {neigh} neighbours and {fdb} FDB entries change"));
+    if entries > 0 {
+        s.push(format!("~ {entries} neighbours and {entries} FDB entries change"));
     }
-    let path_changed = old.peers.iter().any(|o| news.get(o.node.as_str()).is_some_and(|n| n.path != o.path));
     if path_changed {
-        let to_vxlan = new.peers.iter().any(|n| {
-            n.path == PeerPath::Vxlan && olds.get(n.node.as_str()).is_some_and(|o| o.path == PeerPath::HostGw)
-        });
-        w.push(format!(
-            "peers change path{}: roll out in two phases — `flannel-gen apply --phase 1` on every node, then `--phase 2` on every node (README: Migrating between backends); a one-step rollout drops traffic between switched and unswitched nodes",
-            if to_vxlan { " onto VXLAN" } else { "" }
-        ));
+        w.push(format!("peers change path{}: {TWO_PHASES}", if to_vxlan { " onto VXLAN" } else { "" }));
     }
-    (s, w)
+}
+
+/// A node's subnets, for one-line summaries.
+fn subnets(p: &NodePlan) -> String {
+    p.families().map(|(_, f)| f.subnet.to_string()).collect::<Vec<_>>().join(" and ")
 }
 
 fn file_diff(path: &str, old: &str, new: &str) -> FileDiff {
-    let d = similar::TextDiff::from_lines(old, new);
-    let (mut added, mut removed) = (0, 0);
-    for c in d.iter_all_changes() {
-        match c.tag() {
-            similar::ChangeTag::Insert => added += 1,
-            similar::ChangeTag::Delete => removed += 1,
-            similar::ChangeTag::Equal => {}
-        }
-    }
+    let (added, removed) = crate::textdiff::line_counts(old, new);
     let a = if old.is_empty() { "/dev/null".to_string() } else { format!("a/{path}") };
     let b = if new.is_empty() { "/dev/null".to_string() } else { format!("b/{path}") };
-    FileDiff {
-        path: path.to_string(),
-        added,
-        removed,
-        diff: d.unified_diff().context_radius(3).header(&a, &b).to_string(),
-    }
+    FileDiff { path: path.to_string(), added, removed, diff: crate::textdiff::unified(old, new, &a, &b) }
 }
 
 fn rendered(
@@ -211,13 +234,13 @@ pub fn diff(
             }
             (None, Some(n)) => (
                 Status::Added,
-                vec![format!("+ node {} (subnet {}, {} peers)", n.node, n.subnet, n.peers.len())],
+                vec![format!("+ node {} (subnet {}, {} peers)", n.node, subnets(n), n.peers.len())],
                 vec![],
             ),
             (Some(o), None) => (
                 Status::Removed,
-                vec![format!("- node {} (subnet {})", o.node, o.subnet)],
-                vec![format!("node {} leaves: its subnet {} is released; drain it first", o.node, o.subnet)],
+                vec![format!("- node {} (subnet {})", o.node, subnets(o))],
+                vec![format!("node {} leaves: its subnet {} is released; drain it first", o.node, subnets(o))],
             ),
             (None, None) => continue,
         };
@@ -305,7 +328,7 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/vxlan-3node.yaml");
         let mut c = crate::topology::load(&path).expect("valid");
         c.backend.vni = vni;
-        let lock = crate::alloc::read_lock(&path).expect("lock");
+        let lock = crate::lock::read_lock(&path).expect("lock");
         let a = crate::alloc::allocate(&c, lock.as_ref()).expect("allocates");
         crate::plan::build(&c, &a, "node-1").expect("plan")
     }
@@ -314,7 +337,7 @@ mod tests {
     fn a_vni_change_is_flagged_as_a_rollout() {
         let (s, w) = summarize(&plan(1), &plan(2));
         assert!(s.iter().any(|l| l.starts_with("~ device flannel.2 (vni 1→2)")), "{s:?}");
-        assert!(w.iter().any(|l| l.contains("renames the device flannel.1 → flannel.2")), "{w:?}");
+        assert!(w.iter().any(|l| l.contains("replaces flannel.1 with flannel.2: roll out in three steps")), "{w:?}");
         let (s, w) = summarize(&plan(1), &plan(1));
         assert!(s.is_empty() && w.is_empty());
     }

@@ -1,4 +1,5 @@
-//! The crate's error type and its exit codes (DESIGN.md "CLI").
+//! The crate's error type and its exit codes (DESIGN.md "CLI"). Modules have
+//! their own typed errors; this wraps them at the command edge.
 
 use std::path::PathBuf;
 
@@ -14,20 +15,16 @@ pub mod exit {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Located problems with an input file.
     #[error("{0}")]
     Invalid(Diagnostics),
     #[error(transparent)]
-    Alloc(#[from] crate::alloc::AllocError),
-    #[error(transparent)]
     Plan(#[from] crate::plan::PlanError),
-    #[error("{path}: lock file is {state}; run `flannel-gen lock {topology}` and commit the result")]
-    Lock { path: PathBuf, topology: PathBuf, state: &'static str },
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
-    Output(#[from] crate::render::output::OutputError),
-    #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
+    /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),
     #[error("{path}: {source}")]
@@ -36,15 +33,11 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
+        use crate::render::{OutputError, RenderError};
         match self {
-            Error::Invalid(_) | Error::Alloc(_) | Error::Plan(_) | Error::Lock { .. } | Error::Usage(_) => {
-                exit::BAD_INPUT
-            }
+            Error::Invalid(_) | Error::Plan(_) | Error::Usage(_) => exit::BAD_INPUT,
+            Error::Render(RenderError::Output(OutputError::Io { .. } | OutputError::Unwritable { .. })) => exit::SYSTEM,
             Error::Render(_) => exit::BAD_INPUT,
-            Error::Output(
-                crate::render::output::OutputError::Io { .. } | crate::render::output::OutputError::Unwritable { .. },
-            ) => exit::SYSTEM,
-            Error::Output(_) => exit::BAD_INPUT,
             Error::Io { .. } | Error::Apply(_) => exit::SYSTEM,
         }
     }

@@ -1,11 +1,10 @@
-//! Atomic file writes: stage beside the target, fsync, rename.
+//! Atomic file writes: stage beside the target, fsync, rename. The one
+//! helper every writer of a single file (lock file, rollback snapshot) uses.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-
-use crate::error::Error;
 
 /// A temp path in the same directory (same filesystem, so rename is atomic).
 pub fn staging_path(target: &Path) -> PathBuf {
@@ -15,7 +14,7 @@ pub fn staging_path(target: &Path) -> PathBuf {
 
 /// Writes `bytes` to `path` with `mode` so that readers see the old or the new
 /// file, never a part; no temp file is left behind on error.
-pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     let tmp = staging_path(path);
     let result = (|| -> std::io::Result<()> {
         let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
@@ -32,5 +31,5 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result.map_err(Error::io(path))
+    result
 }

@@ -2,34 +2,45 @@
 //!
 //! ```text
 //! topology.yaml --parse--> TopologyDoc --validate--> Cluster --allocate(lock)--> NodePlan per node
-//!   topology::parse          topology::validate        alloc                      plan
+//!   topology::parse          topology::validate        alloc + lock               plan
 //! ```
 //!
 //! * [`topology`]: the source language (schema version 1), parsed with source
 //!   locations so every error names `FILE:LINE:COL` and the field.
-//! * [`alloc`]: stable subnet and VTEP MAC leases, kept in a lock file beside
-//!   the topology so adding or removing nodes never moves another node.
-//! * [`plan`]: the IR, one node's kernel objects in flanneld's order. Every
-//!   back end reads only the plan.
+//! * [`lock`], [`alloc`]: stable subnet and VTEP MAC leases per address
+//!   family, kept in a lock file beside the topology so adding or removing
+//!   nodes never moves another node.
+//! * [`plan`]: the IR and the one trusted contract. A `NodePlan` is built
+//!   from a validated cluster or read from plan.json by one validating
+//!   reader; kernel objects are derived from it in one place.
 //! * [`render`]: back end 1, plan -> files (minijinja templates in
 //!   `templates/`, embedded), staged and renamed into `--out`.
 //! * [`apply`]: back end 2, plan -> kernel through netlink: dump, reconcile
-//!   (pure), then only the changes, pipelined.
+//!   (pure), then only the changes, stage by stage.
 //! * [`diff`]: back end 3, plan vs plan: a semantic summary per node and the
 //!   unified diff of every rendered file.
 //! * [`compile`]: the front half of the pipeline every command shares.
-//! * [`cli`]: commands and exit codes (0 ok, 1 changes, 2 bad input, 3 system).
+//! * [`cli`], [`commands`]: one module per subcommand; exit codes 0 ok,
+//!   1 changes, 2 bad input, 3 system.
+//!
+//! Support: [`diag`] (located diagnostics), [`input`] (reading inputs),
+//! [`netaddr`] (address rules), [`mac`], [`textdiff`], [`fsutil`], [`synth`].
 
 pub mod alloc;
 pub mod apply;
 pub mod cli;
+pub mod commands;
 pub mod compile;
 pub mod diag;
 pub mod diff;
 pub mod error;
 pub mod fsutil;
+pub mod input;
+pub mod lock;
 pub mod mac;
+pub mod netaddr;
 pub mod plan;
 pub mod render;
 pub mod synth;
+pub mod textdiff;
 pub mod topology;

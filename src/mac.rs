@@ -18,6 +18,13 @@ impl Mac {
         self.0 == [0; 6]
     }
 
+    /// Why this MAC cannot be a VTEP MAC, if it cannot.
+    pub fn refusal(&self) -> Option<String> {
+        (!self.is_unicast() || self.is_zero()).then(|| {
+            format!("{self} is not a unicast address (the first octet's lowest bit must be 0, and not all zero)")
+        })
+    }
+
     /// A locally administered unicast MAC from the first six bytes of `bytes`.
     pub fn local_unicast(bytes: [u8; 6]) -> Mac {
         let mut b = bytes;

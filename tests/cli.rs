@@ -19,37 +19,37 @@ fn examples_validate() {
     assert!(stderr(&out).is_empty(), "examples have fresh locks: {}", stderr(&out));
 }
 
+/// plan.json (formatVersion 2) holds facts per peer, by path, with the
+/// locked subnets and MACs; kernel objects are derived, not stored.
 #[test]
-fn plan_json_lists_neigh_fdb_route_per_peer() {
+fn plan_json_is_the_node_facts() {
     let out = run(&["plan", "examples/vxlan-3node.yaml", "--node", "node-1", "--format", "json", "--locked"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    assert_eq!(v["formatVersion"], 1);
-    assert_eq!(v["subnet"], "10.244.1.0/24");
-    assert_eq!(v["gateway"], "10.244.1.1");
-    assert_eq!(v["mtu"], 1450);
-    assert_eq!(v["vxlan"]["name"], "flannel.1");
-    assert_eq!(v["vxlan"]["address"], "10.244.1.0/32");
-    assert_eq!(v["vxlan"]["local"], "192.168.31.61");
-    assert_eq!(v["vxlan"]["learning"], false);
-    let peers = v["peers"].as_array().expect("peers");
-    assert_eq!(peers.len(), 2);
+    // The MACs are the ones in examples/vxlan-3node.lock.
+    let want = serde_json::json!({
+        "formatVersion": 2,
+        "cluster": "prod-east",
+        "node": "node-1",
+        "backend": {"type": "vxlan", "vni": 1, "port": 8472, "directRouting": false},
+        "ipMasq": true,
+        "mtu": 1450,
+        "uplink": {"name": "eth0", "mtu": 1500, "ipv4": "192.168.31.61/24"},
+        "ipv4": {"network": "10.244.0.0/16", "subnet": "10.244.1.0/24", "vtepMAC": "36:28:f3:f4:bd:cb"},
+        "peers": [
+            {"path": "vxlan", "node": "node-2", "subnet": "10.244.2.0/24", "publicIP": "192.168.31.62", "vtepMAC": "2e:2b:01:cb:b7:bd"},
+            {"path": "vxlan", "node": "node-3", "subnet": "10.244.3.0/24", "publicIP": "192.168.31.63", "vtepMAC": "1a:cc:10:df:41:7d"}
+        ],
+        "sysctls": [
+            {"key": "net.ipv4.ip_forward", "value": "1"},
+            {"key": "net/ipv4/conf/eth0/rp_filter", "value": "2"},
+            {"key": "net/ipv4/conf/flannel.1/rp_filter", "value": "2"}
+        ]
+    });
+    assert_eq!(v, want);
     let lock = fs::read_to_string(root().join("examples/vxlan-3node.lock")).expect("lock");
-    for (p, (name, ip, subnet, gw)) in peers.iter().zip([
-        ("node-2", "192.168.31.62", "10.244.2.0/24", "10.244.2.0"),
-        ("node-3", "192.168.31.63", "10.244.3.0/24", "10.244.3.0"),
-    ]) {
-        assert_eq!(p["node"], name);
-        let mac = p["neighbour"]["lladdr"].as_str().expect("mac");
-        assert!(lock.contains(&format!("vtepMAC: \"{mac}\"")), "peer MAC {mac} is the locked one");
-        assert_eq!(p["neighbour"]["ip"], gw);
-        assert_eq!(p["neighbour"]["dev"], "flannel.1");
-        assert_eq!(p["fdb"]["lladdr"], mac);
-        assert_eq!(p["fdb"]["dst"], ip);
-        assert_eq!(p["route"]["dst"], subnet);
-        assert_eq!(p["route"]["via"], gw);
-        assert_eq!(p["route"]["dev"], "flannel.1");
-        assert_eq!(p["route"]["onlink"], true);
+    for mac in ["36:28:f3:f4:bd:cb", "2e:2b:01:cb:b7:bd", "1a:cc:10:df:41:7d"] {
+        assert!(lock.contains(&format!("vtepMAC: \"{mac}\"")), "{mac} is the locked MAC");
     }
 }
 
@@ -175,4 +175,93 @@ fn generated_topology_of_5000_nodes_is_valid_and_plans() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     assert_eq!(v["peers"].as_array().map(Vec::len), Some(4999));
+}
+
+/// A hand-edited lock is checked as input: every problem is located in the
+/// lock file, exit 2, and nothing is re-allocated behind the user's back.
+#[test]
+fn a_corrupted_lock_is_a_located_error() {
+    let (dir, topo) = scratch("vxlan-3node");
+    let t = topo.to_str().expect("utf8");
+    let lock = dir.path().join("t.lock");
+    let good = fs::read_to_string(&lock).expect("lock");
+    for (edit, want) in [
+        (
+            good.replace("subnet: 10.244.3.0/24", "subnet: 10.244.3.0/25"),
+            "t.lock:15:13: error: nodes.node-3.subnet: 10.244.3.0/25 is a /25 but the lock's subnetLen is 24",
+        ),
+        (
+            good.replace("1a:cc:10:df:41:7d", "01:cc:10:df:41:7d"),
+            "t.lock:16:14: error: nodes.node-3.vtepMAC: 01:cc:10:df:41:7d is not a unicast address",
+        ),
+        (
+            good.replace("subnet: 10.244.3.0/24", "subnet: 10.244.2.0/24"),
+            "t.lock:15:13: error: nodes.node-3.subnet: also leased to node `node-2`",
+        ),
+    ] {
+        fs::write(&lock, &edit).expect("edit");
+        for args in [vec!["validate", "--locked", t], vec!["plan", t, "--node", "node-1"], vec!["lock", t]] {
+            let o = run(&args);
+            assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+            assert!(stderr(&o).contains(want), "{args:?} wants {want}:\n{}", stderr(&o));
+        }
+        assert_eq!(fs::read_to_string(&lock).expect("lock"), edit, "`lock` does not overwrite a broken lock");
+    }
+}
+
+#[test]
+fn a_pin_that_steals_a_lease_names_both_nodes() {
+    let (_dir, topo) = scratch("vxlan-3node");
+    let t = topo.to_str().expect("utf8");
+    let y = fs::read_to_string(&topo).expect("read").replace(
+        "  - name: node-1\n    ip: 192.168.31.61/24\n",
+        "  - name: node-1\n    ip: 192.168.31.61/24\n    subnet: 10.244.3.0/24\n",
+    );
+    fs::write(&topo, y).expect("write");
+    let o = run(&["validate", t]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("node `node-1` pins 10.244.3.0/24, which the lock file leases to node `node-3`"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn unknown_nodes_and_impossible_flags_are_usage_errors() {
+    let o = run(&["diff", "examples/vxlan-3node.yaml", "examples/hostgw-3node.yaml", "--node", "node-9"]);
+    assert_eq!(code(&o), 2, "{}", stdout(&o));
+    assert!(stderr(&o).contains("no node `node-9` in the topology (did you mean `node-3`?)"), "{}", stderr(&o));
+    let o = run(&["render", "examples/vxlan-3node.yaml", "--out", "/nonexistent/x", "--node", "nope"]);
+    assert_eq!(code(&o), 2);
+    for args in [
+        vec!["generate", "--nodes", "300", "--segments", "300"],
+        vec!["generate", "--nodes", "4", "--backend", "host-gw", "--segments", "2"],
+        vec!["generate", "--nodes", "4", "--backend", "host-gw", "--direct-routing"],
+        vec!["generate", "--nodes", "0"],
+        vec!["generate", "--nodes", "3", "--cluster", "Bad_Name"],
+        vec!["apply", "examples/vxlan-3node.yaml", "--node", "node-1", "--netns", "../x"],
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}{}", stdout(&o), stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?} prints no topology");
+    }
+}
+
+#[test]
+fn render_counts_a_repeated_node_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("o");
+    let o = run(&[
+        "render",
+        "examples/vxlan-3node.yaml",
+        "--out",
+        out.to_str().expect("utf8"),
+        "--node",
+        "node-2",
+        "--node",
+        "node-2",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("rendered 1 node ("), "{}", stdout(&o));
 }

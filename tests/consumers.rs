@@ -10,12 +10,18 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, flannel_state, must, root_or_skip};
+use common::netns::{Netns, flannel_state, must, plan_devices, root_or_skip};
 use common::{code, run, stderr};
 
 fn plan_of(overlay: &Path) -> serde_json::Value {
     serde_json::from_str(&fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"))
         .expect("json")
+}
+
+/// Applies the rendered sysctl.d file with systemd-sysctl, as boot would.
+fn run_sysctl_d(ns: &Netns, overlay: &Path) {
+    let conf = overlay.join("etc/sysctl.d/50-flannel-gen.conf");
+    must(&mut ns.exec("/lib/systemd/systemd-sysctl", &[conf.to_str().expect("utf8")]));
 }
 
 /// Applies the rendered ip/bridge batch scripts.
@@ -37,10 +43,10 @@ fn run_batches(ns: &Netns, overlay: &Path, again: bool) {
     must(Command::new("ip").args(["-n", &ns.name, "-batch", &f("route.batch")]));
 }
 
-fn wait_for(ns: &Netns, dev: Option<&str>, want: &str) -> String {
+fn wait_for(ns: &Netns, devs: &[&str], want: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let got = flannel_state(ns, dev);
+        let got = flannel_state(ns, devs);
         if got == want || Instant::now() > deadline {
             return got;
         }
@@ -57,19 +63,16 @@ fn parity(example: &str) {
         let overlay = entry.expect("entry").path();
         let plan = plan_of(&overlay);
         let node = plan["node"].as_str().expect("node").to_string();
-        let ip = plan["uplink"]["address"].as_str().expect("ip").to_string();
-        let dev = plan["vxlan"]["name"].as_str().map(str::to_string);
+        let ip = plan["uplink"]["ipv4"].as_str().expect("ip").to_string();
+        let devs = plan_devices(&plan);
+        let dev: Vec<&str> = devs.iter().map(String::as_str).collect();
 
         // iproute2 from the batch scripts.
         let by_ip = Netns::node("ip", Some(&ip));
         run_batches(&by_ip, &overlay, false);
-        let ip_state = flannel_state(&by_ip, dev.as_deref());
+        let ip_state = flannel_state(&by_ip, &dev);
         run_batches(&by_ip, &overlay, true);
-        assert_eq!(
-            flannel_state(&by_ip, dev.as_deref()),
-            ip_state,
-            "{example}/{node}: second ip -batch run changed state"
-        );
+        assert_eq!(flannel_state(&by_ip, &dev), ip_state, "{example}/{node}: second ip -batch run changed state");
 
         // flannel-gen apply from the plan.json.
         let by_apply = Netns::node("ap", Some(&ip));
@@ -77,7 +80,7 @@ fn parity(example: &str) {
         let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert_eq!(
-            flannel_state(&by_apply, dev.as_deref()),
+            flannel_state(&by_apply, &dev),
             ip_state,
             "{example}/{node}: apply state (left) differs from ip -batch state (right)"
         );
@@ -99,42 +102,64 @@ fn parity(example: &str) {
         )
         .expect("eth0.network");
         let networkd = by_nd.networkd();
-        let nd_state = wait_for(&by_nd, dev.as_deref(), &ip_state);
+        let nd_state = wait_for(&by_nd, &dev, &ip_state);
         let log = networkd.stop();
         assert_eq!(
             nd_state, ip_state,
             "{example}/{node}: networkd state (left) differs from ip -batch state (right)\nnetworkd log:\n{log}"
         );
 
+        // apply sees the batch scripts' devices as its own (they carry the
+        // marker), and adopts networkd's, which match the plan but cannot;
+        // systemd-sysctl has set what the sysctl.d file says.
+        run_sysctl_d(&by_ip, &overlay);
+        run_sysctl_d(&by_nd, &overlay);
+        let p = plan_file.to_str().expect("utf8");
+        assert_eq!(
+            common::stdout(&run(&["apply", "--plan", p, "--netns", &by_ip.name])),
+            "0 changes\n",
+            "{node}: apply after ip -batch"
+        );
+        let adopted = run(&["apply", "--plan", p, "--netns", &by_nd.name]);
+        let want: String = dev
+            .iter()
+            .map(|d| {
+                format!(
+                    "~ link {d} (adopted, alias \"flannel-gen:{}\")\n",
+                    plan["cluster"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        let n = dev.len();
+        assert_eq!(
+            common::stdout(&adopted),
+            format!("{want}{n} change{}\n", if n == 1 { "" } else { "s" }),
+            "{node}: apply after networkd"
+        );
+
         // And the state is what the plan says, not just the same twice.
-        let peers = plan["peers"].as_array().expect("peers");
-        for p in peers {
-            let dst = p["route"]["dst"].as_str().expect("dst");
-            assert!(ip_state.contains(&format!("\"route\":\"{dst}\"")), "{node}: route {dst} missing:\n{ip_state}");
-            if let Some(mac) = p["fdb"]["lladdr"].as_str() {
-                assert!(
-                    ip_state.contains(&format!(
-                        "{{\"dst\":\"{}\",\"fdb\":\"{mac}\",\"flags\":[\"self\"],\"state\":\"permanent\"}}",
-                        p["ip"].as_str().expect("ip")
-                    )),
-                    "{node}: fdb {mac}:\n{ip_state}"
-                );
-                assert!(
-                    ip_state.contains(&format!(
-                        "\"lladdr\":\"{mac}\",\"neigh\":\"{}\",\"state\":[\"PERMANENT\"]",
-                        p["neighbour"]["ip"].as_str().expect("ip")
-                    )),
-                    "{node}: neigh:\n{ip_state}"
-                );
-            }
+        assert_state_is_the_plan(&node, &plan, &dev, &ip_state);
+    }
+}
+
+/// Every peer's route, and every vxlan peer's FDB entry and neighbour, and the
+/// devices with their MACs, are in `state`.
+fn assert_state_is_the_plan(node: &str, plan: &serde_json::Value, devs: &[&str], state: &str) {
+    for p in plan["peers"].as_array().expect("peers") {
+        let dst = p["subnet"].as_str().expect("subnet");
+        assert!(state.contains(&format!("\"route\":\"{dst}\"")), "{node}: route {dst} missing:\n{state}");
+        if let Some(mac) = p["vtepMAC"].as_str() {
+            let ip = p["publicIP"].as_str().expect("ip");
+            let fdb = format!("{{\"dst\":\"{ip}\",\"fdb\":\"{mac}\",\"flags\":[\"self\"],\"state\":\"permanent\"}}");
+            assert!(state.contains(&fdb), "{node}: fdb {mac}:\n{state}");
+            let gw = dst.split('/').next().expect("net");
+            let neigh = format!("\"lladdr\":\"{mac}\",\"neigh\":\"{gw}\",\"state\":[\"PERMANENT\"]");
+            assert!(state.contains(&neigh), "{node}: neigh:\n{state}");
         }
-        if let Some(dev) = &dev {
-            let mac = plan["vxlan"]["mac"].as_str().expect("mac");
-            assert!(
-                ip_state.contains(&format!("\"link\":\"{dev}\"")) && ip_state.contains(mac),
-                "{node}: device:\n{ip_state}"
-            );
-        }
+    }
+    for dev in devs {
+        let mac = plan["ipv4"]["vtepMAC"].as_str().expect("mac");
+        assert!(state.contains(&format!("\"link\":\"{dev}\"")) && state.contains(mac), "{node}: device:\n{state}");
     }
 }
 

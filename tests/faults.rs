@@ -25,7 +25,7 @@ fn apply(ns: &Netns, extra: &[&str]) -> std::process::Output {
 
 /// Everything apply could touch, device or not.
 fn all_state(ns: &Netns) -> String {
-    format!("{}\n{}\n{}", flannel_state(ns, Some("flannel.1")), ns.ip(&["-4", "neigh"]), ns.ip(&["-o", "link"]))
+    format!("{}\n{}\n{}", flannel_state(ns, &["flannel.1"]), ns.ip(&["-4", "neigh"]), ns.ip(&["-o", "link"]))
 }
 
 #[test]
@@ -54,14 +54,17 @@ fn plan_for_another_node_is_refused_before_any_write() {
     assert_eq!(all_state(&ns), before);
 }
 
+/// A device with the planned name that flannel-gen did not make and that
+/// differs from the plan is refused (exit 3, nothing changed); `--adopt`
+/// replaces it and the rest converges.
 #[test]
-fn wrong_device_in_the_way_is_replaced_and_the_rest_converges() {
-    if !root_or_skip("wrong_device_in_the_way_is_replaced_and_the_rest_converges") {
+fn a_foreign_device_in_the_way_is_refused_then_replaced_with_adopt() {
+    if !root_or_skip("a_foreign_device_in_the_way_is_refused_then_replaced_with_adopt") {
         return;
     }
     let reference = node("192.168.31.61/24");
     assert_eq!(code(&apply(&reference, &[])), 0);
-    let want = flannel_state(&reference, Some("flannel.1"));
+    let want = flannel_state(&reference, &["flannel.1"]);
 
     for squatter in [
         vec!["link", "add", "flannel.1", "type", "veth", "peer", "name", "squat0"],
@@ -69,10 +72,16 @@ fn wrong_device_in_the_way_is_replaced_and_the_rest_converges() {
     ] {
         let ns = node("192.168.31.61/24");
         ns.ip(&squatter.iter().map(|s| &**s).collect::<Vec<_>>());
+        let before = all_state(&ns);
         let o = apply(&ns, &[]);
+        assert_eq!(code(&o), 3, "{}", stderr(&o));
+        assert!(stderr(&o).contains("flannel.1 exists but flannel-gen did not make it"), "{}", stderr(&o));
+        assert!(stderr(&o).contains("--adopt"), "names the flag: {}", stderr(&o));
+        assert_eq!(all_state(&ns), before, "refused before any write");
+        let o = apply(&ns, &["--adopt"]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         assert!(stdout(&o).contains("- link flannel.1 ("), "the squatter is replaced: {}", stdout(&o));
-        assert_eq!(flannel_state(&ns, Some("flannel.1")), want, "after replacing {squatter:?}");
+        assert_eq!(flannel_state(&ns, &["flannel.1"]), want, "after replacing {squatter:?}");
         assert_eq!(stdout(&apply(&ns, &[])), "0 changes\n");
     }
 }
@@ -113,16 +122,19 @@ fn sigkill_at_random_points_then_apply_converges_exactly() {
 
     let reference = node("172.16.0.10/16");
     assert_eq!(code(&run(&["apply", "--plan", plan, "--netns", &reference.name])), 0);
-    let want = flannel_state(&reference, Some("flannel.1"));
+    let want = flannel_state(&reference, &["flannel.1"]);
 
     let ns = node("172.16.0.10/16");
     let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    // A kill counts only when it left the node half-way: apply had changed
+    // something, and not yet everything.
     let mut killed_midway = 0;
     for round in 0..12 {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         let delay = Duration::from_micros(seed % 60_000);
+        let before = flannel_state(&ns, &["flannel.1"]);
         let mut child = common::bin()
             .args(["apply", "--plan", plan, "--netns", &ns.name])
             .stdout(Stdio::null())
@@ -132,7 +144,8 @@ fn sigkill_at_random_points_then_apply_converges_exactly() {
         std::thread::sleep(delay);
         let _ = child.kill();
         let status = child.wait().expect("wait");
-        if status.code().is_none() {
+        let after = flannel_state(&ns, &["flannel.1"]);
+        if status.code().is_none() && after != before && after != want {
             killed_midway += 1;
         }
         // Every few rounds, also tear something down, as a crash might leave it.
@@ -140,10 +153,10 @@ fn sigkill_at_random_points_then_apply_converges_exactly() {
             let _ = Command::new("ip").args(["-n", &ns.name, "link", "del", "flannel.1"]).status();
         }
     }
-    assert!(killed_midway > 0, "no kill landed while apply ran; the test proved nothing");
+    assert!(killed_midway > 0, "no kill left the node half-way; the test proved nothing");
     let o = run(&["apply", "--plan", plan, "--netns", &ns.name]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
-    assert_eq!(flannel_state(&ns, Some("flannel.1")), want, "state after kills and one clean apply");
+    assert_eq!(flannel_state(&ns, &["flannel.1"]), want, "state after kills and one clean apply");
     assert_eq!(stdout(&run(&["apply", "--plan", plan, "--netns", &ns.name])), "0 changes\n");
 }
 

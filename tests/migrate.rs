@@ -30,7 +30,7 @@ fn roll_out(c: &Cluster, topology: &str) {
 
 /// The node's flannel state without what the pods' bridge added (cni0 routes).
 fn node_state(ns: &Netns) -> String {
-    flannel_state(ns, Some("flannel.1")).lines().filter(|l| !l.contains("\"cni0\"")).collect::<Vec<_>>().join("\n")
+    flannel_state(ns, &["flannel.1"]).lines().filter(|l| !l.contains("\"cni0\"")).collect::<Vec<_>>().join("\n")
 }
 
 /// The state a fresh apply of `topology` gives `node` in a new namespace.
@@ -71,7 +71,7 @@ fn vxlan_to_host_gw_and_back_loses_no_packets() {
 
     roll_out(&c, HOST_GW);
     for n in &c.nodes {
-        let state = flannel_state(&n.ns, Some("flannel.1"));
+        let state = flannel_state(&n.ns, &["flannel.1"]);
         assert!(
             !state.contains("\"link\":\"flannel.1\"") && !state.contains("\"fdb\"") && !state.contains("\"neigh\""),
             "{}: leftovers after vxlan → host-gw:\n{state}",

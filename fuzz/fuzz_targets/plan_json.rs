@@ -1,16 +1,22 @@
-//! `apply --plan` input: arbitrary JSON into a plan, then the pure half of
-//! apply (reconcile against an empty node). Must never panic.
+//! `apply --plan` input: arbitrary bytes through the one validating plan
+//! reader, then the pure half of apply (reconcile against an empty node) and
+//! the plan's text form. Must never panic; a plan the reader accepts must
+//! reconcile.
 #![no_main]
 
+use std::path::Path;
+
 use flannel_gen::apply::live::Live;
-use flannel_gen::apply::reconcile::{Phase, reconcile};
-use flannel_gen::plan::NodePlan;
+use flannel_gen::apply::reconcile::{Options, Phase, reconcile};
+use flannel_gen::plan::parse_plan;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(p) = serde_json::from_slice::<NodePlan>(data) else { return };
-    for phase in [Phase::Prepare, Phase::Complete] {
-        for op in reconcile(&p, &Live::default(), phase) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(p) = parse_plan(Path::new("fuzz.json"), text) else { return };
+    for phase in [Phase::Prepare, Phase::Switch, Phase::Complete] {
+        let ops = reconcile(&p, &Live::default(), Options { phase, adopt: false }).expect("an empty node refuses nothing");
+        for op in ops {
             let _ = op.to_string();
         }
     }

@@ -1,10 +1,12 @@
-//! parse -> validate -> allocate -> plan -> text/JSON, on arbitrary bytes.
-//! Must never panic; errors must be located diagnostics.
+//! parse -> validate -> allocate -> plan -> text/JSON -> the plan reader, on
+//! arbitrary bytes. Must never panic; errors must be located diagnostics;
+//! every compiled plan must read back as itself.
 #![no_main]
 
 use std::path::Path;
 
-use flannel_gen::topology::parse::{MAX_INPUT_BYTES, parse_topology};
+use flannel_gen::input::MAX_INPUT_BYTES;
+use flannel_gen::topology::parse::parse_topology;
 use flannel_gen::{alloc, plan, topology::validate};
 use libfuzzer_sys::fuzz_target;
 
@@ -34,11 +36,11 @@ fuzz_target!(|data: &[u8]| {
     if cluster.nodes.len() > MAX_PLANNED_NODES {
         return;
     }
-    let Ok(a) = alloc::allocate(&cluster, None) else { return };
-    let plans = plan::build_all(&cluster, &a).expect("a valid cluster always plans");
+    let Ok(leases) = alloc::allocate(&cluster, None) else { return };
+    let plans = plan::build_all(&cluster, &leases).expect("a valid cluster always plans");
     for p in plans {
         let json = p.to_json();
-        let back: plan::NodePlan = serde_json::from_str(&json).expect("plan JSON round-trips");
+        let back = plan::parse_plan(Path::new("p.json"), &json).expect("a compiled plan reads back");
         assert_eq!(back, p);
         let _ = p.to_string();
     }

@@ -1,9 +1,9 @@
 //! What the kernel has now, as plain data (dumped by [`super::netlink`]).
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::mac::Mac;
 
@@ -11,7 +11,8 @@ use crate::mac::Mac;
 pub struct LiveVxlan {
     pub vni: Option<u32>,
     pub port: Option<u16>,
-    pub local: Option<Ipv4Addr>,
+    /// IFLA_VXLAN_LOCAL or LOCAL6.
+    pub local: Option<IpAddr>,
     /// Index of the underlay device.
     pub link: Option<u32>,
     pub learning: Option<bool>,
@@ -29,12 +30,14 @@ pub struct LiveLink {
     pub up: bool,
     /// IFLA_INET6_ADDR_GEN_MODE; 1 is "none".
     pub addrgen: Option<u8>,
+    /// IFLA_IFALIAS: where flannel-gen keeps its ownership marker.
+    pub alias: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveRoute {
-    pub dst: Ipv4Net,
-    pub gateway: Option<Ipv4Addr>,
+    pub dst: IpNet,
+    pub gateway: Option<IpAddr>,
     pub oif: Option<u32>,
     pub onlink: bool,
     /// rtm_protocol (4 = static).
@@ -43,15 +46,17 @@ pub struct LiveRoute {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveNeigh {
-    pub ip: Ipv4Addr,
+    pub ifindex: u32,
+    pub ip: IpAddr,
     pub lladdr: Option<Mac>,
     pub permanent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveFdb {
+    pub ifindex: u32,
     pub lladdr: Mac,
-    pub dst: Option<Ipv4Addr>,
+    pub dst: Option<IpAddr>,
     pub permanent: bool,
 }
 
@@ -59,13 +64,13 @@ pub struct LiveFdb {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Live {
     pub links: BTreeMap<String, LiveLink>,
-    /// IPv4 addresses per interface index.
-    pub addrs: BTreeMap<u32, Vec<Ipv4Net>>,
-    /// IPv4 unicast routes of the main table.
+    /// Addresses per interface index (the uplink and owned devices).
+    pub addrs: BTreeMap<u32, Vec<IpNet>>,
+    /// Unicast routes of the main table, both families.
     pub routes: Vec<LiveRoute>,
-    /// IPv4 neighbours on the flannel device.
+    /// Neighbours on owned devices.
     pub neighs: Vec<LiveNeigh>,
-    /// FDB entries (NTF_SELF) on the flannel device.
+    /// FDB entries (NTF_SELF) on owned devices.
     pub fdb: Vec<LiveFdb>,
     pub sysctls: BTreeMap<String, String>,
 }
@@ -73,5 +78,13 @@ pub struct Live {
 impl Live {
     pub fn name_of(&self, index: u32) -> Option<&str> {
         self.links.values().find(|l| l.index == index).map(|l| l.name.as_str())
+    }
+
+    pub fn index_of(&self, name: &str) -> Option<u32> {
+        self.links.get(name).map(|l| l.index)
+    }
+
+    pub fn addrs_of(&self, index: u32) -> &[IpNet] {
+        self.addrs.get(&index).map_or(&[], Vec::as_slice)
     }
 }

@@ -7,7 +7,13 @@ use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use super::ApplyError;
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error("{path}: {source}{}", super::netns::root_hint(source))]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another flannel-gen apply holds {path} (waited {secs}s); nothing was changed")]
+    Busy { path: PathBuf, secs: u64 },
+}
 
 pub const LOCK_DIR: &str = "/run/flannel-gen";
 const POLL: Duration = Duration::from_millis(50);
@@ -26,15 +32,15 @@ pub fn lock_path(netns: Option<&str>) -> PathBuf {
 }
 
 /// Takes the lock, waiting up to `wait` for another apply to finish.
-pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, ApplyError> {
+pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockError> {
     let path = lock_path(netns);
-    std::fs::create_dir_all(LOCK_DIR).map_err(|e| ApplyError::Setup(format!("{LOCK_DIR}: {e}")))?;
+    std::fs::create_dir_all(LOCK_DIR).map_err(|source| LockError::Io { path: LOCK_DIR.into(), source })?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| ApplyError::Setup(format!("{}: {e}", path.display())))?;
+        .map_err(|source| LockError::Io { path: path.clone(), source })?;
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
@@ -44,14 +50,10 @@ pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, ApplyEr
         }
         let err = std::io::Error::last_os_error();
         if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-            return Err(ApplyError::Setup(format!("{}: flock: {err}", path.display())));
+            return Err(LockError::Io { path, source: err });
         }
         if Instant::now() >= deadline {
-            return Err(ApplyError::Busy(format!(
-                "another flannel-gen apply holds {} (waited {}s); nothing was changed",
-                path.display(),
-                wait.as_secs()
-            )));
+            return Err(LockError::Busy { path, secs: wait.as_secs() });
         }
         if !told {
             eprintln!("flannel-gen: waiting for another apply to finish ({})", path.display());

@@ -2,9 +2,9 @@
 //!
 //! Reconcile, don't replay: [`netlink::dump`] reads what is there,
 //! [`reconcile::reconcile`] (pure) decides what must change, and the
-//! executor makes only those changes, in phases that keep flanneld's order
-//! (device, address, neighbours + FDB, then routes, then removals). Nothing
-//! is written before every check passed; a converged node gets zero writes.
+//! executor makes only those changes, stage by stage ([`ops::Stage`]:
+//! devices, addresses, neighbours + FDB, routes, then removals). Nothing is
+//! written before every check passed; a converged node gets zero writes.
 
 pub mod live;
 pub mod lock;
@@ -13,10 +13,12 @@ pub mod netns;
 pub mod ops;
 pub mod reconcile;
 
-pub use ops::Op;
-pub use reconcile::Phase;
+use std::time::Duration;
 
-use crate::plan::{FORMAT_VERSION, NodePlan};
+pub use ops::{Op, Stage};
+pub use reconcile::{Phase, Refusal};
+
+use crate::plan::NodePlan;
 
 #[derive(Debug, Clone)]
 pub struct ApplyOptions {
@@ -24,25 +26,50 @@ pub struct ApplyOptions {
     /// A named network namespace (`/run/netns/NAME`) to apply in.
     pub netns: Option<String>,
     pub phase: Phase,
+    /// Replace a device in the way that flannel-gen did not make.
+    pub adopt: bool,
     /// How long to wait for another apply on the same namespace.
-    pub lock_wait: std::time::Duration,
+    pub lock_wait: Duration,
+}
+
+/// Why the plan cannot be applied on this system; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum Precondition {
+    #[error("uplink {uplink} does not exist here; is this node {node}? nothing was changed")]
+    NoUplink { uplink: String, node: String },
+    #[error(
+        "uplink {uplink} has {have} but the plan of node {node} needs {want}; refusing to apply a plan meant for another node; nothing was changed"
+    )]
+    WrongAddress { uplink: String, have: String, node: String, want: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
-    /// The plan cannot be applied on this system; nothing was written.
-    #[error("{0}")]
-    Precondition(String),
-    #[error("{0}")]
-    Setup(String),
-    #[error("{0}")]
-    Busy(String),
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Precondition(#[from] Precondition),
+    #[error("{what}: {source}{}", hint(source))]
+    Netlink { what: &'static str, source: netlink::NetlinkError },
+    #[error(transparent)]
+    Netns(#[from] netns::NetnsError),
+    #[error(transparent)]
+    Lock(#[from] lock::LockError),
+    #[error("tokio runtime: {0}")]
+    Runtime(std::io::Error),
     /// Every write succeeded but the kernel does not hold the plan.
     #[error("the kernel did not take the plan; still differing after {VERIFY_ATTEMPTS} checks:\n{0}")]
     Unverified(String),
     /// A write failed; earlier writes stay (re-running apply converges).
     #[error("{failed} of {total} changes failed:\n{details}")]
     Write { failed: usize, total: usize, details: String },
+}
+
+fn hint(e: &netlink::NetlinkError) -> &'static str {
+    match e.errno() {
+        Some(libc::EPERM | libc::EACCES) => " (flannel-gen apply must run as root: it needs CAP_NET_ADMIN)",
+        _ => "",
+    }
 }
 
 /// What apply did (or, with dry-run, would do).
@@ -54,61 +81,78 @@ pub struct ApplyReport {
 /// Enters the namespace (if any), then runs apply on a fresh single-threaded
 /// runtime, so the netlink socket is created inside that namespace.
 pub fn run(plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    if plan.format_version != FORMAT_VERSION {
-        return Err(ApplyError::Precondition(format!(
-            "plan has formatVersion {}, this flannel-gen reads {FORMAT_VERSION}",
-            plan.format_version
-        )));
-    }
     // A dry run only reads: it neither waits for nor blocks a real apply.
     let _lock = if opts.dry_run { None } else { Some(lock::acquire(opts.netns.as_deref(), opts.lock_wait)?) };
     if let Some(ns) = &opts.netns {
-        netns::enter(ns).map_err(ApplyError::Setup)?;
+        netns::enter(ns)?;
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| ApplyError::Setup(format!("tokio runtime: {e}")))?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ApplyError::Runtime)?;
     rt.block_on(apply(plan, opts))
 }
 
 async fn apply(plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    let (conn, handle, _) =
-        rtnetlink::new_connection().map_err(|e| ApplyError::Setup(format!("netlink socket: {e}")))?;
+    let (conn, handle, _) = rtnetlink::new_connection().map_err(|e| ApplyError::Netlink {
+        what: "netlink socket",
+        source: netlink::NetlinkError::Protocol(e.to_string()),
+    })?;
     let conn = tokio::spawn(conn);
     let result = apply_with(&handle, plan, opts).await;
     conn.abort();
     result
 }
 
+fn dump_failed(source: netlink::NetlinkError) -> ApplyError {
+    ApplyError::Netlink { what: "reading kernel state", source }
+}
+
 async fn apply_with(h: &rtnetlink::Handle, plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    let live = netlink::dump(h, plan).await.map_err(|e| ApplyError::Setup(format!("reading kernel state: {e}")))?;
+    let marker = reconcile::marker(&plan.cluster);
+    let live = netlink::dump::dump(h, plan, &marker).await.map_err(dump_failed)?;
     check_preconditions(plan, &live)?;
-    let changes = reconcile::reconcile(plan, &live, opts.phase);
+    let ropts = reconcile::Options { phase: opts.phase, adopt: opts.adopt };
+    let changes = reconcile::reconcile(plan, &live, ropts)?;
     if opts.dry_run || changes.is_empty() {
         return Ok(ApplyReport { changes });
     }
-    let mut ex =
-        netlink::Executor { handle: h.clone(), index: live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect() };
+    let index = live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect();
+    let mut ex = netlink::exec::Executor { handle: h.clone(), index };
     execute(&mut ex, &changes).await?;
-    verify(h, plan, opts.phase).await?;
+    verify(h, plan, ropts, &marker, &kept_devices(plan, &live, &changes, &marker)).await?;
     Ok(ApplyReport { changes })
+}
+
+/// Owned devices the plan no longer has that this run chose to keep (a
+/// migration phase keeps old receive paths); verification expects them.
+fn kept_devices(plan: &NodePlan, live: &live::Live, changes: &[Op], marker: &str) -> Vec<String> {
+    let planned = plan.device_names();
+    live.links
+        .values()
+        .filter(|l| l.alias.as_deref() == Some(marker) && !planned.contains(&l.name))
+        .filter(|l| !changes.iter().any(|o| matches!(o, Op::DeleteLink { name, .. } if *name == l.name)))
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 /// Re-checks after writing: the kernel must now hold the plan. Some state
 /// settles asynchronously (a device coming up), so a few short retries.
 const VERIFY_ATTEMPTS: u32 = 3;
-const VERIFY_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+const VERIFY_PAUSE: Duration = Duration::from_millis(100);
 
-async fn verify(h: &rtnetlink::Handle, plan: &NodePlan, phase: Phase) -> Result<(), ApplyError> {
+async fn verify(
+    h: &rtnetlink::Handle,
+    plan: &NodePlan,
+    ropts: reconcile::Options,
+    marker: &str,
+    kept: &[String],
+) -> Result<(), ApplyError> {
     let mut left = Vec::new();
     for attempt in 0..VERIFY_ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(VERIFY_PAUSE).await;
         }
-        let live =
-            netlink::dump(h, plan).await.map_err(|e| ApplyError::Setup(format!("re-reading kernel state: {e}")))?;
-        left = reconcile::reconcile(plan, &live, phase);
+        let live = netlink::dump::dump(h, plan, marker).await.map_err(dump_failed)?;
+        left = reconcile::reconcile(plan, &live, ropts)?;
+        left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
         if left.is_empty() {
             return Ok(());
         }
@@ -116,69 +160,36 @@ async fn verify(h: &rtnetlink::Handle, plan: &NodePlan, phase: Phase) -> Result<
     Err(ApplyError::Unverified(left.iter().map(|o| format!("  {o}")).collect::<Vec<_>>().join("\n")))
 }
 
-/// Everything that must hold before the first write.
-fn check_preconditions(plan: &NodePlan, live: &live::Live) -> Result<(), ApplyError> {
+/// What must hold of the system before the first write: the uplink exists
+/// and carries the plan's underlay addresses (which also refuses a plan
+/// meant for another node).
+fn check_preconditions(plan: &NodePlan, live: &live::Live) -> Result<(), Precondition> {
     let up = &plan.uplink;
     let Some(link) = live.links.get(&up.name) else {
-        return Err(ApplyError::Precondition(format!(
-            "uplink {} does not exist here; is this node {}? nothing was changed",
-            up.name, plan.node
-        )));
+        return Err(Precondition::NoUplink { uplink: up.name.clone(), node: plan.node.clone() });
     };
-    let addrs = live.addrs.get(&link.index).cloned().unwrap_or_default();
-    if !addrs.contains(&up.address) {
-        let have: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-        return Err(ApplyError::Precondition(format!(
-            "uplink {} has {} but the plan of node {} needs {}; refusing to apply a plan meant for another node; nothing was changed",
-            up.name,
-            if have.is_empty() { "no IPv4 address".to_string() } else { have.join(", ") },
-            plan.node,
-            up.address
-        )));
-    }
-    if let Some(vx) = &plan.vxlan
-        && (vx.dev != up.name || vx.local != up.address.addr() || vx.name != plan.device)
-    {
-        return Err(ApplyError::Precondition(format!(
-            "plan is inconsistent: {} must sit on {} with local {}",
-            vx.name,
-            up.name,
-            up.address.addr()
-        )));
-    }
-    for p in &plan.peers {
-        if !plan.network.contains(&p.route.dst) || p.route.dst.contains(&plan.subnet) {
-            return Err(ApplyError::Precondition(format!(
-                "plan is inconsistent: route {} is not a peer subnet of {}",
-                p.route.dst, plan.network
-            )));
+    let addrs = live.addrs_of(link.index);
+    for want in [up.ipv4, up.ipv6].into_iter().flatten() {
+        if !addrs.contains(&want) {
+            let have: Vec<String> =
+                addrs.iter().filter(|a| a.addr().is_ipv4() == want.addr().is_ipv4()).map(ToString::to_string).collect();
+            let have = if have.is_empty() { "no such address".to_string() } else { have.join(", ") };
+            return Err(Precondition::WrongAddress {
+                uplink: up.name.clone(),
+                have,
+                node: plan.node.clone(),
+                want: want.to_string(),
+            });
         }
     }
     Ok(())
 }
 
-/// Phases, in order; ops inside a phase are independent and pipelined.
-fn phase(op: &Op) -> u8 {
-    match op {
-        // After link creation: per-device settings need the device.
-        Op::Sysctl { .. } => 3,
-        Op::DeleteLink { replacing: true, .. } => 1,
-        Op::CreateLink(_) => 2,
-        Op::FixLink { .. } => 3,
-        Op::AddAddress { .. } => 4,
-        Op::AddNeigh(_) | Op::AddFdb(_) => 5,
-        Op::ReplaceRoute { .. } => 6,
-        Op::DelRoute { .. } | Op::DelAddress { .. } => 7,
-        Op::DelFdb { .. } | Op::DelNeigh { .. } => 8,
-        Op::DeleteLink { replacing: false, .. } => 9,
-    }
-}
-
-async fn execute(ex: &mut netlink::Executor, changes: &[Op]) -> Result<(), ApplyError> {
-    for p in 0..=9u8 {
-        let ops: Vec<&Op> = changes.iter().filter(|o| phase(o) == p).collect();
+async fn execute(ex: &mut netlink::exec::Executor, changes: &[Op]) -> Result<(), ApplyError> {
+    for stage in Stage::ALL {
+        let ops: Vec<&Op> = changes.iter().filter(|o| o.stage() == stage).collect();
         let mut failures = Vec::new();
-        if matches!(p, 1 | 2 | 9) {
+        if stage.sequential() {
             for op in &ops {
                 if let Err(e) = ex.run(op).await {
                     failures.push((*op, e));

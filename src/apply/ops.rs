@@ -1,12 +1,13 @@
-//! The changes apply makes, one per kernel object, printed the way `ip` would.
+//! The changes apply makes, one per kernel object, printed the way `ip`
+//! would, and the stage each runs in.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 
 use crate::mac::Mac;
-use crate::plan::{Fdb, Neighbour, Route, VxlanLink};
+use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
 
 /// In-place corrections of an existing device.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -16,6 +17,8 @@ pub struct LinkFix {
     pub learning: Option<(bool, bool)>,
     pub addrgen_none: bool,
     pub up: bool,
+    /// Set flannel-gen's ownership marker (adopting a matching device).
+    pub mark: Option<String>,
 }
 
 impl LinkFix {
@@ -38,30 +41,33 @@ pub enum Op {
         why: String,
         replacing: bool,
     },
-    CreateLink(VxlanLink),
+    CreateLink {
+        device: VxlanDevice,
+        marker: String,
+    },
     FixLink {
         name: String,
         fix: LinkFix,
     },
     AddAddress {
         dev: String,
-        addr: Ipv4Net,
+        addr: IpNet,
     },
     DelAddress {
         dev: String,
-        addr: Ipv4Net,
+        addr: IpNet,
     },
     AddNeigh(Neighbour),
     DelNeigh {
         dev: String,
-        ip: Ipv4Addr,
+        ip: IpAddr,
         lladdr: Option<Mac>,
     },
     AddFdb(Fdb),
     DelFdb {
         dev: String,
         lladdr: Mac,
-        dst: Option<Ipv4Addr>,
+        dst: Option<IpAddr>,
     },
     /// Install or switch a route in place (route replace).
     ReplaceRoute {
@@ -69,20 +75,74 @@ pub enum Op {
         was: Option<String>,
     },
     DelRoute {
-        dst: Ipv4Net,
+        dst: IpNet,
         desc: String,
     },
 }
 
+/// When an op runs. Stages run in this order; ops within a stage are
+/// independent of each other and may be pipelined, except link creation and
+/// deletion, which run one at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Stage {
+    /// Devices in the way go first, taking what is on them along.
+    ReplaceLinks,
+    CreateLinks,
+    /// Per-device settings need the device.
+    Settings,
+    Addresses,
+    /// Every neighbour and FDB entry before any route that needs them.
+    NeighboursAndFdb,
+    Routes,
+    PruneRoutes,
+    PruneNeighboursAndFdb,
+    /// Unplanned devices last, once no route points at them.
+    DeleteLinks,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 9] = [
+        Stage::ReplaceLinks,
+        Stage::CreateLinks,
+        Stage::Settings,
+        Stage::Addresses,
+        Stage::NeighboursAndFdb,
+        Stage::Routes,
+        Stage::PruneRoutes,
+        Stage::PruneNeighboursAndFdb,
+        Stage::DeleteLinks,
+    ];
+
+    /// Link creation and deletion change the name -> index map: one at a time.
+    pub fn sequential(self) -> bool {
+        matches!(self, Stage::ReplaceLinks | Stage::CreateLinks | Stage::DeleteLinks)
+    }
+}
+
 impl Op {
+    pub fn stage(&self) -> Stage {
+        match self {
+            Op::DeleteLink { replacing: true, .. } => Stage::ReplaceLinks,
+            Op::CreateLink { .. } => Stage::CreateLinks,
+            Op::Sysctl { .. } | Op::FixLink { .. } => Stage::Settings,
+            Op::AddAddress { .. } => Stage::Addresses,
+            Op::AddNeigh(_) | Op::AddFdb(_) => Stage::NeighboursAndFdb,
+            Op::ReplaceRoute { .. } => Stage::Routes,
+            Op::DelRoute { .. } | Op::DelAddress { .. } => Stage::PruneRoutes,
+            Op::DelFdb { .. } | Op::DelNeigh { .. } => Stage::PruneNeighboursAndFdb,
+            Op::DeleteLink { replacing: false, .. } => Stage::DeleteLinks,
+        }
+    }
+
     /// `+` new object, `~` changed in place, `-` removed.
     pub fn sign(&self) -> char {
         match self {
-            Op::Sysctl { .. } | Op::FixLink { .. } => '~',
-            Op::ReplaceRoute { was: Some(_), .. } => '~',
-            Op::CreateLink(_) | Op::AddAddress { .. } | Op::AddNeigh(_) | Op::AddFdb(_) | Op::ReplaceRoute { .. } => {
-                '+'
-            }
+            Op::Sysctl { .. } | Op::FixLink { .. } | Op::ReplaceRoute { was: Some(_), .. } => '~',
+            Op::CreateLink { .. }
+            | Op::AddAddress { .. }
+            | Op::AddNeigh(_)
+            | Op::AddFdb(_)
+            | Op::ReplaceRoute { .. } => '+',
             Op::DeleteLink { .. }
             | Op::DelAddress { .. }
             | Op::DelNeigh { .. }
@@ -94,7 +154,7 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Sysctl { .. } => "sysctl",
-            Op::DeleteLink { .. } | Op::CreateLink(_) | Op::FixLink { .. } => "link",
+            Op::DeleteLink { .. } | Op::CreateLink { .. } | Op::FixLink { .. } => "link",
             Op::AddAddress { .. } | Op::DelAddress { .. } => "address",
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
@@ -107,29 +167,9 @@ impl Op {
         match self {
             Op::Sysctl { key, from, to } => format!("{key}={to} (was {from})"),
             Op::DeleteLink { name, why, .. } => format!("{name} ({why})"),
-            Op::CreateLink(l) => l.to_string(),
-            Op::FixLink { name, fix } => {
-                let mut parts = Vec::new();
-                if let Some((a, b)) = fix.mtu {
-                    parts.push(format!("mtu {a}→{b}"));
-                }
-                if let Some((a, b)) = fix.mac {
-                    parts.push(format!("address {a}→{b}"));
-                }
-                if let Some((a, b)) = fix.learning {
-                    parts.push(format!("learning {a}→{b}"));
-                }
-                if fix.addrgen_none {
-                    parts.push("addrgenmode none".into());
-                }
-                if fix.up {
-                    parts.push("up".into());
-                }
-                format!("{name} ({})", parts.join(", "))
-            }
-            Op::AddAddress { dev, addr } | Op::DelAddress { dev, addr } => {
-                format!("{addr} dev {dev}")
-            }
+            Op::CreateLink { device, .. } => device.to_string(),
+            Op::FixLink { name, fix } => format!("{name} ({})", fix_parts(fix).join(", ")),
+            Op::AddAddress { dev, addr } | Op::DelAddress { dev, addr } => format!("{addr} dev {dev}"),
             Op::AddNeigh(n) => n.to_string(),
             Op::DelNeigh { dev, ip, lladdr } => match lladdr {
                 Some(m) => format!("{ip} lladdr {m} dev {dev}"),
@@ -145,6 +185,29 @@ impl Op {
             Op::DelRoute { desc, .. } => desc.clone(),
         }
     }
+}
+
+fn fix_parts(fix: &LinkFix) -> Vec<String> {
+    let mut parts = Vec::new();
+    if let Some((a, b)) = fix.mtu {
+        parts.push(format!("mtu {a}→{b}"));
+    }
+    if let Some((a, b)) = fix.mac {
+        parts.push(format!("address {a}→{b}"));
+    }
+    if let Some((a, b)) = fix.learning {
+        parts.push(format!("learning {a}→{b}"));
+    }
+    if fix.addrgen_none {
+        parts.push("addrgenmode none".into());
+    }
+    if fix.up {
+        parts.push("up".into());
+    }
+    if let Some(m) = &fix.mark {
+        parts.push(format!("adopted, alias \"{m}\""));
+    }
+    parts
 }
 
 impl fmt::Display for Op {

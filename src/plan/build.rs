@@ -1,9 +1,8 @@
-//! Cluster + allocation -> one node's plan.
+//! Cluster + leases -> one node's plan.
 
-use ipnet::Ipv4Net;
-
-use super::{FORMAT_VERSION, Fdb, Neighbour, NodePlan, Peer, PeerPath, Route, Sysctl, Uplink, VxlanLink};
-use crate::alloc::{Allocation, Lease};
+use super::{BackendPlan, FORMAT_VERSION, FamilyPlan, NodePlan, Peer, PlanData, Sysctl, Uplink};
+use crate::lock::{FamilyLease, Leases};
+use crate::netaddr::{Family, PerFamily};
 use crate::topology::{BackendKind, Cluster, Node};
 
 #[derive(Debug, thiserror::Error)]
@@ -12,104 +11,102 @@ pub enum PlanError {
     UnknownNode { name: String, hint: Option<String> },
     #[error("node `{0}` has no lease; the allocation does not match the topology")]
     NoLease(String),
+    /// A compiled plan broke an invariant of the plan: a bug in flannel-gen.
+    #[error("internal error: the plan of node `{node}` is inconsistent: {problems}")]
+    Inconsistent { node: String, problems: String },
 }
 
-fn lease<'a>(alloc: &'a Allocation, node: &Node) -> Result<&'a Lease, PlanError> {
-    alloc.leases.get(&node.name).ok_or_else(|| PlanError::NoLease(node.name.clone()))
+fn lease<'a>(leases: &'a Leases, node: &Node) -> Result<&'a PerFamily<FamilyLease>, PlanError> {
+    leases.get(&node.name).ok_or_else(|| PlanError::NoLease(node.name.clone()))
 }
 
 /// The plan for node `name`.
-pub fn build(cluster: &Cluster, alloc: &Allocation, name: &str) -> Result<NodePlan, PlanError> {
-    let node = cluster.node(name).ok_or_else(|| PlanError::UnknownNode {
-        name: name.to_string(),
-        hint: crate::diag::suggest(name, cluster.nodes.iter().map(|n| n.name.as_str())).map(str::to_string),
-    })?;
-    build_for(cluster, alloc, node)
+pub fn build(cluster: &Cluster, leases: &Leases, name: &str) -> Result<NodePlan, PlanError> {
+    let node = cluster
+        .node(name)
+        .ok_or_else(|| PlanError::UnknownNode { name: name.to_string(), hint: cluster.suggest_node(name) })?;
+    build_for(cluster, leases, node)
 }
 
 /// Plans for every node, in file order.
-pub fn build_all(cluster: &Cluster, alloc: &Allocation) -> Result<Vec<NodePlan>, PlanError> {
-    cluster.nodes.iter().map(|n| build_for(cluster, alloc, n)).collect()
+pub fn build_all(cluster: &Cluster, leases: &Leases) -> Result<Vec<NodePlan>, PlanError> {
+    cluster.nodes.iter().map(|n| build_for(cluster, leases, n)).collect()
 }
 
-fn build_for(cluster: &Cluster, alloc: &Allocation, node: &Node) -> Result<NodePlan, PlanError> {
-    let own = lease(alloc, node)?;
-    let backend = &cluster.backend;
-    let mtu = cluster.pod_mtu();
-    let vxlan = (backend.kind == BackendKind::Vxlan).then(|| VxlanLink {
-        name: format!("flannel.{}", backend.vni),
-        vni: backend.vni,
-        port: backend.port,
-        local: node.addr(),
-        learning: false,
-        mac: own.vtep_mac,
-        mtu,
-        dev: node.interface.clone(),
-        address: Ipv4Net::new_assert(own.subnet.network(), 32),
-    });
-
-    let mut peers = Vec::with_capacity(cluster.nodes.len().saturating_sub(1));
+fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan, PlanError> {
+    let own = lease(leases, node)?;
+    let b = &cluster.backend;
+    let backend = match b.kind {
+        BackendKind::Vxlan => BackendPlan::Vxlan { vni: b.vni, port: b.port, direct_routing: b.direct_routing },
+        BackendKind::HostGw => BackendPlan::HostGw,
+    };
+    let family = |f: Family| -> Option<FamilyPlan> {
+        let pool = cluster.pools.get(f)?;
+        let l = own.get(f)?;
+        let vtep_mac = (b.kind == BackendKind::Vxlan).then_some(l.vtep_mac);
+        Some(FamilyPlan { network: pool.network, subnet: l.subnet, vtep_mac })
+    };
+    let mut peers = Vec::with_capacity(cluster.nodes.len().saturating_sub(1) * 2);
     for other in cluster.nodes.iter().filter(|o| o.name != node.name) {
-        let theirs = lease(alloc, other)?;
-        let direct =
-            backend.kind == BackendKind::HostGw || (backend.direct_routing && other.segment() == node.segment());
-        let peer = match (&vxlan, direct) {
-            (Some(link), false) => {
-                let gw = theirs.subnet.network();
-                Peer {
-                    node: other.name.clone(),
-                    ip: other.addr(),
-                    subnet: theirs.subnet,
-                    path: PeerPath::Vxlan,
-                    neighbour: Some(Neighbour { dev: link.name.clone(), ip: gw, lladdr: theirs.vtep_mac }),
-                    fdb: Some(Fdb { dev: link.name.clone(), lladdr: theirs.vtep_mac, dst: other.addr() }),
-                    route: Route { dst: theirs.subnet, via: gw, dev: link.name.clone(), onlink: true },
-                }
+        let theirs = lease(leases, other)?;
+        for (f, l) in theirs.iter() {
+            if let Some(p) = peer(cluster, node, other, f, l) {
+                peers.push(p);
             }
-            _ => Peer {
-                node: other.name.clone(),
-                ip: other.addr(),
-                subnet: theirs.subnet,
-                path: PeerPath::HostGw,
-                neighbour: None,
-                fdb: None,
-                route: Route { dst: theirs.subnet, via: other.addr(), dev: node.interface.clone(), onlink: false },
-            },
-        };
-        peers.push(peer);
+        }
     }
-    peers.sort_by_key(|p| p.subnet);
-
-    let sysctls = sysctls(&node.interface, vxlan.as_ref().map(|l| l.name.as_str()));
-    Ok(NodePlan {
+    peers.sort_by_key(Peer::subnet);
+    let uplink = Uplink { name: node.interface.clone(), mtu: node.mtu, ipv4: node.ips.v4, ipv6: node.ips.v6 };
+    let mut data = PlanData {
         format_version: FORMAT_VERSION,
         cluster: cluster.name.clone(),
         node: node.name.clone(),
-        backend: backend.kind,
-        direct_routing: backend.direct_routing,
-        network: cluster.network,
-        subnet: own.subnet,
-        // Subnets are at most /30, so .1 is always a host address.
-        gateway: own.subnet.hosts().next().unwrap_or(own.subnet.network()),
-        mtu,
+        backend,
         ip_masq: cluster.ip_masq,
-        device: format!("flannel.{}", backend.vni),
-        uplink: Uplink { name: node.interface.clone(), address: node.ip, mtu: cluster.mtu },
-        vxlan,
+        mtu: node.mtu - b.kind.overhead(),
+        uplink,
+        ipv4: family(Family::V4),
+        ipv6: family(Family::V6),
         peers,
-        sysctls,
+        sysctls: Vec::new(),
+    };
+    data.sysctls = sysctls(&data);
+    NodePlan::new(data).map_err(|problems| PlanError::Inconsistent {
+        node: node.name.clone(),
+        problems: problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "),
     })
 }
 
-/// Kernel settings the node needs. Forwarding, and loose reverse-path
-/// filtering on the uplink and the flannel device: while a cluster migrates
-/// between backends, replies come back on the other interface than the
-/// request left by, and strict filtering (rp_filter=1) would drop them.
+/// How `node` reaches `other` in family `f`: directly when the backend is
+/// host-gw, or with directRouting when `other` is on-link; else over VXLAN.
+fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease) -> Option<Peer> {
+    let public_ip = other.ips.get(f)?.addr();
+    let b = &cluster.backend;
+    let direct = b.kind == BackendKind::HostGw || (b.direct_routing && node.on_link(f, other));
+    let name = other.name.clone();
+    Some(if direct {
+        Peer::HostGw { node: name, subnet: l.subnet, public_ip }
+    } else {
+        Peer::Vxlan { node: name, subnet: l.subnet, public_ip, vtep_mac: l.vtep_mac }
+    })
+}
+
+/// Kernel settings the node needs: forwarding per family, and loose
+/// reverse-path filtering (IPv4) on the uplink and the VXLAN device: while a
+/// cluster migrates between backends, replies come back on another interface
+/// than the request left by, and strict filtering (rp_filter=1) drops them.
 /// Per-interface keys use sysctl.d's slash form, as names may contain dots.
-fn sysctls(uplink: &str, device: Option<&str>) -> Vec<Sysctl> {
-    let mut v = vec![Sysctl { key: "net.ipv4.ip_forward".into(), value: "1".into() }];
-    for dev in std::iter::once(uplink).chain(device) {
-        v.push(Sysctl { key: format!("net/ipv4/conf/{dev}/rp_filter"), value: "2".into() });
+pub fn sysctls(p: &PlanData) -> Vec<Sysctl> {
+    let mut v = Vec::new();
+    if p.ipv4.is_some() {
+        v.push(Sysctl { key: "net.ipv4.ip_forward".into(), value: "1".into() });
+        let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name);
+        for dev in std::iter::once(p.uplink.name.clone()).chain(v4_dev) {
+            v.push(Sysctl { key: format!("net/ipv4/conf/{dev}/rp_filter"), value: "2".into() });
+        }
+    }
+    if p.ipv6.is_some() {
+        v.push(Sysctl { key: "net.ipv6.conf.all.forwarding".into(), value: "1".into() });
     }
     v
 }

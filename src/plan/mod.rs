@@ -1,155 +1,263 @@
-//! The intermediate representation: one node's plan, the kernel objects and
-//! settings flanneld would have made on it. Every back end (render, apply,
-//! diff) reads only this, so files and kernel state cannot disagree.
+//! The intermediate representation: one node's plan, the one trusted
+//! contract between the compiler and every back end (render, apply, diff).
+//!
+//! [`PlanData`] is the plan as data — its JSON form (`plan.json`,
+//! `formatVersion` [`FORMAT_VERSION`]) is defined here and nowhere else. A
+//! [`NodePlan`] is a `PlanData` that passed [`check`]; there are exactly two
+//! ways to get one: [`build`] from a validated cluster, or [`read`] from
+//! JSON (`apply --plan`, `diff` of plan files, the fuzz target). Back ends
+//! take only `NodePlan`, and derive kernel objects from its facts in one
+//! place ([`objects`]), so they cannot disagree.
 
 mod build;
+mod check;
+mod json_path;
+pub mod objects;
+mod read;
 mod text;
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
+use std::ops::Deref;
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use build::{PlanError, build, build_all};
+pub use check::{Problem, check};
+pub use read::{parse_plan, read_plan};
 
 use crate::mac::Mac;
+use crate::netaddr::Family;
 use crate::topology::BackendKind;
 
 /// Bumped on any incompatible change to the JSON form.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
+/// The alias that marks a device as flannel-gen's, for one cluster: apply
+/// finds its devices by it whatever their names, and never touches others.
+pub fn marker(cluster: &str) -> String {
+    format!("flannel-gen:{cluster}")
+}
+
+/// The name of the VXLAN device of a family, as flanneld names it.
+pub fn vxlan_device_name(family: Family, vni: u32) -> String {
+    match family {
+        Family::V4 => format!("flannel.{vni}"),
+        Family::V6 => format!("flannel-v6.{vni}"),
+    }
+}
+
+/// One node's plan as data: facts, not kernel objects (those are derived).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct NodePlan {
+pub struct PlanData {
     pub format_version: u32,
     pub cluster: String,
     pub node: String,
-    pub backend: BackendKind,
-    pub direct_routing: bool,
-    /// The whole pod network (flannel's "Network").
-    pub network: Ipv4Net,
-    /// This node's pod subnet.
-    pub subnet: Ipv4Net,
-    /// The subnet's `.1`, the bridge (cni0 / docker0) address.
-    pub gateway: Ipv4Addr,
-    /// MTU of the flannel device and of pods.
-    pub mtu: u32,
+    pub backend: BackendPlan,
+    /// flanneld's --ip-masq: flannel masquerades, so docker and CNI must not.
     pub ip_masq: bool,
+    /// MTU of the overlay device and of pods.
+    pub mtu: u32,
     pub uplink: Uplink,
-    /// `flannel.<vni>`: the device flannel-gen owns on this node. Named even
-    /// for host-gw, so apply can remove a VXLAN device left from a migration.
-    pub device: String,
-    /// The VXLAN device, when any peer is reached over VXLAN.
-    pub vxlan: Option<VxlanLink>,
-    /// Other nodes, sorted by subnet, each with its objects in flanneld's order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<FamilyPlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<FamilyPlan>,
+    /// Other nodes, one entry per node and family, sorted by subnet.
     pub peers: Vec<Peer>,
     pub sysctls: Vec<Sysctl>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum BackendPlan {
+    #[serde(rename_all = "camelCase")]
+    Vxlan {
+        vni: u32,
+        port: u16,
+        direct_routing: bool,
+    },
+    HostGw,
+}
+
+impl BackendPlan {
+    pub fn kind(&self) -> BackendKind {
+        match self {
+            BackendPlan::Vxlan { .. } => BackendKind::Vxlan,
+            BackendPlan::HostGw => BackendKind::HostGw,
+        }
+    }
+
+    pub fn vni(&self) -> Option<u32> {
+        match self {
+            BackendPlan::Vxlan { vni, .. } => Some(*vni),
+            BackendPlan::HostGw => None,
+        }
+    }
+}
+
+/// The underlay interface.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Uplink {
     pub name: String,
-    /// The node's underlay address with its prefix.
-    pub address: Ipv4Net,
     pub mtu: u32,
+    /// The node's underlay address with its on-link prefix, per family.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<IpNet>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<IpNet>,
 }
 
+impl Uplink {
+    pub fn address(&self, f: Family) -> Option<IpNet> {
+        match f {
+            Family::V4 => self.ipv4,
+            Family::V6 => self.ipv6,
+        }
+    }
+}
+
+/// This node's lease in one family.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct VxlanLink {
-    pub name: String,
-    pub vni: u32,
-    pub port: u16,
-    pub local: Ipv4Addr,
-    pub learning: bool,
-    pub mac: Mac,
-    pub mtu: u32,
-    /// Underlay device (IFLA_VXLAN_LINK).
-    pub dev: String,
-    /// The subnet's network address as a /32, flanneld's convention.
-    pub address: Ipv4Net,
+pub struct FamilyPlan {
+    /// The whole pod network (flannel's "Network" / "IPv6Network").
+    pub network: IpNet,
+    /// This node's pod subnet.
+    pub subnet: IpNet,
+    /// The VXLAN device's MAC (vxlan only).
+    #[serde(rename = "vtepMAC", default, skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<Mac>,
+}
+
+/// Another node, in one family, by how it is reached. In JSON a flat
+/// object with a `path` (see [`PeerDoc`]), so type errors name the field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "PeerDoc", into = "PeerDoc")]
+pub enum Peer {
+    /// Encapsulated through this family's VXLAN device.
+    Vxlan { node: String, subnet: IpNet, public_ip: IpAddr, vtep_mac: Mac },
+    /// Routed to the peer's underlay address, which is on-link.
+    HostGw { node: String, subnet: IpNet, public_ip: IpAddr },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum PeerPath {
-    /// Encapsulated through the flannel device.
     Vxlan,
-    /// Routed directly to the peer's underlay address.
     HostGw,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A peer as plan.json writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Peer {
-    pub node: String,
-    pub ip: Ipv4Addr,
-    pub subnet: Ipv4Net,
+pub struct PeerDoc {
     pub path: PeerPath,
-    /// vxlan path only: permanent ARP entry for the peer's gateway.
-    pub neighbour: Option<Neighbour>,
-    /// vxlan path only: where to send frames for the peer's VTEP MAC.
-    pub fdb: Option<Fdb>,
-    pub route: Route,
+    pub node: String,
+    pub subnet: IpNet,
+    #[serde(rename = "publicIP")]
+    pub public_ip: IpAddr,
+    #[serde(rename = "vtepMAC", default, skip_serializing_if = "Option::is_none")]
+    pub vtep_mac: Option<Mac>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Neighbour {
-    pub dev: String,
-    pub ip: Ipv4Addr,
-    pub lladdr: Mac,
+impl TryFrom<PeerDoc> for Peer {
+    type Error = String;
+
+    fn try_from(d: PeerDoc) -> Result<Peer, String> {
+        match (d.path, d.vtep_mac) {
+            (PeerPath::Vxlan, Some(vtep_mac)) => {
+                Ok(Peer::Vxlan { node: d.node, subnet: d.subnet, public_ip: d.public_ip, vtep_mac })
+            }
+            (PeerPath::Vxlan, None) => Err("a vxlan peer needs `vtepMAC`".into()),
+            (PeerPath::HostGw, None) => Ok(Peer::HostGw { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
+            (PeerPath::HostGw, Some(_)) => Err("a host-gw peer has no `vtepMAC`".into()),
+        }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Fdb {
-    pub dev: String,
-    pub lladdr: Mac,
-    pub dst: Ipv4Addr,
+impl From<Peer> for PeerDoc {
+    fn from(p: Peer) -> PeerDoc {
+        match p {
+            Peer::Vxlan { node, subnet, public_ip, vtep_mac } => {
+                PeerDoc { path: PeerPath::Vxlan, node, subnet, public_ip, vtep_mac: Some(vtep_mac) }
+            }
+            Peer::HostGw { node, subnet, public_ip } => {
+                PeerDoc { path: PeerPath::HostGw, node, subnet, public_ip, vtep_mac: None }
+            }
+        }
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Route {
-    pub dst: Ipv4Net,
-    pub via: Ipv4Addr,
-    pub dev: String,
-    pub onlink: bool,
+impl Peer {
+    pub fn node(&self) -> &str {
+        match self {
+            Peer::Vxlan { node, .. } | Peer::HostGw { node, .. } => node,
+        }
+    }
+
+    pub fn subnet(&self) -> IpNet {
+        match self {
+            Peer::Vxlan { subnet, .. } | Peer::HostGw { subnet, .. } => *subnet,
+        }
+    }
+
+    pub fn public_ip(&self) -> IpAddr {
+        match self {
+            Peer::Vxlan { public_ip, .. } | Peer::HostGw { public_ip, .. } => *public_ip,
+        }
+    }
+
+    pub fn family(&self) -> Family {
+        Family::of_net(&self.subnet())
+    }
+
+    pub fn path(&self) -> &'static str {
+        match self {
+            Peer::Vxlan { .. } => "vxlan",
+            Peer::HostGw { .. } => "host-gw",
+        }
+    }
 }
 
+/// A kernel setting, as a sysctl.d key: dotted, or slash form where an
+/// interface name (which may contain dots) is part of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Sysctl {
-    /// `net.ipv4.ip_forward`, or slash form `net/ipv4/conf/flannel.1/rp_filter`.
     pub key: String,
     pub value: String,
 }
 
 impl Sysctl {
+    /// The file under /proc/sys (sysctl.d rules: dots separate unless the key uses slashes).
     pub fn proc_path(&self) -> String {
-        sysctl_proc_path(&self.key)
+        if self.key.contains('/') {
+            format!("/proc/sys/{}", self.key)
+        } else {
+            format!("/proc/sys/{}", self.key.replace('.', "/"))
+        }
     }
 }
 
-/// The file under /proc/sys for a sysctl key (sysctl.d rules: dots separate
-/// unless the key uses slashes, as interface names may contain dots).
-pub fn sysctl_proc_path(key: &str) -> String {
-    if key.contains('/') { format!("/proc/sys/{key}") } else { format!("/proc/sys/{}", key.replace('.', "/")) }
-}
-
-impl NodePlan {
-    pub fn neighbours(&self) -> impl Iterator<Item = &Neighbour> {
-        self.peers.iter().filter_map(|p| p.neighbour.as_ref())
+impl PlanData {
+    pub fn family(&self, f: Family) -> Option<&FamilyPlan> {
+        match f {
+            Family::V4 => self.ipv4.as_ref(),
+            Family::V6 => self.ipv6.as_ref(),
+        }
     }
 
-    pub fn fdb(&self) -> impl Iterator<Item = &Fdb> {
-        self.peers.iter().filter_map(|p| p.fdb.as_ref())
+    /// The families this node runs, IPv4 first.
+    pub fn families(&self) -> impl Iterator<Item = (Family, &FamilyPlan)> {
+        Family::ALL.into_iter().filter_map(|f| self.family(f).map(|p| (f, p)))
     }
 
-    pub fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.peers.iter().map(|p| &p.route)
+    /// The bridge (cni0 / docker0) address of a family: the subnet's first host.
+    pub fn gateway(&self, f: Family) -> Option<IpAddr> {
+        self.family(f).map(|p| crate::netaddr::first_host(p.subnet))
     }
 
     /// Pretty JSON, the form `apply --plan` reads.
@@ -161,15 +269,26 @@ impl NodePlan {
     }
 }
 
-/// Reads a plan.json (as `render` writes it); problems are located diagnostics.
-pub fn read_plan(path: &std::path::Path) -> Result<NodePlan, crate::diag::Diagnostics> {
-    let text = crate::topology::parse::read_text(path)?;
-    serde_json::from_str(&text).map_err(|e| {
-        crate::diag::Diagnostics(vec![crate::diag::Diagnostic {
-            file: path.to_path_buf(),
-            pos: crate::diag::Pos::new(e.line() as u64, e.column() as u64),
-            field: String::new(),
-            message: format!("not a flannel-gen plan: {e}"),
-        }])
-    })
+/// A plan that passed [`check`]. Only [`build`] and [`read_plan`] make one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodePlan(PlanData);
+
+impl NodePlan {
+    /// Checks `data`; the problems name JSON paths (`peers[3].subnet`).
+    pub fn new(data: PlanData) -> Result<NodePlan, Vec<Problem>> {
+        let problems = check(&data);
+        if problems.is_empty() { Ok(NodePlan(data)) } else { Err(problems) }
+    }
+
+    pub fn data(&self) -> &PlanData {
+        &self.0
+    }
+}
+
+impl Deref for NodePlan {
+    type Target = PlanData;
+
+    fn deref(&self) -> &PlanData {
+        &self.0
+    }
 }

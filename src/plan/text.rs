@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-use super::{Fdb, Neighbour, NodePlan, PeerPath, Route, VxlanLink};
+use super::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use super::{BackendPlan, NodePlan, Peer};
 
-impl fmt::Display for VxlanLink {
+impl fmt::Display for VxlanDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -44,44 +45,43 @@ impl fmt::Display for Route {
     }
 }
 
-impl fmt::Display for PeerPath {
+impl fmt::Display for BackendPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PeerPath::Vxlan => "vxlan",
-            PeerPath::HostGw => "host-gw",
-        })
+        match self {
+            BackendPlan::Vxlan { vni, port, direct_routing } => {
+                write!(f, "vxlan (vni {vni}, port {port}{})", if *direct_routing { ", directRouting" } else { "" })
+            }
+            BackendPlan::HostGw => f.write_str("host-gw"),
+        }
     }
 }
 
 impl fmt::Display for NodePlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let backend = match (self.backend.as_str(), self.direct_routing) {
-            ("vxlan", true) => "vxlan (directRouting)".to_string(),
-            (b, _) => b.to_string(),
-        };
-        writeln!(f, "# node {} of cluster {}, backend {backend}", self.node, self.cluster)?;
-        writeln!(
-            f,
-            "# network {} subnet {} gateway {} mtu {} ipMasq {}",
-            self.network, self.subnet, self.gateway, self.mtu, self.ip_masq
-        )?;
-        writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, self.uplink.address, self.uplink.mtu)?;
+        writeln!(f, "# node {} of cluster {}, backend {}", self.node, self.cluster, self.backend)?;
+        for (fam, p) in self.families() {
+            let gw = self.gateway(fam).map(|g| g.to_string()).unwrap_or_default();
+            writeln!(f, "# {fam} network {} subnet {} gateway {gw}", p.network, p.subnet)?;
+        }
+        writeln!(f, "# mtu {} ipMasq {}", self.mtu, self.ip_masq)?;
+        let addrs: Vec<String> = [self.uplink.ipv4, self.uplink.ipv6].iter().flatten().map(|a| a.to_string()).collect();
+        writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, addrs.join(" "), self.uplink.mtu)?;
         for s in &self.sysctls {
             writeln!(f, "sysctl {}={}", s.key, s.value)?;
         }
-        if let Some(link) = &self.vxlan {
-            writeln!(f, "link {link}")?;
-            writeln!(f, "address {} dev {}", link.address, link.name)?;
+        for d in self.vxlan_devices() {
+            writeln!(f, "link {d}")?;
+            writeln!(f, "address {} dev {}", d.address, d.name)?;
         }
         for p in &self.peers {
-            writeln!(f, "# peer {} {} {} ({})", p.node, p.ip, p.subnet, p.path)?;
-            if let Some(n) = &p.neighbour {
-                writeln!(f, "neigh {n}")?;
+            writeln!(f, "# peer {} {} {} ({})", p.node(), p.public_ip(), p.subnet(), p.path())?;
+            if let Peer::Vxlan { .. } = p {
+                let (n, d) = (self.neighbour_of(p), self.fdb_of(p));
+                if let (Some(n), Some(d)) = (n, d) {
+                    writeln!(f, "neigh {n}\nfdb {d}")?;
+                }
             }
-            if let Some(d) = &p.fdb {
-                writeln!(f, "fdb {d}")?;
-            }
-            writeln!(f, "route {}", p.route)?;
+            writeln!(f, "route {}", self.route_of(p))?;
         }
         Ok(())
     }

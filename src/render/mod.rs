@@ -1,20 +1,22 @@
 //! Back end 1: a node plan -> the files flanneld's world expects, as a
 //! root-filesystem overlay per node (DESIGN.md "Artefacts").
 //!
-//! [`artefacts`] decides which files a plan produces; [`templates`] renders
-//! them; [`output`] stages, writes, prunes and checks the `--out` tree.
+//! [`artefacts`] decides which files a plan produces; [`view`] is what the
+//! templates see; [`templates`] renders them; [`output`] stages, writes,
+//! prunes and checks the `--out` tree.
 
 pub mod output;
 pub mod templates;
+pub mod view;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use minijinja::Value;
-use minijinja::value::Serde;
 
-use crate::plan::{NodePlan, PeerPath};
+use crate::plan::NodePlan;
+pub use output::OutputError;
 pub use templates::Templates;
 
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +29,8 @@ pub enum RenderError {
     UnknownTemplate { path: PathBuf, known: String },
     #[error("a template rendering thread panicked")]
     Panicked,
+    #[error(transparent)]
+    Output(#[from] OutputError),
 }
 
 /// Settings that are about the node's file layout rather than the network.
@@ -39,9 +43,12 @@ pub struct RenderOptions {
     pub binary: String,
 }
 
+/// Where the package installs flannel-gen.
+pub const DEFAULT_BINARY: &str = "/usr/bin/flannel-gen";
+
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { uplink_network: None, binary: "/usr/local/bin/flannel-gen".into() }
+        RenderOptions { uplink_network: None, binary: DEFAULT_BINARY.into() }
     }
 }
 
@@ -56,59 +63,86 @@ pub struct RenderedFile {
 
 /// Path of the per-node list of files flannel-gen owns (for pruning).
 pub const MANIFEST: &str = "etc/flannel-gen/manifest";
+/// Path of the plan itself in the overlay.
+pub const PLAN_JSON: &str = "etc/flannel-gen/plan.json";
 /// From this many peers a node's templates are rendered on two threads.
 const PARALLEL_PEERS: usize = 500;
 const MODE: u32 = 0o644;
 
-/// (overlay path, template) for every artefact the plan calls for.
-pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<(String, &'static str)> {
-    let mut v: Vec<(String, &'static str)> = vec![
-        ("run/flannel/subnet.env".into(), "subnet.env.j2"),
-        ("run/docker_opts.env".into(), "docker_opts.env.j2"),
-        ("etc/docker/daemon.json".into(), "daemon.json.j2"),
-        ("etc/cni/net.d/10-flannel.conflist".into(), "flannel.conflist.j2"),
-        ("etc/systemd/system/flannel-gen.service".into(), "flannel-gen.service.j2"),
-        ("etc/sysctl.d/50-flannel-gen.conf".into(), "sysctl.conf.j2"),
-        ("etc/flannel-gen/route.batch".into(), "route.batch.j2"),
+/// One file to render: its overlay path, its template, and for per-device
+/// templates the index of the device in the view.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub path: String,
+    pub template: &'static str,
+    pub device: Option<usize>,
+}
+
+fn job(path: impl Into<String>, template: &'static str) -> Job {
+    Job { path: path.into(), template, device: None }
+}
+
+/// Every artefact the plan calls for.
+pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
+    let mut v = vec![
+        job("run/flannel/subnet.env", "subnet.env.j2"),
+        job("etc/docker/daemon.json", "daemon.json.j2"),
+        job("etc/cni/net.d/10-flannel.conflist", "flannel.conflist.j2"),
+        job("etc/systemd/system/flannel-gen.service", "flannel-gen.service.j2"),
+        job("etc/sysctl.d/50-flannel-gen.conf", "sysctl.conf.j2"),
+        job("etc/flannel-gen/route.batch", "route.batch.j2"),
     ];
-    if let Some(link) = &plan.vxlan {
-        let base = format!("etc/systemd/network/50-{}", link.name);
-        v.push((format!("{base}.netdev"), "flannel.netdev.j2"));
-        v.push((format!("{base}.network"), "flannel.network.j2"));
-        v.push((format!("{base}.link"), "flannel.link.j2"));
-        v.push(("etc/flannel-gen/link.batch".into(), "link.batch.j2"));
-        v.push(("etc/flannel-gen/neigh.batch".into(), "neigh.batch.j2"));
-        v.push(("etc/flannel-gen/fdb.batch".into(), "fdb.batch.j2"));
+    if plan.ipv4.is_some() {
+        // mk-docker-opts.sh writes --bip only for an IPv4 subnet.
+        v.push(job("run/docker_opts.env", "docker_opts.env.j2"));
     }
-    if plan.vxlan.is_some() || plan.peers.iter().any(|p| p.path == PeerPath::HostGw) {
+    let devices = plan.vxlan_devices();
+    for (i, d) in devices.iter().enumerate() {
+        let base = format!("etc/systemd/network/50-{}", d.name);
+        for (ext, template) in
+            [("netdev", "flannel.netdev.j2"), ("network", "flannel.network.j2"), ("link", "flannel.link.j2")]
+        {
+            v.push(Job { path: format!("{base}.{ext}"), template, device: Some(i) });
+        }
+    }
+    if !devices.is_empty() {
+        v.push(job("etc/flannel-gen/link.batch", "link.batch.j2"));
+        v.push(job("etc/flannel-gen/neigh.batch", "neigh.batch.j2"));
+        v.push(job("etc/flannel-gen/fdb.batch", "fdb.batch.j2"));
+    }
+    if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
-        v.push((format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
+        v.push(job(format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
     }
     v
 }
 
 /// Every file of one node's overlay, sorted by path, manifest included.
 pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Result<Vec<RenderedFile>, RenderError> {
-    let ctx = minijinja::context! {
-        subnet_len => plan.subnet.prefix_len(),
-        binary => opts.binary.clone(),
-        ..Value::from(Serde(plan))
-    };
+    let base = Value::from(minijinja::value::Serde(view::View::new(plan, &opts.binary)));
     let jobs = artefacts(plan, opts);
-    let render = |jobs: &[(String, &'static str)]| -> Result<Vec<RenderedFile>, RenderError> {
+    let render = |jobs: &[Job]| -> Result<Vec<RenderedFile>, RenderError> {
         jobs.iter()
-            .map(|(path, template)| {
-                Ok(RenderedFile { path: path.clone(), bytes: t.render(template, &ctx)?.into_bytes(), mode: MODE })
+            .map(|j| {
+                let ctx = match j.device {
+                    Some(i) => {
+                        let device = base.get_attr("devices").and_then(|d| d.get_item(&Value::from(i)));
+                        let device = device
+                            .map_err(|e| RenderError::Template { name: j.template.into(), source: Box::new(e) })?;
+                        minijinja::context! { device => device, ..base.clone() }
+                    }
+                    None => base.clone(),
+                };
+                Ok(RenderedFile { path: j.path.clone(), bytes: t.render(j.template, &ctx)?.into_bytes(), mode: MODE })
             })
             .collect()
     };
-    let plan_json =
-        || RenderedFile { path: "etc/flannel-gen/plan.json".into(), bytes: plan.to_json().into_bytes(), mode: MODE };
-    // A big node renders on two threads: the networkd .network file and
+    let plan_json = || RenderedFile { path: PLAN_JSON.into(), bytes: plan.to_json().into_bytes(), mode: MODE };
+    // A big node renders on two threads: the networkd .network files and
     // plan.json on one, the rest on the other (about equal work). Many small
     // nodes are already spread over the cores by render_out.
     let mut files = if plan.peers.len() >= PARALLEL_PEERS {
-        let (a, b): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|(_, t)| *t == "flannel.network.j2");
+        let (a, b): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.template == "flannel.network.j2");
         let (a, b) = std::thread::scope(|s| {
             let other = s.spawn(|| render(&b));
             let mine = render(&a).map(|mut v| {
@@ -175,7 +209,7 @@ pub fn render_out(
     out: &Path,
     mode: Mode,
     prune_other_nodes: bool,
-) -> Result<Report, crate::error::Error> {
+) -> Result<Report, RenderError> {
     output::prepare_out(out, false)?;
     let stage = match mode {
         Mode::Write => Some(output::Stage::new(out)?),
@@ -183,7 +217,7 @@ pub fn render_out(
     };
     let next = AtomicUsize::new(0);
     let results: Mutex<Vec<(usize, NodeResult)>> = Mutex::new(Vec::with_capacity(plans.len()));
-    let failure: Mutex<Option<crate::error::Error>> = Mutex::new(None);
+    let failure: Mutex<Option<RenderError>> = Mutex::new(None);
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(plans.len().max(1));
     std::thread::scope(|s| {
         for _ in 0..workers {
@@ -246,7 +280,7 @@ fn render_one(
     opts: &RenderOptions,
     out: &Path,
     stage: Option<&output::Stage>,
-) -> Result<NodeResult, crate::error::Error> {
+) -> Result<NodeResult, RenderError> {
     let files = render_node(t, plan, opts)?;
     let bytes = files.iter().map(|f| f.bytes.len() as u64).sum();
     let count = files.len();

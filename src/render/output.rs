@@ -12,6 +12,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use super::{MANIFEST, RenderedFile};
+use crate::textdiff::unified;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -78,10 +79,6 @@ impl Change {
             Change::Remove { old, .. } => unified(&text(old), "", &format!("a/{p}"), "/dev/null"),
         }
     }
-}
-
-fn unified(a: &str, b: &str, an: &str, bn: &str) -> String {
-    similar::TextDiff::from_lines(a, b).unified_diff().context_radius(3).header(an, bn).to_string()
 }
 
 /// A relative path of plain components only: nothing can climb out of `--out`.

@@ -6,24 +6,25 @@ pub mod parse;
 pub mod schema;
 pub mod validate;
 
-use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use ipnet::Ipv4Net;
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::diag::{Diagnostics, Pos};
 use crate::mac::Mac;
+use crate::netaddr::{Family, PerFamily, SubnetPool};
 
 /// flanneld's defaults, and the kernel's VXLAN port that flannel relies on.
 pub const DEFAULT_VNI: u32 = 1;
-pub const DEFAULT_PORT: u16 = 8472;
+pub const DEFAULT_VXLAN_PORT: u16 = 8472;
 pub const DEFAULT_INTERFACE: &str = "eth0";
 pub const DEFAULT_MTU: u32 = 1500;
 /// Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
+/// flanneld takes 50 for IPv6 underlays too (pkg/backend/vxlan/vxlan_network.go).
 pub const VXLAN_OVERHEAD: u32 = 50;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BackendKind {
     Vxlan,
@@ -31,10 +32,20 @@ pub enum BackendKind {
 }
 
 impl BackendKind {
+    pub const NAMES: &[&str] = &["vxlan", "host-gw"];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Vxlan => "vxlan",
             BackendKind::HostGw => "host-gw",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BackendKind> {
+        match s {
+            "vxlan" => Some(BackendKind::Vxlan),
+            "host-gw" => Some(BackendKind::HostGw),
+            _ => None,
         }
     }
 
@@ -55,20 +66,29 @@ pub struct Backend {
     pub direct_routing: bool,
 }
 
+/// A value and where the topology (or lock file) wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Located<T> {
+    pub value: T,
+    pub pos: Pos,
+}
+
+/// What the topology pins for one node in one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Pins {
+    pub subnet: Option<Located<IpNet>>,
+    pub vtep_mac: Option<Located<Mac>>,
+}
+
 /// A validated cluster: every value typed and every rule checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cluster {
     pub source: PathBuf,
     pub name: String,
-    pub network: Ipv4Net,
-    pub subnet_len: u8,
-    /// First and last subnet that may be allocated (network addresses).
-    pub subnet_min: Ipv4Addr,
-    pub subnet_max: Ipv4Addr,
+    /// Where node subnets come from, per enabled family.
+    pub pools: PerFamily<SubnetPool>,
     pub ip_masq: bool,
     pub backend: Backend,
-    /// Underlay MTU.
-    pub mtu: u32,
     pub nodes: Vec<Node>,
 }
 
@@ -77,22 +97,26 @@ pub struct Node {
     /// Position in the file's `nodes` list, for error messages.
     pub index: usize,
     pub name: String,
-    /// Underlay address with its prefix, e.g. `192.168.31.61/24`.
-    pub ip: Ipv4Net,
-    pub interface: String,
-    pub subnet: Option<Ipv4Net>,
-    pub vtep_mac: Option<Mac>,
     pub pos: Pos,
+    /// Underlay address with its prefix per family, e.g. `192.168.31.61/24`;
+    /// the prefix is the node's on-link network.
+    pub ips: PerFamily<IpNet>,
+    pub interface: String,
+    /// Underlay MTU of `interface`.
+    pub mtu: u32,
+    pub pins: PerFamily<Pins>,
 }
 
 impl Node {
-    pub fn addr(&self) -> Ipv4Addr {
-        self.ip.addr()
-    }
-
-    /// The L2 segment: nodes on the same one reach each other without a router.
-    pub fn segment(&self) -> Ipv4Net {
-        self.ip.trunc()
+    /// Whether `other` is reached without a router: its underlay address lies
+    /// in this node's on-link prefix. flanneld decides directRouting the same
+    /// way (a route lookup for the peer's public IP that has no gateway,
+    /// pkg/ip/iface.go `DirectRouting`); it may be asymmetric.
+    pub fn on_link(&self, family: Family, other: &Node) -> bool {
+        match (self.ips.get(family), other.ips.get(family)) {
+            (Some(mine), Some(theirs)) => mine.trunc().contains(&theirs.addr()),
+            _ => false,
+        }
     }
 }
 
@@ -101,29 +125,20 @@ impl Cluster {
         self.nodes.iter().find(|n| n.name == name)
     }
 
-    /// MTU of the flannel device and of pods.
-    pub fn pod_mtu(&self) -> u32 {
-        self.mtu - self.backend.kind.overhead()
+    /// A "did you mean" for an unknown node name.
+    pub fn suggest_node(&self, name: &str) -> Option<String> {
+        crate::diag::suggest(name, self.nodes.iter().map(|n| n.name.as_str())).map(str::to_string)
     }
 
-    /// How many subnets lie in subnetMin..=subnetMax.
-    pub fn subnet_capacity(&self) -> u64 {
-        subnet_capacity(self.subnet_min, self.subnet_max, self.subnet_len)
+    pub fn families(&self) -> impl Iterator<Item = Family> + '_ {
+        self.pools.families()
     }
 }
 
-/// How many /len subnets lie in min..=max (both subnet network addresses).
-pub fn subnet_capacity(min: Ipv4Addr, max: Ipv4Addr, len: u8) -> u64 {
-    (u64::from(u32::from(max)) - u64::from(u32::from(min))) / subnet_step(len) + 1
-}
-
-/// Addresses per subnet of length `len`.
-pub fn subnet_step(len: u8) -> u64 {
-    1u64 << (32 - u32::from(len))
-}
-
-/// Parse and validate a topology file; every problem is a located diagnostic.
+/// Parse and validate a topology file (`-` for standard input); every problem is a located diagnostic.
 pub fn load(path: &Path) -> Result<Cluster, Diagnostics> {
-    let doc = parse::read_topology(path)?;
-    validate::validate(path, &doc)
+    let text = crate::input::read_text(path)?;
+    let name = crate::input::display_name(path);
+    let doc = parse::parse_topology(&name, &text)?;
+    validate::validate(&name, &doc)
 }

@@ -1,51 +1,19 @@
-//! Reading a topology file: size limit, YAML syntax with a resource budget,
-//! and serde's structural errors turned into located diagnostics.
+//! Parsing a topology: YAML syntax with a resource budget, and serde's
+//! structural errors turned into located diagnostics. (Reading the file,
+//! with its size limit, is [`crate::input`].)
 
 use std::path::Path;
 
-use super::schema::{BACKEND_KEYS, DEFAULTS_KEYS, NODE_KEYS, TOP_KEYS, TopologyDoc};
+use super::schema::{KEY_LEVELS, TopologyDoc};
 use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
-
-/// Inputs larger than this are refused before parsing: a real topology of
-/// 5000 nodes is under 1 MiB.
-pub const MAX_INPUT_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Reads and parses `path`; all failures are diagnostics located in that file.
-pub fn read_topology(path: &Path) -> Result<TopologyDoc, Diagnostics> {
-    let text = read_text(path)?;
-    parse_topology(path, &text)
-}
-
-/// Reads a text file with the input size limit, as a located diagnostic on failure.
-pub fn read_text(path: &Path) -> Result<String, Diagnostics> {
-    let whole_file = |message: String| {
-        Diagnostics(vec![Diagnostic { file: path.to_path_buf(), pos: Pos::FILE, field: String::new(), message }])
-    };
-    let meta = std::fs::metadata(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
-    if !meta.is_file() {
-        return Err(whole_file("not a regular file".into()));
-    }
-    if meta.len() > MAX_INPUT_BYTES {
-        return Err(whole_file(format!(
-            "file is {} bytes; inputs over {} bytes are refused",
-            meta.len(),
-            MAX_INPUT_BYTES
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(|e| whole_file(format!("cannot read: {e}")))?;
-    String::from_utf8(bytes)
-        .map_err(|e| whole_file(format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
-}
 
 /// Parses topology text. `path` is only used to name the file in diagnostics.
 pub fn parse_topology(path: &Path, text: &str) -> Result<TopologyDoc, Diagnostics> {
     if text.trim().is_empty() {
-        return Err(Diagnostics(vec![Diagnostic {
-            file: path.to_path_buf(),
-            pos: Pos::FILE,
-            field: String::new(),
-            message: "empty file: expected a topology document (version: 1, cluster, network, backend, nodes)".into(),
-        }]));
+        return Err(Diagnostics::whole_file(
+            path,
+            "empty file: expected a topology document (version: 1, cluster, network, backend, nodes)",
+        ));
     }
     let options = serde_saphyr::options! {};
     serde_saphyr::from_str_with_options::<TopologyDoc>(text, options)
@@ -65,7 +33,7 @@ fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnost
         Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
         None => key_at(text, pos).unwrap_or_default(),
     };
-    Diagnostic { file: path.to_path_buf(), pos, field, message: humanize(&msg) }
+    Diagnostic::new(path, pos, field, humanize(&msg))
 }
 
 /// The mapping key written on the line of `pos`, if the value there belongs to one.
@@ -81,12 +49,13 @@ fn key_at(text: &str, pos: Pos) -> Option<String> {
 fn humanize(msg: &str) -> String {
     if let Some(rest) = msg.strip_prefix("unknown field `") {
         let given = rest.split('`').next().unwrap_or_default();
-        let candidates: &[&str] = [TOP_KEYS, BACKEND_KEYS, DEFAULTS_KEYS, NODE_KEYS]
-            .into_iter()
-            .find(|keys| {
-                let expected = rest.split_once("expected").map(|x| x.1).unwrap_or_default();
-                keys.iter().all(|k| expected.contains(k))
-            })
+        let expected = rest.split_once("expected").map(|x| x.1).unwrap_or_default();
+        let listed: Vec<&str> =
+            expected.trim().trim_start_matches("one of").split(',').map(|k| k.trim().trim_matches('`')).collect();
+        let candidates: &[&str] = KEY_LEVELS
+            .iter()
+            .map(|(_, keys)| *keys)
+            .find(|keys| keys.len() == listed.len() && keys.iter().all(|k| listed.contains(k)))
             .unwrap_or(&[]);
         let mut out = format!("unknown key `{given}`");
         if let Some(s) = suggest(given, candidates.iter().copied()) {
@@ -105,6 +74,9 @@ fn humanize(msg: &str) -> String {
         let key = rest.split(',').next().unwrap_or_default();
         return format!("duplicate key `{key}`");
     }
+    if let Some(rest) = msg.strip_prefix("budget breached: ") {
+        return format!("refused: the document exceeds the YAML parser's resource budget ({})", budget_detail(rest));
+    }
     match msg {
         "unexpected end of input" => {
             "empty document: expected a topology (version: 1, cluster, network, backend, nodes)".into()
@@ -115,6 +87,12 @@ fn humanize(msg: &str) -> String {
         m if m.starts_with("invalid u") => "expected a non-negative whole number in range".into(),
         m => m.to_string(),
     }
+}
+
+/// `Nodes { nodes: 250001 } (defined at ...)` -> `nodes: 250001` (no library type names).
+fn budget_detail(raw: &str) -> String {
+    let inner = raw.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or(raw, |(i, _)| i.trim());
+    inner.replace('_', " ")
 }
 
 #[cfg(test)]
@@ -154,8 +132,8 @@ mod tests {
 
     #[test]
     fn missing_key_is_named() {
-        let d = err("version: 1\ncluster: c\nbackend: {type: vxlan}\nnodes: []\n");
-        assert!(d.message.contains("`network`"), "{}", d.message);
+        let d = err("version: 1\ncluster: c\nnetwork: 10.0.0.0/16\nnodes: []\n");
+        assert!(d.message.contains("`backend`"), "{}", d.message);
     }
 
     #[test]
@@ -171,21 +149,33 @@ mod tests {
         assert!(d.message.contains("duplicate"), "{}", d.message);
     }
 
+    /// A document that is valid up to the budget: every alias sits where the
+    /// schema expects a node, so only the parser's budget can refuse it.
+    fn behind_valid_keys(body: &str) -> String {
+        format!("{HEAD}nodes:\n  - &l0 {{name: a, ip: 192.168.0.2/24}}\n{body}")
+    }
+
     #[test]
-    fn alias_bomb_is_refused() {
-        let mut bomb = String::from("a: &a [x,x,x,x,x,x,x,x,x,x]\n");
-        let mut prev = 'a';
-        for c in 'b'..='k' {
-            bomb.push_str(&format!(
-                "{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"
-            ));
-            prev = c;
-        }
+    fn alias_bomb_behind_valid_keys_is_refused_by_the_budget() {
+        // Each node merges the previous one ten times: 10^12 replayed events.
+        let body: String = (1..=12)
+            .map(|i| {
+                let p = format!("*l{}", i - 1);
+                format!("  - &l{i} {{<<: [{}], name: n{i}}}\n", [p.as_str(); 10].join(","))
+            })
+            .collect();
         let started = std::time::Instant::now();
-        let d = err(&bomb);
-        // Refused at the first key the schema does not know, before any alias
-        // is expanded; the parser's alias budget is the second line of defence.
+        let d = err(&behind_valid_keys(&body));
+        assert!(d.message.contains("resource budget") && d.message.contains("nodes"), "{}", d.message);
         assert!(started.elapsed().as_secs() < 5, "refused without expanding it");
-        assert!(d.pos.line > 0);
+        assert!(d.pos.line > 6, "located at the node that breaks the budget: {:?}", d.pos);
+    }
+
+    #[test]
+    fn deep_nesting_behind_valid_keys_is_refused_by_the_budget() {
+        // A chain of merges, each one level deeper than the last.
+        let body: String = (1..=100).map(|i| format!("  - &l{i} {{<<: *l{}, name: n{i}}}\n", i - 1)).collect();
+        let d = err(&behind_valid_keys(&body));
+        assert!(d.message.contains("resource budget") && d.message.contains("depth"), "{}", d.message);
     }
 }

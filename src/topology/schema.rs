@@ -11,10 +11,14 @@ pub type S<T> = Spanned<T>;
 pub struct TopologyDoc {
     pub version: S<u64>,
     pub cluster: S<String>,
-    pub network: S<String>,
+    pub network: Option<S<String>>,
     pub subnet_len: Option<S<u64>>,
     pub subnet_min: Option<S<String>>,
     pub subnet_max: Option<S<String>>,
+    pub ipv6_network: Option<S<String>>,
+    pub ipv6_subnet_len: Option<S<u64>>,
+    pub ipv6_subnet_min: Option<S<String>>,
+    pub ipv6_subnet_max: Option<S<String>>,
     pub ip_masq: Option<S<bool>>,
     pub backend: S<BackendDoc>,
     pub defaults: Option<S<DefaultsDoc>>,
@@ -42,16 +46,39 @@ pub struct DefaultsDoc {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeDoc {
     pub name: S<String>,
-    pub ip: S<String>,
+    pub ip: Option<S<String>>,
+    pub ip6: Option<S<String>>,
     pub interface: Option<S<String>>,
+    pub mtu: Option<S<u64>>,
     pub subnet: Option<S<String>>,
+    pub subnet6: Option<S<String>>,
     #[serde(rename = "vtepMAC")]
     pub vtep_mac: Option<S<String>>,
+    #[serde(rename = "vtepMAC6")]
+    pub vtep_mac6: Option<S<String>>,
 }
 
 /// Keys accepted at each level, for "did you mean" suggestions.
-pub const TOP_KEYS: &[&str] =
-    &["version", "cluster", "network", "subnetLen", "subnetMin", "subnetMax", "ipMasq", "backend", "defaults", "nodes"];
+pub const TOP_KEYS: &[&str] = &[
+    "version",
+    "cluster",
+    "network",
+    "subnetLen",
+    "subnetMin",
+    "subnetMax",
+    "ipv6Network",
+    "ipv6SubnetLen",
+    "ipv6SubnetMin",
+    "ipv6SubnetMax",
+    "ipMasq",
+    "backend",
+    "defaults",
+    "nodes",
+];
 pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
-pub const NODE_KEYS: &[&str] = &["name", "ip", "interface", "subnet", "vtepMAC"];
+pub const NODE_KEYS: &[&str] = &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6"];
+
+/// Every level's keys, with the dotted path that leads to it.
+pub const KEY_LEVELS: &[(&str, &[&str])] =
+    &[("", TOP_KEYS), ("backend", BACKEND_KEYS), ("defaults", DEFAULTS_KEYS), ("nodes[]", NODE_KEYS)];

@@ -57,7 +57,7 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, p) in plans.iter().enumerate() {
             let name = p["node"].as_str().expect("node").to_string();
-            let ip = p["uplink"]["address"].as_str().expect("ip").to_string();
+            let ip = p["uplink"]["ipv4"].as_str().expect("ip").to_string();
             let net: ipnet::Ipv4Net = ip.parse().expect("cidr");
             let seg = net.trunc().to_string();
             let n = segments.len();

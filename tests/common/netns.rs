@@ -131,46 +131,71 @@ impl Drop for Networkd {
     }
 }
 
-/// The kernel state flannel-gen manages on a node, normalised for comparison:
-/// the flannel device, its IPv4 addresses, IPv4 main-table routes, its
-/// neighbours and its FDB, as sorted JSON lines.
-pub fn flannel_state(ns: &Netns, dev: Option<&str>) -> String {
-    use serde_json::{Value, json};
-    // A device that does not exist (yet) is an empty state, not an error.
-    let j = |args: &[&str]| -> Value {
-        let out = Command::new("ip").arg("-n").arg(&ns.name).args(args).output().expect("ip");
-        serde_json::from_slice(&out.stdout).unwrap_or(json!([]))
+/// The overlay devices a plan.json calls for (`flannel.<vni>`, `flannel-v6.<vni>`).
+pub fn plan_devices(plan: &serde_json::Value) -> Vec<String> {
+    let Some(vni) = plan["backend"]["vni"].as_u64().filter(|_| plan["backend"]["type"] == "vxlan") else {
+        return Vec::new();
     };
+    let mut v = Vec::new();
+    if plan.get("ipv4").is_some() {
+        v.push(format!("flannel.{vni}"));
+    }
+    if plan.get("ipv6").is_some() {
+        v.push(format!("flannel-v6.{vni}"));
+    }
+    v
+}
+
+/// `ip -n NS -j ARGS` as JSON; a failing `ip` fails the test (an error is
+/// never "no state").
+pub fn ip_json(ns: &Netns, program: &str, args: &[&str]) -> serde_json::Value {
+    let out = must(Command::new(program).arg("-n").arg(&ns.name).arg("-j").args(args));
+    let text = String::from_utf8_lossy(&out.stdout);
+    // iproute2 prints nothing at all for an empty dump.
+    if text.trim().is_empty() {
+        return serde_json::json!([]);
+    }
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{program} {args:?}: not JSON ({e}): {text}"))
+}
+
+/// The kernel state flannel-gen manages on a node, normalised for comparison:
+/// the overlay devices in `devs` (those that exist), their addresses,
+/// neighbours and FDB, and both families' main-table routes, as sorted JSON lines.
+pub fn flannel_state(ns: &Netns, devs: &[&str]) -> String {
+    use serde_json::{Value, json};
     let mut lines = Vec::new();
-    if let Some(dev) = dev {
-        for l in j(&["-j", "-d", "link", "show", "dev", dev]).as_array().into_iter().flatten() {
-            let d = &l["linkinfo"]["info_data"];
-            lines.push(json!({
-                "link": l["ifname"], "up": l["flags"].as_array().is_some_and(|f| f.contains(&json!("UP"))),
-                "mtu": l["mtu"], "mac": l["address"], "kind": l["linkinfo"]["info_kind"],
-                "vni": d["id"], "local": d["local"], "dev": d["link"], "port": d["port"],
-                "learning": d["learning"], "udp_csum": d["udp_csum"], "addrgenmode": l["inet6_addr_gen_mode"],
-            }));
-        }
-        for a in j(&["-j", "addr", "show", "dev", dev]).as_array().into_iter().flatten() {
+    let links = ip_json(ns, "ip", &["-d", "link", "show"]);
+    for l in links.as_array().into_iter().flatten().filter(|l| devs.iter().any(|d| l["ifname"] == json!(d))) {
+        let d = &l["linkinfo"]["info_data"];
+        lines.push(json!({
+            "link": l["ifname"], "up": l["flags"].as_array().is_some_and(|f| f.contains(&json!("UP"))),
+            "mtu": l["mtu"], "mac": l["address"], "kind": l["linkinfo"]["info_kind"],
+            "vni": d["id"], "local": d["local"], "dev": d["link"], "port": d["port"],
+            "learning": d["learning"], "udp_csum": d["udp_csum"], "addrgenmode": l["inet6_addr_gen_mode"],
+        }));
+        let dev = l["ifname"].as_str().unwrap_or_default();
+        for a in ip_json(ns, "ip", &["addr", "show", "dev", dev]).as_array().into_iter().flatten() {
             for i in a["addr_info"].as_array().into_iter().flatten() {
                 lines.push(
                     json!({"addr": i["local"], "prefix": i["prefixlen"], "family": i["family"], "scope": i["scope"]}),
                 );
             }
         }
-        for n in j(&["-j", "neigh", "show", "dev", dev]).as_array().into_iter().flatten() {
+        for n in ip_json(ns, "ip", &["neigh", "show", "dev", dev]).as_array().into_iter().flatten() {
             lines.push(json!({"neigh": n["dst"], "lladdr": n["lladdr"], "state": n["state"]}));
         }
-        let fdb =
-            Command::new("bridge").args(["-n", &ns.name, "-j", "fdb", "show", "dev", dev]).output().expect("bridge");
-        let fdb: Value = serde_json::from_slice(&fdb.stdout).unwrap_or(json!([]));
-        for f in fdb.as_array().into_iter().flatten() {
+        for f in ip_json(ns, "bridge", &["fdb", "show", "dev", dev]).as_array().into_iter().flatten() {
             lines.push(json!({"fdb": f["mac"], "dst": f["dst"], "flags": f["flags"], "state": f["state"]}));
         }
     }
-    for r in j(&["-j", "-4", "route", "show", "table", "main"]).as_array().into_iter().flatten() {
-        lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"]}));
+    for family in ["-4", "-6"] {
+        // The kernel's own link-local routes depend on the uplink, not on flannel-gen.
+        let routes = ip_json(ns, "ip", &[family, "route", "show", "table", "main"]);
+        for r in
+            routes.as_array().into_iter().flatten().filter(|r| !r["dst"].as_str().unwrap_or("").starts_with("fe80:"))
+        {
+            lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"]}));
+        }
     }
     let mut lines: Vec<String> = lines.iter().map(Value::to_string).collect();
     lines.sort();

@@ -1,66 +1,81 @@
 use std::path::Path;
 
 use super::*;
-use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveVxlan};
+use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveVxlan};
+use crate::apply::ops::{Op, Stage};
 use crate::plan::{NodePlan, build};
-use crate::{alloc, topology};
+use crate::topology;
 
-fn plan_of(example: &str, node: &str) -> NodePlan {
+fn compiled(example: &str) -> (topology::Cluster, crate::lock::Leases) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(format!("{example}.yaml"));
     let cluster = topology::load(&path).expect("example is valid");
-    let lock = alloc::read_lock(&path).expect("lock readable");
-    let a = alloc::allocate(&cluster, lock.as_ref()).expect("allocates");
-    build(&cluster, &a, node).expect("plan")
+    let lock = crate::lock::read_lock(&path).expect("lock readable");
+    let leases = crate::alloc::allocate(&cluster, lock.as_ref()).expect("allocates");
+    (cluster, leases)
+}
+
+fn plan_of(example: &str, node: &str) -> NodePlan {
+    let (c, l) = compiled(example);
+    build(&c, &l, node).expect("plan")
+}
+
+/// The vxlan example with another VNI.
+fn plan_with_vni(vni: u32) -> NodePlan {
+    let (mut c, l) = compiled("vxlan-3node");
+    c.backend.vni = vni;
+    build(&c, &l, "node-1").expect("plan")
 }
 
 const UPLINK: u32 = 2;
-const DEV: u32 = 7;
 
-/// The kernel state a correct apply of `plan` leaves behind.
+fn opts(phase: Phase) -> Options {
+    Options { phase, adopt: false }
+}
+
+/// The kernel state a correct apply of `plan` leaves behind; devices get
+/// indexes from 7 on.
 fn converged(plan: &NodePlan) -> Live {
     let mut live = Live::default();
-    live.links.insert(
-        plan.uplink.name.clone(),
-        LiveLink { index: UPLINK, name: plan.uplink.name.clone(), up: true, ..LiveLink::default() },
-    );
-    live.addrs.insert(UPLINK, vec![plan.uplink.address]);
-    if let Some(v) = &plan.vxlan {
-        live.links.insert(
-            v.name.clone(),
-            LiveLink {
-                index: DEV,
-                name: v.name.clone(),
-                kind: Some("vxlan".into()),
-                vxlan: Some(LiveVxlan {
-                    vni: Some(v.vni),
-                    port: Some(v.port),
-                    local: Some(v.local),
-                    link: Some(UPLINK),
-                    learning: Some(false),
-                }),
-                mtu: Some(v.mtu),
-                mac: Some(v.mac),
-                up: true,
-                addrgen: Some(ADDRGEN_NONE),
-            },
-        );
-        live.addrs.insert(DEV, vec![v.address]);
+    let uplink = LiveLink { index: UPLINK, name: plan.uplink.name.clone(), up: true, ..LiveLink::default() };
+    live.links.insert(plan.uplink.name.clone(), uplink);
+    live.addrs.insert(UPLINK, [plan.uplink.ipv4, plan.uplink.ipv6].into_iter().flatten().collect());
+    for (i, d) in plan.vxlan_devices().into_iter().enumerate() {
+        let index = 7 + i as u32;
+        let vxlan = LiveVxlan {
+            vni: Some(d.vni),
+            port: Some(d.port),
+            local: Some(d.local),
+            link: Some(UPLINK),
+            learning: Some(false),
+        };
+        let link = LiveLink {
+            index,
+            name: d.name.clone(),
+            kind: Some("vxlan".into()),
+            vxlan: Some(vxlan),
+            mtu: Some(d.mtu),
+            mac: Some(d.mac),
+            up: true,
+            addrgen: Some(ADDRGEN_NONE),
+            alias: Some(marker(&plan.cluster)),
+        };
+        live.links.insert(d.name.clone(), link);
+        live.addrs.insert(index, vec![d.address]);
     }
+    let index_of = |live: &Live, dev: &str| live.index_of(dev).expect("device");
     for n in plan.neighbours() {
-        live.neighs.push(LiveNeigh { ip: n.ip, lladdr: Some(n.lladdr), permanent: true });
+        let ifindex = index_of(&live, &n.dev);
+        live.neighs.push(LiveNeigh { ifindex, ip: n.ip, lladdr: Some(n.lladdr), permanent: true });
     }
     for f in plan.fdb() {
-        live.fdb.push(LiveFdb { lladdr: f.lladdr, dst: Some(f.dst), permanent: true });
+        let ifindex = index_of(&live, &f.dev);
+        live.fdb.push(LiveFdb { ifindex, lladdr: f.lladdr, dst: Some(f.dst), permanent: true });
     }
     for r in plan.routes() {
-        let oif = if r.dev == plan.uplink.name { UPLINK } else { DEV };
-        live.routes.push(LiveRoute {
-            dst: r.dst,
-            gateway: Some(r.via),
-            oif: Some(oif),
-            onlink: r.onlink,
-            protocol: ROUTE_PROTOCOL_STATIC,
-        });
+        let oif = Some(index_of(&live, &r.dev));
+        let route =
+            LiveRoute { dst: r.dst, gateway: Some(r.via), oif, onlink: r.onlink, protocol: ROUTE_PROTOCOL_STATIC };
+        live.routes.push(route);
     }
     for s in &plan.sysctls {
         live.sysctls.insert(s.key.clone(), s.value.clone());
@@ -68,15 +83,17 @@ fn converged(plan: &NodePlan) -> Live {
     live
 }
 
-fn lines(ops: &[Op]) -> Vec<String> {
-    ops.iter().map(ToString::to_string).collect()
+fn lines(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<String> {
+    reconcile(plan, live, opts(phase)).expect("reconciles").iter().map(ToString::to_string).collect()
 }
 
 #[test]
 fn converged_node_needs_nothing() {
     for (ex, node) in [("vxlan-3node", "node-1"), ("hostgw-3node", "node-2"), ("vxlan-directrouting", "rack2-a")] {
         let p = plan_of(ex, node);
-        assert_eq!(reconcile(&p, &converged(&p), Phase::Complete), vec![], "{ex}/{node}");
+        for phase in [Phase::Prepare, Phase::Switch, Phase::Complete] {
+            assert_eq!(lines(&p, &converged(&p), phase), Vec::<String>::new(), "{ex}/{node} {phase:?}");
+        }
     }
 }
 
@@ -85,28 +102,26 @@ fn empty_node_gets_everything_in_flanneld_order() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     live.links.remove("flannel.1");
-    live.addrs.remove(&DEV);
+    live.addrs.remove(&7);
     live.neighs.clear();
     live.fdb.clear();
     live.routes.clear();
-    let ops = reconcile(&p, &live, Phase::Complete);
+    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
     let kinds: Vec<&str> = ops.iter().map(Op::kind).collect();
     assert_eq!(kinds, ["link", "address", "neigh", "neigh", "fdb", "fdb", "route", "route"]);
-    assert!(
-        lines(&ops)[6].starts_with("+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink"),
-        "{:?}",
-        lines(&ops)
-    );
+    let stages: Vec<Stage> = ops.iter().map(Op::stage).collect();
+    assert!(stages.windows(2).all(|w| w[0] <= w[1]), "listed in the order they run: {stages:?}");
+    assert_eq!(ops[6].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
+    assert!(matches!(&ops[0], Op::CreateLink { marker, .. } if marker == "flannel-gen:prod-east"), "{:?}", ops[0]);
 }
 
 #[test]
 fn one_missing_fdb_entry_is_one_change() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
-    let gone = live.fdb.remove(1);
-    let ops = reconcile(&p, &live, Phase::Complete);
-    assert_eq!(ops, vec![Op::AddFdb(p.fdb().nth(1).expect("fdb").clone())]);
-    assert_eq!(Some(gone.lladdr), p.fdb().nth(1).map(|f| f.lladdr));
+    live.fdb.remove(1);
+    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
+    assert_eq!(ops, vec![Op::AddFdb(p.fdb().nth(1).expect("fdb"))]);
 }
 
 #[test]
@@ -125,21 +140,31 @@ fn only_owned_routes_are_pruned() {
     live.routes.push(route("10.244.1.0/24")); // own subnet (cni0): not ours
     live.routes.push(route("10.244.0.0/16")); // the whole network: not ours
     live.routes.push(route("0.0.0.0/0"));
-    let ops = reconcile(&p, &live, Phase::Complete);
-    assert_eq!(lines(&ops), ["- route 10.244.77.0/24 dev eth0 proto 3"]);
+    live.routes.push(route("fd00::/64")); // another family: foreign
+    assert_eq!(lines(&p, &live, Phase::Complete), ["- route 10.244.77.0/24 dev eth0 proto boot"]);
+    assert_eq!(lines(&p, &live, Phase::Prepare), Vec::<String>::new(), "phase 1 removes nothing");
 }
 
 #[test]
-fn stale_peer_neighbour_and_fdb_are_pruned_foreign_device_entries_ignored() {
+fn stale_peer_neighbour_and_fdb_are_pruned() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     let mac = "02:00:00:00:00:99".parse().expect("mac");
-    live.neighs.push(LiveNeigh { ip: "10.244.9.0".parse().expect("ip"), lladdr: Some(mac), permanent: true });
-    live.neighs.push(LiveNeigh { ip: "10.244.8.0".parse().expect("ip"), lladdr: None, permanent: false });
-    live.fdb.push(LiveFdb { lladdr: mac, dst: Some("192.168.31.99".parse().expect("ip")), permanent: true });
-    let ops = reconcile(&p, &live, Phase::Complete);
+    live.neighs.push(LiveNeigh {
+        ifindex: 7,
+        ip: "10.244.9.0".parse().expect("ip"),
+        lladdr: Some(mac),
+        permanent: true,
+    });
+    live.neighs.push(LiveNeigh { ifindex: 7, ip: "10.244.8.0".parse().expect("ip"), lladdr: None, permanent: false });
+    live.fdb.push(LiveFdb {
+        ifindex: 7,
+        lladdr: mac,
+        dst: Some("192.168.31.99".parse().expect("ip")),
+        permanent: true,
+    });
     assert_eq!(
-        lines(&ops),
+        lines(&p, &live, Phase::Complete),
         [
             "- fdb 02:00:00:00:00:99 dst 192.168.31.99 dev flannel.1 self",
             "- neigh 10.244.9.0 lladdr 02:00:00:00:00:99 dev flannel.1"
@@ -148,70 +173,134 @@ fn stale_peer_neighbour_and_fdb_are_pruned_foreign_device_entries_ignored() {
 }
 
 #[test]
-fn wrong_vni_replaces_the_device_and_everything_on_it() {
+fn an_owned_device_with_the_wrong_vni_is_replaced_with_everything_on_it() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     if let Some(l) = live.links.get_mut("flannel.1") {
         l.vxlan = Some(LiveVxlan { vni: Some(2), ..l.vxlan.clone().unwrap_or_default() });
     }
-    let ops = reconcile(&p, &live, Phase::Complete);
-    let l = lines(&ops);
+    let l = lines(&p, &live, Phase::Complete);
     assert_eq!(l[0], "- link flannel.1 (vni 2→1)");
-    assert!(l[1].starts_with("+ link flannel.1 type vxlan id 1"));
-    assert_eq!(ops.iter().filter(|o| o.kind() == "route").count(), 2, "routes re-added on the new device: {l:?}");
-    assert!(ops.iter().all(|o| o.sign() != '~'), "nothing is 'changed' on a fresh device: {l:?}");
+    assert!(l[1].starts_with("+ link flannel.1 type vxlan id 1"), "{l:?}");
+    assert_eq!(l.iter().filter(|o| o.contains(" route ")).count(), 2, "routes re-added on the new device: {l:?}");
+    assert!(l.iter().all(|o| !o.starts_with('~')), "nothing is 'changed' on a fresh device: {l:?}");
 }
 
 #[test]
-fn wrong_kind_is_replaced_mtu_and_mac_are_fixed_in_place() {
+fn an_unmarked_device_in_the_way_is_refused_unless_adopt() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     if let Some(l) = live.links.get_mut("flannel.1") {
         l.kind = Some("veth".into());
+        l.alias = None;
     }
-    assert!(lines(&reconcile(&p, &live, Phase::Complete))[0].starts_with("- link flannel.1 (kind veth, want vxlan)"));
+    let refused = reconcile(&p, &live, opts(Phase::Complete)).expect_err("refused");
+    assert_eq!(
+        refused.to_string(),
+        "flannel.1 exists but flannel-gen did not make it, and it differs from the plan (kind veth, want vxlan); nothing was changed. Remove it, or run apply with --adopt to replace it"
+    );
+    let adopt = reconcile(&p, &live, Options { phase: Phase::Complete, adopt: true }).expect("replaced");
+    assert_eq!(adopt[0].to_string(), "- link flannel.1 (kind veth, want vxlan)");
+}
 
+#[test]
+fn an_unmarked_device_that_matches_the_plan_is_adopted_in_place() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    if let Some(l) = live.links.get_mut("flannel.1") {
+        l.alias = None;
+        l.mtu = Some(1400);
+    }
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        ["~ link flannel.1 (mtu 1400→1450, adopted, alias \"flannel-gen:prod-east\")"]
+    );
+    // flanneld's device with another VTEP MAC is not the plan's: refused.
+    if let Some(l) = live.links.get_mut("flannel.1") {
+        l.mac = Some("02:11:22:33:44:55".parse().expect("mac"));
+    }
+    assert!(reconcile(&p, &live, opts(Phase::Complete)).is_err());
+}
+
+#[test]
+fn mtu_and_up_are_fixed_in_place() {
+    let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     if let Some(l) = live.links.get_mut("flannel.1") {
         l.mtu = Some(1400);
         l.up = false;
     }
-    assert_eq!(lines(&reconcile(&p, &live, Phase::Complete)), ["~ link flannel.1 (mtu 1400→1450, up)"]);
+    assert_eq!(lines(&p, &live, Phase::Complete), ["~ link flannel.1 (mtu 1400→1450, up)"]);
 }
 
 #[test]
-fn vxlan_to_host_gw_switches_routes_in_place() {
+fn vxlan_to_host_gw_moves_routes_in_phase_1_and_drops_the_device_in_phase_2() {
     let from = plan_of("vxlan-3node", "node-1");
     let to = plan_of("hostgw-3node", "node-1");
     let live = converged(&from);
-    let all = lines(&reconcile(&to, &live, Phase::Complete));
-    assert_eq!(
-        all,
-        [
-            "~ route 10.244.2.0/24 via 192.168.31.62 dev eth0 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink)",
-            "~ route 10.244.3.0/24 via 192.168.31.63 dev eth0 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink)",
-            "- link flannel.1 (not in the plan)",
-        ]
-    );
-    // Phase 1 of a migration keeps the receive side for peers still on VXLAN.
-    let keep = lines(&reconcile(&to, &live, Phase::Prepare));
-    assert_eq!(keep, all[..2]);
+    let moves = [
+        "~ route 10.244.2.0/24 via 192.168.31.62 dev eth0 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink)",
+        "~ route 10.244.3.0/24 via 192.168.31.63 dev eth0 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink)",
+    ];
+    // Phase 1 keeps the device: peers still on VXLAN send to it.
+    assert_eq!(lines(&to, &live, Phase::Prepare), moves);
+    // Once every node ran phase 1 nobody routes over it: phase 2 removes it.
+    let after_phase_1 = {
+        let mut l = converged(&to);
+        l.links.insert("flannel.1".into(), LiveLink { index: 41, ..live.links["flannel.1"].clone() });
+        l
+    };
+    assert_eq!(lines(&to, &after_phase_1, Phase::Switch), ["- link flannel.1 (not in the plan)"]);
+    let all = lines(&to, &live, Phase::Complete);
+    assert_eq!(all, [moves[0], moves[1], "- link flannel.1 (not in the plan)"]);
 }
 
 #[test]
-fn host_gw_to_vxlan_prepares_the_device_and_keeps_routes_until_phase_2() {
+fn host_gw_to_vxlan_prepares_the_device_and_moves_routes_in_phase_2() {
     let from = plan_of("hostgw-3node", "node-1");
     let to = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&from);
-    // host-gw plans carry no device sysctl; the live node has what the old plan set.
+    // The host-gw plan carries no device sysctl; the node has what the vxlan plan set.
     for s in &to.sysctls {
         live.sysctls.insert(s.key.clone(), s.value.clone());
     }
-    let prepare = reconcile(&to, &live, Phase::Prepare);
+    let prepare = reconcile(&to, &live, opts(Phase::Prepare)).expect("ok");
     let kinds: Vec<&str> = prepare.iter().map(Op::kind).collect();
-    assert_eq!(kinds, ["link", "address", "neigh", "neigh", "fdb", "fdb"], "{:?}", lines(&prepare));
-    let complete = lines(&reconcile(&to, &live, Phase::Complete));
-    assert_eq!(complete.iter().filter(|l| l.starts_with("~ route")).count(), 2, "{complete:?}");
+    assert_eq!(kinds, ["link", "address", "neigh", "neigh", "fdb", "fdb"]);
+    let switch = lines(&to, &live, Phase::Switch);
+    assert_eq!(switch.iter().filter(|l| l.starts_with("~ route")).count(), 2, "{switch:?}");
+}
+
+#[test]
+fn a_vni_change_needs_three_phases() {
+    let from = plan_with_vni(42);
+    let to = plan_with_vni(43);
+    let live = converged(&from);
+    let p1 = lines(&to, &live, Phase::Prepare);
+    assert!(p1.iter().any(|l| l.starts_with("+ link flannel.43 type vxlan id 43")), "{p1:?}");
+    assert!(
+        p1.iter().all(|l| !l.contains("route") && !l.starts_with('-')),
+        "phase 1 moves no route onto flannel.43: {p1:?}"
+    );
+    let p2 = lines(&to, &live, Phase::Switch);
+    assert_eq!(p2.iter().filter(|l| l.starts_with("~ route") && l.contains("dev flannel.43")).count(), 2, "{p2:?}");
+    assert!(!p2.iter().any(|l| l.contains("- link flannel.42")), "flannel.42 stays for peers not switched yet: {p2:?}");
+    let mut after_phase_2 = converged(&to);
+    let old = LiveLink { index: 42, ..live.links["flannel.42"].clone() };
+    after_phase_2.links.insert("flannel.42".into(), old);
+    assert_eq!(lines(&to, &after_phase_2, Phase::Switch), ["- link flannel.42 (not in the plan)"]);
+    assert_eq!(lines(&to, &after_phase_2, Phase::Complete), ["- link flannel.42 (not in the plan)"]);
+}
+
+#[test]
+fn a_foreign_device_of_another_cluster_is_never_retired() {
+    let p = plan_of("hostgw-3node", "node-1");
+    let mut live = converged(&p);
+    let other = LiveLink { index: 9, name: "flannel.9".into(), alias: Some(marker("other")), ..LiveLink::default() };
+    live.links.insert("flannel.9".into(), other);
+    let plain = LiveLink { index: 10, name: "flannel.1".into(), kind: Some("vxlan".into()), ..LiveLink::default() };
+    live.links.insert("flannel.1".into(), plain);
+    assert_eq!(lines(&p, &live, Phase::Complete), Vec::<String>::new());
 }
 
 #[test]
@@ -219,5 +308,5 @@ fn sysctl_is_set_when_off() {
     let p = plan_of("hostgw-3node", "node-1");
     let mut live = converged(&p);
     live.sysctls.insert("net.ipv4.ip_forward".into(), "0".into());
-    assert_eq!(lines(&reconcile(&p, &live, Phase::Complete)), ["~ sysctl net.ipv4.ip_forward=1 (was 0)"]);
+    assert_eq!(lines(&p, &live, Phase::Complete), ["~ sysctl net.ipv4.ip_forward=1 (was 0)"]);
 }

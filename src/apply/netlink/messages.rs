@@ -1,0 +1,119 @@
+//! Netlink messages for each kernel object, built from the plan's objects.
+//! Flags and fields are chosen per operation: routes in the main table with
+//! `proto static` (as networkd and the batch scripts install them),
+//! neighbours and FDB entries permanent, FDB entries on the device itself
+//! (NTF_SELF).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
+use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
+use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVxlan};
+
+use crate::apply::ops::LinkFix;
+use crate::mac::Mac;
+use crate::plan::objects::{Route, VxlanDevice};
+
+const RT_TABLE_MAIN: u8 = 254;
+
+fn family(ip: IpAddr) -> AddressFamily {
+    if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
+}
+
+/// A VXLAN device as the plan has it.
+pub fn new_vxlan(d: &VxlanDevice, uplink: u32) -> LinkMessage {
+    let b = LinkVxlan::new(&d.name, d.vni).dev(uplink).port(d.port).learning(d.learning);
+    let b = match d.local {
+        IpAddr::V4(a) => b.local(a),
+        IpAddr::V6(a) => b.local6(a),
+    };
+    b.mtu(d.mtu).address(d.mac.0.to_vec()).build()
+}
+
+/// flannel-gen's marker, and up. The kernel ignores IFLA_IFALIAS when it
+/// creates a link, so the marker is set right after.
+pub fn mark_and_up(index: u32, marker: &str) -> LinkMessage {
+    LinkUnspec::new_with_index(index).alias(marker.to_string()).up().build()
+}
+
+/// No IPv6 link-local address on the overlay device (set before up, as networkd does).
+pub fn addrgen_none(index: u32) -> LinkMessage {
+    LinkUnspec::new_with_index(index)
+        .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )])]))
+        .build()
+}
+
+pub fn learning(name: &str, index: u32, on: bool) -> LinkMessage {
+    LinkMessageBuilder::<LinkVxlan>::new(name).index(index).learning(on).build()
+}
+
+/// MTU, MAC, marker and up, in one message.
+pub fn fix_link(index: u32, fix: &LinkFix) -> LinkMessage {
+    let mut b = LinkUnspec::new_with_index(index);
+    if let Some((_, mtu)) = fix.mtu {
+        b = b.mtu(mtu);
+    }
+    if let Some((_, mac)) = fix.mac {
+        b = b.address(mac.0.to_vec());
+    }
+    if let Some(m) = &fix.mark {
+        b = b.alias(m.clone());
+    }
+    b.up().build()
+}
+
+fn route_header(dst: IpNet) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family(dst.addr());
+    m.header.destination_prefix_length = dst.prefix_len();
+    m.header.table = RT_TABLE_MAIN;
+    m.attributes.push(RouteAttribute::Destination(dst.network().into()));
+    m
+}
+
+/// `route replace DST via VIA dev OIF [onlink] proto static`.
+pub fn route(r: &Route, oif: u32) -> RouteMessage {
+    let mut m = route_header(r.dst);
+    m.header.protocol = RouteProtocol::Static;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::Unicast;
+    if r.onlink {
+        m.header.flags |= RouteFlags::Onlink;
+    }
+    m.attributes.push(RouteAttribute::Gateway(r.via.into()));
+    m.attributes.push(RouteAttribute::Oif(oif));
+    m
+}
+
+/// Matches any main-table route to `dst`, whoever installed it (as `ip route del` does).
+pub fn route_del(dst: IpNet) -> RouteMessage {
+    let mut m = route_header(dst);
+    m.header.protocol = RouteProtocol::Unspec;
+    m.header.scope = RouteScope::NoWhere;
+    m
+}
+
+pub fn neigh_del(index: u32, ip: IpAddr) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = family(ip);
+    m.header.ifindex = index;
+    m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::from(ip)));
+    m
+}
+
+pub fn fdb_del(index: u32, lladdr: Mac, dst: Option<IpAddr>) -> NeighbourMessage {
+    let mut m = NeighbourMessage::default();
+    m.header.family = AddressFamily::Bridge;
+    m.header.ifindex = index;
+    m.header.flags = NeighbourFlags::Own;
+    m.attributes.push(NeighbourAttribute::LinkLayerAddress(lladdr.0.to_vec()));
+    if let Some(d) = dst {
+        m.attributes.push(NeighbourAttribute::Destination(NeighbourAddress::from(d)));
+    }
+    m
+}

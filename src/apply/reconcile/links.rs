@@ -1,0 +1,105 @@
+//! Devices: create, replace, correct in place, adopt, retire.
+
+use super::{ADDRGEN_NONE, Ctx, Phase, Refusal};
+use crate::apply::live::{Live, LiveLink};
+use crate::apply::ops::{LinkFix, Op};
+use crate::plan::objects::VxlanDevice;
+
+/// What about an existing device cannot be changed in place.
+fn replace_reasons(want: &VxlanDevice, have: &LiveLink, live: &Live) -> Vec<String> {
+    let Some(vx) = have.vxlan.as_ref().filter(|_| have.kind.as_deref() == Some("vxlan")) else {
+        return vec![format!("kind {}, want vxlan", have.kind.as_deref().unwrap_or("none"))];
+    };
+    let mut why = Vec::new();
+    if vx.vni != Some(want.vni) {
+        why.push(format!("vni {}→{}", show(vx.vni), want.vni));
+    }
+    if vx.port != Some(want.port) {
+        why.push(format!("dstport {}→{}", show(vx.port), want.port));
+    }
+    if vx.local != Some(want.local) {
+        why.push(format!("local {}→{}", show(vx.local), want.local));
+    }
+    if vx.link != live.index_of(&want.dev) {
+        let name = vx.link.and_then(|i| live.name_of(i)).unwrap_or("none");
+        why.push(format!("dev {name}→{}", want.dev));
+    }
+    why
+}
+
+fn show<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map_or_else(|| "none".to_string(), |v| v.to_string())
+}
+
+fn fix(want: &VxlanDevice, have: &LiveLink) -> LinkFix {
+    let vx = have.vxlan.clone().unwrap_or_default();
+    LinkFix {
+        mtu: (have.mtu != Some(want.mtu)).then(|| (have.mtu.unwrap_or(0), want.mtu)),
+        mac: have.mac.filter(|m| *m != want.mac).map(|m| (m, want.mac)),
+        learning: (vx.learning != Some(want.learning)).then(|| (vx.learning.unwrap_or(true), want.learning)),
+        addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
+        up: !have.up,
+        mark: None,
+    }
+}
+
+/// The planned devices: made, replaced, corrected or adopted; and the owned
+/// devices the plan no longer has, noted for [`retire`].
+pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
+    for want in ctx.devices.clone() {
+        let create = Op::CreateLink { device: want.clone(), marker: ctx.marker.clone() };
+        let Some(have) = ctx.live.links.get(&want.name) else {
+            ops.push(create);
+            ctx.fresh.insert(want.name.clone());
+            continue;
+        };
+        let owned = have.alias.as_deref() == Some(ctx.marker.as_str());
+        let mut why = replace_reasons(&want, have, ctx.live);
+        // Adopting keeps the device as it is, so it must already be the plan's, MAC included.
+        if !owned && why.is_empty() && have.mac != Some(want.mac) {
+            why.push(format!("address {}→{}", show(have.mac), want.mac));
+        }
+        if !why.is_empty() {
+            if !owned && !ctx.opts.adopt {
+                return Err(Refusal::Unowned { name: want.name.clone(), differences: why.join(", ") });
+            }
+            ops.push(Op::DeleteLink { name: want.name.clone(), why: why.join(", "), replacing: true });
+            ops.push(create);
+            ctx.fresh.insert(want.name.clone());
+            continue;
+        }
+        let mut f = fix(&want, have);
+        if !owned {
+            f.mark = Some(ctx.marker.clone());
+        }
+        if !f.is_empty() {
+            ops.push(Op::FixLink { name: want.name.clone(), fix: f });
+        }
+    }
+    let planned: Vec<&str> = ctx.devices.iter().map(|d| d.name.as_str()).collect();
+    let marker = ctx.marker.as_str();
+    ctx.retired = ctx
+        .live
+        .links
+        .values()
+        .filter(|l| l.alias.as_deref() == Some(marker) && !planned.contains(&l.name.as_str()))
+        .collect();
+    Ok(())
+}
+
+/// Owned devices the plan no longer has go last. Phase 1 keeps them all;
+/// phase 2 keeps those that still carried routes when it began, since peers
+/// that have not switched may still send to them.
+pub fn retire(ctx: &Ctx, ops: &mut Vec<Op>) {
+    for l in &ctx.retired {
+        let in_use = ctx.live.routes.iter().any(|r| r.oif == Some(l.index));
+        let keep = match ctx.opts.phase {
+            Phase::Prepare => true,
+            Phase::Switch => in_use,
+            Phase::Complete => false,
+        };
+        if !keep {
+            ops.push(Op::DeleteLink { name: l.name.clone(), why: "not in the plan".into(), replacing: false });
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Plan + live state -> the changes to make, in the order to make them.
+//! Pure: no kernel access, so every rule is unit-tested.
+//!
+//! Ownership: a device is flannel-gen's when it carries the cluster's marker
+//! in its alias ([`marker`]), whatever its name — so apply finds an old
+//! `flannel.42` after a VNI change or a switch to host-gw. A device with a
+//! planned name but no marker is adopted (marked) only when it already
+//! matches the plan; otherwise apply refuses, unless told to replace it.
+//! Routes are ours when they lie inside a cluster network, more specific than
+//! it, and off the node's own subnet.
+
+mod entries;
+mod links;
+mod routes;
+
+use std::collections::{HashMap, HashSet};
+
+use super::live::{Live, LiveLink};
+use super::ops::Op;
+use crate::plan::NodePlan;
+use crate::plan::objects::VxlanDevice;
+
+pub use routes::owns_route;
+
+/// rtm_protocol of every route flannel-gen installs (networkd's and `ip`'s `static`).
+pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
+/// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the overlay device.
+pub const ADDRGEN_NONE: u8 = 1;
+
+pub use crate::plan::marker;
+
+/// A change rolled out node by node runs in phases, each on every node
+/// before the next (README "Migrating between backends"). A new path's
+/// receive side must exist everywhere before anyone sends on it, and an old
+/// path's receive side must stay until nobody sends on it any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub enum Phase {
+    /// Phase 1: build what the plan adds (devices, neighbours, FDB) and move
+    /// routes only onto the uplink (host-gw), whose receive side is plain
+    /// forwarding. Removes nothing.
+    Prepare,
+    /// Phase 2: move every route to its planned path and prune; keep retired
+    /// devices that still carried routes when this phase began, as peers
+    /// that have not switched yet may still send to them.
+    Switch,
+    /// A plain apply (phase 3): everything as planned, all stale state pruned.
+    #[default]
+    Complete,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub phase: Phase,
+    /// Replace a device with a planned name that flannel-gen did not make
+    /// and that differs from the plan (refused otherwise).
+    pub adopt: bool,
+}
+
+/// Why apply will not touch the node; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error(
+        "{name} exists but flannel-gen did not make it, and it differs from the plan ({differences}); nothing was changed. Remove it, or run apply with --adopt to replace it"
+    )]
+    Unowned { name: String, differences: String },
+}
+
+/// What reconcile works from: the plan's devices and where they stand now.
+struct Ctx<'a> {
+    plan: &'a NodePlan,
+    live: &'a Live,
+    opts: Options,
+    marker: String,
+    devices: Vec<VxlanDevice>,
+    /// Planned devices made anew in this run: nothing on their old self survives.
+    fresh: HashSet<String>,
+    /// Owned devices the plan no longer has.
+    retired: Vec<&'a LiveLink>,
+}
+
+impl Ctx<'_> {
+    /// The index of a planned or uplink device that survives this run.
+    fn kept_index(&self, name: &str) -> Option<u32> {
+        if self.fresh.contains(name) { None } else { self.live.index_of(name) }
+    }
+
+    fn prunes(&self) -> bool {
+        self.opts.phase != Phase::Prepare
+    }
+}
+
+/// Everything that must change for the kernel to match `plan`, in order.
+pub fn reconcile(plan: &NodePlan, live: &Live, opts: Options) -> Result<Vec<Op>, Refusal> {
+    let mut ctx = Ctx {
+        plan,
+        live,
+        opts,
+        marker: marker(&plan.cluster),
+        devices: plan.vxlan_devices(),
+        fresh: HashSet::new(),
+        retired: Vec::new(),
+    };
+    let mut ops = Vec::new();
+    links::devices(&mut ctx, &mut ops)?;
+    sysctls(&ctx, &mut ops);
+    entries::addresses(&ctx, &mut ops);
+    entries::neighbours_and_fdb(&ctx, &mut ops);
+    routes::routes(&ctx, &mut ops);
+    entries::prune_neighbours_and_fdb(&ctx, &mut ops);
+    links::retire(&ctx, &mut ops);
+    Ok(ops)
+}
+
+fn sysctls(ctx: &Ctx, ops: &mut Vec<Op>) {
+    for s in &ctx.plan.sysctls {
+        let have = ctx.live.sysctls.get(&s.key).map(|v| v.trim().to_string()).unwrap_or_default();
+        if have != s.value {
+            ops.push(Op::Sysctl { key: s.key.clone(), from: have, to: s.value.clone() });
+        }
+    }
+}
+
+/// Live neighbours or FDB entries by device index.
+fn by_index<T>(items: &[T], index: impl Fn(&T) -> u32) -> HashMap<u32, Vec<&T>> {
+    let mut m: HashMap<u32, Vec<&T>> = HashMap::new();
+    for i in items {
+        m.entry(index(i)).or_default().push(i);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,77 @@
+//! `flannel-gen diff OLD NEW`
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use super::{Format, dedup, out, plans_of, unknown_nodes};
+use crate::error::{Error, exit};
+use crate::render;
+
+/// Compare two topologies (or two plan.json files) node by node.
+///
+/// Prints what changes for each node — routes that switch path, devices that
+/// appear or go, MTU and subnet changes and what they affect, migration
+/// hazards — then the unified diff of every rendered file that changes.
+/// Exit 0 identical, 1 differs, 2 bad input.
+///
+/// Example:
+///   flannel-gen diff examples/vxlan-3node.yaml examples/hostgw-3node.yaml
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The old topology or plan.json.
+    pub old: PathBuf,
+    /// The new topology or plan.json.
+    pub new: PathBuf,
+    /// Only these nodes (repeatable).
+    #[arg(long = "node", value_name = "N")]
+    pub nodes: Vec<String>,
+    /// Per-file line counts instead of full diffs.
+    #[arg(long)]
+    pub stat: bool,
+    /// When to colour the output.
+    #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
+    pub color: ColorArg,
+    /// Text for people, JSON for programs.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Directory of templates overriding the built-in ones by file name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Fail (exit 2) when either topology's lock file is missing or stale.
+    #[arg(long)]
+    pub locked: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+pub fn run(a: Args) -> Result<u8, Error> {
+    let (old, new) = (plans_of(&a.old, a.locked)?, plans_of(&a.new, a.locked)?);
+    let nodes = dedup(a.nodes);
+    let known: Vec<&str> = old.iter().chain(new.iter()).map(|p| p.node.as_str()).collect();
+    if let Some(msg) = unknown_nodes(&nodes, &known) {
+        return Err(Error::Usage(msg));
+    }
+    let t = render::Templates::load(a.templates.as_deref())?;
+    let diffs = crate::diff::diff(&old, &new, &nodes, &t, &render::RenderOptions::default())?;
+    match a.format {
+        Format::Json => out(&format!("{}\n", serde_json::json!({"changed": !diffs.is_empty(), "nodes": diffs})))?,
+        Format::Text => {
+            let choice = match a.color {
+                ColorArg::Auto => anstream::ColorChoice::Auto,
+                ColorArg::Always => anstream::ColorChoice::Always,
+                ColorArg::Never => anstream::ColorChoice::Never,
+            };
+            let mut stream = anstream::AutoStream::new(std::io::stdout(), choice);
+            match stream.write_all(crate::diff::to_text(&diffs, a.stat).as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(Error::io("<stdout>")(e)),
+                _ => {}
+            }
+        }
+    }
+    Ok(if diffs.is_empty() { exit::OK } else { exit::CHANGES })
+}

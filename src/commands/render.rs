@@ -1,0 +1,91 @@
+//! `flannel-gen render TOPO --out DIR`
+
+use std::path::PathBuf;
+
+use super::{compile_warned, dedup, out, plural, unknown_nodes};
+use crate::error::{Error, exit};
+use crate::render::{self, DEFAULT_BINARY};
+
+/// Write every node's files as a root-filesystem overlay DIR/<node>/...
+///
+/// subnet.env, docker options, systemd-networkd files for flannel.<vni>, ip -batch
+/// scripts, the CNI conflist, the boot unit, sysctls and plan.json. Files are
+/// staged and renamed into place; files an earlier render wrote and that are no
+/// longer produced are removed; nothing else in DIR is touched.
+///
+/// Examples:
+///   flannel-gen render examples/vxlan-3node.yaml --out /tmp/out
+///   flannel-gen render examples/vxlan-3node.yaml --out /tmp/out --check
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The topology file (`-` reads standard input).
+    #[arg(value_name = "TOPO")]
+    pub topology: PathBuf,
+    /// The output directory; each node's overlay goes to DIR/<node>/.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Render only these nodes (repeatable); other overlays in DIR are left alone.
+    #[arg(long = "node", value_name = "N")]
+    pub nodes: Vec<String>,
+    /// Write nothing; exit 1 and print a diff when DIR differs from what would be rendered.
+    #[arg(long)]
+    pub check: bool,
+    /// Fail (exit 2) when the lock file is missing or stale.
+    #[arg(long)]
+    pub locked: bool,
+    /// Directory of templates overriding the built-in ones by file name.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Name of the .network file that configures the uplink on the nodes
+    /// (default: <uplink>.network); the drop-in goes to NAME.d/.
+    #[arg(long, value_name = "NAME", value_parser = parse_network_name)]
+    pub uplink_network: Option<String>,
+    /// Where flannel-gen is installed on the nodes, for the boot unit.
+    #[arg(long, value_name = "PATH", default_value = DEFAULT_BINARY)]
+    pub binary: String,
+    /// Print one line per file written or removed.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+fn parse_network_name(s: &str) -> Result<String, String> {
+    if s.ends_with(".network") && !s.contains('/') && s.len() > ".network".len() {
+        Ok(s.to_string())
+    } else {
+        Err(format!("`{s}` is not a file name ending in .network"))
+    }
+}
+
+pub fn run(a: Args) -> Result<u8, Error> {
+    let c = compile_warned(&a.topology, a.locked)?;
+    let nodes = dedup(a.nodes);
+    let known: Vec<&str> = c.cluster.nodes.iter().map(|n| n.name.as_str()).collect();
+    if let Some(msg) = unknown_nodes(&nodes, &known) {
+        return Err(Error::Usage(msg));
+    }
+    let plans = if nodes.is_empty() {
+        crate::plan::build_all(&c.cluster, &c.leases)?
+    } else {
+        nodes.iter().map(|n| crate::plan::build(&c.cluster, &c.leases, n)).collect::<Result<_, _>>()?
+    };
+    let t = render::Templates::load(a.templates.as_deref())?;
+    let opts = render::RenderOptions { uplink_network: a.uplink_network, binary: a.binary };
+    let mode = if a.check { render::Mode::Check } else { render::Mode::Write };
+    let report = render::render_out(&plans, &t, &opts, &a.out, mode, nodes.is_empty())?;
+    let (dir, n, files) = (a.out.display(), plural(report.nodes, "node"), plural(report.files, "file"));
+    if a.check {
+        if report.changes.is_empty() {
+            out(&format!("{dir}: up to date ({n}, {files})\n"))?;
+            return Ok(exit::OK);
+        }
+        out(&report.diffs)?;
+        let differ = if report.changes.len() == 1 { "differs" } else { "differ" };
+        out(&format!("{dir}: {} {differ} from the topology\n", plural(report.changes.len(), "file")))?;
+        return Ok(exit::CHANGES);
+    }
+    if a.verbose {
+        out(&report.changes.iter().map(|l| format!("{l}\n")).collect::<String>())?;
+    }
+    out(&format!("{dir}: rendered {n} ({files}, {} bytes); {} changed\n", report.bytes, report.changes.len()))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,93 @@
+use std::path::Path;
+
+use super::read::{fast_path_accepts, parse_lock_slow};
+use super::*;
+
+const LOCK: &str = "# flannel-gen lock file: node subnet and VTEP MAC leases.
+# Written by `flannel-gen lock`; commit it beside the topology.
+version: 1
+cluster: prod
+network: 10.244.0.0/16
+subnetLen: 24
+ipv6Network: fd00:10:244::/56
+ipv6SubnetLen: 64
+nodes:
+  a:
+    subnet: 10.244.1.0/24
+    vtepMAC: \"36:28:f3:f4:bd:cb\"
+    subnet6: fd00:10:244:1::/64
+    vtepMAC6: \"2e:2b:01:cb:b7:bd\"
+  b:
+    subnet: 10.244.2.0/24
+    vtepMAC: \"1a:cc:10:df:41:7d\"
+";
+
+fn parse(text: &str) -> Result<Lock, crate::diag::Diagnostics> {
+    parse_lock(Path::new("t.lock"), text)
+}
+
+fn errors(text: &str) -> Vec<String> {
+    match parse(text) {
+        Ok(_) => panic!("expected errors for:\n{text}"),
+        Err(d) => d.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn fast_and_yaml_paths_read_the_same_lock() {
+    assert!(fast_path_accepts(LOCK));
+    let fast = parse(LOCK).expect("valid");
+    let slow = parse_lock_slow(Path::new("t.lock"), LOCK).expect("valid");
+    assert_eq!(fast.leases, slow.leases);
+    assert_eq!(fast.networks, slow.networks);
+    assert_eq!(fast.positions, slow.positions, "both parsers locate values alike");
+    assert_eq!(fast.leases["a"].v6.map(|l| l.subnet.to_string()), Some("fd00:10:244:1::/64".into()));
+    assert_eq!(fast.pos_of("b", crate::netaddr::Family::V4).vtep_mac, crate::diag::Pos::new(17, 14));
+    // A hand edit (other quoting) falls back to the YAML parser with the same result.
+    let edited = LOCK.replace("\"1a:cc:10:df:41:7d\"", "'1a:cc:10:df:41:7d'");
+    assert!(!fast_path_accepts(&edited));
+    assert_eq!(parse(&edited).expect("valid").leases, fast.leases);
+}
+
+#[test]
+fn render_round_trips() {
+    let lock = parse(LOCK).expect("valid");
+    let mut nets = crate::netaddr::PerFamily::default();
+    for (f, n) in lock.networks.iter() {
+        nets.set(f, Some((n.network, n.subnet_len)));
+    }
+    assert_eq!(render("prod", &nets, &lock.leases), LOCK);
+}
+
+#[test]
+fn a_misaligned_lease_is_located() {
+    let e = errors(&LOCK.replace("subnet: 10.244.2.0/24", "subnet: 10.244.2.0/25"));
+    assert_eq!(e, ["t.lock:16:13: error: nodes.b.subnet: 10.244.2.0/25 is a /25 but the lock's subnetLen is 24"]);
+}
+
+#[test]
+fn host_bits_outside_network_and_multicast_macs_are_located() {
+    let e = errors(&LOCK.replace("subnet: 10.244.2.0/24", "subnet: 10.244.2.7/24"));
+    assert!(e[0].starts_with("t.lock:16:13: error: nodes.b.subnet: `10.244.2.7/24` has host bits set"), "{e:?}");
+    let e = errors(&LOCK.replace("subnet: 10.244.2.0/24", "subnet: 10.245.2.0/24"));
+    assert_eq!(e, ["t.lock:16:13: error: nodes.b.subnet: 10.245.2.0/24 is outside the network 10.244.0.0/16"]);
+    let e = errors(&LOCK.replace("1a:cc:10:df:41:7d", "01:00:5e:00:00:01"));
+    assert_eq!(e.len(), 1);
+    assert!(
+        e[0].starts_with("t.lock:17:14: error: nodes.b.vtepMAC: 01:00:5e:00:00:01 is not a unicast address"),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn a_lease_held_twice_is_located_at_the_second() {
+    let e = errors(&LOCK.replace("subnet: 10.244.2.0/24", "subnet: 10.244.1.0/24"));
+    assert_eq!(e, ["t.lock:16:13: error: nodes.b.subnet: also leased to node `a`: a lease belongs to one node"]);
+}
+
+#[test]
+fn garbage_is_a_located_yaml_error() {
+    let e = errors("version: 1\ncluster: [x\n");
+    assert!(e[0].starts_with("t.lock:"), "{e:?}");
+    assert!(e[0].contains("not a flannel-gen lock file"), "{e:?}");
+}

@@ -1,0 +1,140 @@
+//! The kernel objects a plan stands for, derived from its facts in this one
+//! place: render (templates, batch scripts, networkd files), apply
+//! (reconcile) and diff all read these, never their own copies.
+//!
+//! Per vxlan peer, flanneld's objects and order (pkg/backend/vxlan/
+//! vxlan_network.go `handleSubnetEvents`): permanent neighbour
+//! `<subnet.0> lladdr <VTEP MAC>`, FDB `<VTEP MAC> dst <public IP> self
+//! permanent`, then the route `<subnet> via <subnet.0> onlink` last, so the
+//! kernel never has to resolve the gateway. Per host-gw peer: the route
+//! `<subnet> via <public IP>` on the uplink.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{BackendPlan, NodePlan, Peer, PlanData, vxlan_device_name};
+use crate::mac::Mac;
+use crate::netaddr::Family;
+
+/// A VXLAN device flannel-gen creates (`flannel.<vni>`, `flannel-v6.<vni>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VxlanDevice {
+    pub family: Family,
+    pub name: String,
+    pub vni: u32,
+    pub port: u16,
+    /// The node's underlay address (IFLA_VXLAN_LOCAL / LOCAL6).
+    pub local: IpAddr,
+    /// Underlay device (IFLA_VXLAN_LINK).
+    pub dev: String,
+    pub mac: Mac,
+    pub mtu: u32,
+    pub learning: bool,
+    /// The subnet's network address as a /32 (/128): flanneld's convention,
+    /// so no broadcast route is made and host-to-pod traffic has a source.
+    pub address: IpNet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Neighbour {
+    pub dev: String,
+    pub ip: IpAddr,
+    pub lladdr: Mac,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Fdb {
+    pub dev: String,
+    pub lladdr: Mac,
+    pub dst: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Route {
+    pub dst: IpNet,
+    pub via: IpAddr,
+    pub dev: String,
+    pub onlink: bool,
+}
+
+impl PlanData {
+    /// The VXLAN device of family `f`, when the backend is vxlan and the node runs `f`.
+    pub fn vxlan_device(&self, f: Family) -> Option<VxlanDevice> {
+        let BackendPlan::Vxlan { vni, port, .. } = self.backend else { return None };
+        let fam = self.family(f)?;
+        Some(VxlanDevice {
+            family: f,
+            name: vxlan_device_name(f, vni),
+            vni,
+            port,
+            local: self.uplink.address(f)?.addr(),
+            dev: self.uplink.name.clone(),
+            mac: fam.vtep_mac?,
+            mtu: self.mtu,
+            learning: false,
+            address: IpNet::new(fam.subnet.network(), f.bits()).ok()?,
+        })
+    }
+
+    /// Every VXLAN device of the plan, IPv4 first.
+    pub fn vxlan_devices(&self) -> Vec<VxlanDevice> {
+        Family::ALL.into_iter().filter_map(|f| self.vxlan_device(f)).collect()
+    }
+
+    /// Names of the devices this plan creates.
+    pub fn device_names(&self) -> Vec<String> {
+        self.vxlan_devices().into_iter().map(|d| d.name).collect()
+    }
+
+    /// The device a vxlan peer of family `f` is reached through.
+    fn vxlan_dev_name(&self, f: Family) -> String {
+        vxlan_device_name(f, self.backend.vni().unwrap_or_default())
+    }
+}
+
+impl NodePlan {
+    pub fn neighbours(&self) -> impl Iterator<Item = Neighbour> + '_ {
+        self.peers.iter().filter_map(|p| self.neighbour_of(p))
+    }
+
+    pub fn fdb(&self) -> impl Iterator<Item = Fdb> + '_ {
+        self.peers.iter().filter_map(|p| self.fdb_of(p))
+    }
+
+    /// The permanent neighbour for a vxlan peer's gateway.
+    pub fn neighbour_of(&self, p: &Peer) -> Option<Neighbour> {
+        match p {
+            Peer::Vxlan { subnet, vtep_mac, .. } => {
+                Some(Neighbour { dev: self.vxlan_dev_name(p.family()), ip: subnet.network(), lladdr: *vtep_mac })
+            }
+            Peer::HostGw { .. } => None,
+        }
+    }
+
+    /// Where frames for a vxlan peer's VTEP MAC go.
+    pub fn fdb_of(&self, p: &Peer) -> Option<Fdb> {
+        match p {
+            Peer::Vxlan { public_ip, vtep_mac, .. } => {
+                Some(Fdb { dev: self.vxlan_dev_name(p.family()), lladdr: *vtep_mac, dst: *public_ip })
+            }
+            Peer::HostGw { .. } => None,
+        }
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
+        self.peers.iter().map(|p| self.route_of(p))
+    }
+
+    /// The route to one peer's subnet.
+    pub fn route_of(&self, p: &Peer) -> Route {
+        match p {
+            Peer::Vxlan { subnet, .. } => {
+                Route { dst: *subnet, via: subnet.network(), dev: self.vxlan_dev_name(p.family()), onlink: true }
+            }
+            Peer::HostGw { subnet, public_ip, .. } => {
+                Route { dst: *subnet, via: *public_ip, dev: self.uplink.name.clone(), onlink: false }
+            }
+        }
+    }
+}

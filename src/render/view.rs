@@ -1,0 +1,174 @@
+//! What templates see: the plan's facts and its derived kernel objects
+//! ([`crate::plan::objects`]), grouped the way the artefacts are laid out
+//! (per device, per family). Templates format; they never derive.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::mac::Mac;
+use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::plan::{NodePlan, Sysctl, Uplink};
+
+#[derive(Serialize)]
+pub struct View<'a> {
+    pub node: &'a str,
+    pub cluster: &'a str,
+    /// The alias that marks flannel-gen's devices (see [`crate::plan::marker`]).
+    pub marker: String,
+    pub backend: &'static str,
+    #[serde(rename = "ipMasq")]
+    pub ip_masq: bool,
+    pub mtu: u32,
+    pub uplink: &'a Uplink,
+    pub ipv4: Option<FamilyView>,
+    pub ipv6: Option<FamilyView>,
+    pub devices: Vec<DeviceView>,
+    /// Routes to peers reached directly over the uplink (host-gw, directRouting).
+    pub direct_routes: Vec<RouteView>,
+    /// Every route of the plan, in peer order.
+    pub routes: Vec<RouteView>,
+    pub sysctls: &'a [Sysctl],
+    /// Where flannel-gen is installed on the node (for the boot unit).
+    pub binary: &'a str,
+}
+
+#[derive(Serialize)]
+pub struct FamilyView {
+    pub network: IpNet,
+    pub subnet: IpNet,
+    pub subnet_len: u8,
+    pub gateway: IpAddr,
+}
+
+#[derive(Serialize)]
+pub struct DeviceView {
+    pub name: String,
+    pub family: &'static str,
+    pub vni: u32,
+    pub port: u16,
+    pub local: IpAddr,
+    pub dev: String,
+    pub mac: Mac,
+    pub mtu: u32,
+    pub learning: bool,
+    pub address: IpNet,
+    pub peers: Vec<VxlanPeerView>,
+}
+
+#[derive(Serialize)]
+pub struct VxlanPeerView {
+    pub node: String,
+    pub public_ip: IpAddr,
+    pub neighbour: NeighbourView,
+    pub fdb: FdbView,
+    pub route: RouteView,
+}
+
+#[derive(Serialize)]
+pub struct NeighbourView {
+    pub dev: String,
+    pub ip: IpAddr,
+    pub lladdr: Mac,
+}
+
+#[derive(Serialize)]
+pub struct FdbView {
+    pub dev: String,
+    pub lladdr: Mac,
+    pub dst: IpAddr,
+}
+
+#[derive(Serialize)]
+pub struct RouteView {
+    pub node: String,
+    pub dst: IpNet,
+    pub via: IpAddr,
+    pub dev: String,
+    pub onlink: bool,
+}
+
+impl From<Neighbour> for NeighbourView {
+    fn from(n: Neighbour) -> Self {
+        NeighbourView { dev: n.dev, ip: n.ip, lladdr: n.lladdr }
+    }
+}
+
+impl From<Fdb> for FdbView {
+    fn from(f: Fdb) -> Self {
+        FdbView { dev: f.dev, lladdr: f.lladdr, dst: f.dst }
+    }
+}
+
+fn route_view(node: &str, r: Route) -> RouteView {
+    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink }
+}
+
+fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
+    let peers = plan
+        .peers
+        .iter()
+        .filter(|p| p.family() == d.family)
+        .filter_map(|p| {
+            let (n, f) = (plan.neighbour_of(p)?, plan.fdb_of(p)?);
+            Some(VxlanPeerView {
+                node: p.node().to_string(),
+                public_ip: p.public_ip(),
+                neighbour: n.into(),
+                fdb: f.into(),
+                route: route_view(p.node(), plan.route_of(p)),
+            })
+        })
+        .collect();
+    DeviceView {
+        name: d.name,
+        family: d.family.name(),
+        vni: d.vni,
+        port: d.port,
+        local: d.local,
+        dev: d.dev,
+        mac: d.mac,
+        mtu: d.mtu,
+        learning: d.learning,
+        address: d.address,
+        peers,
+    }
+}
+
+impl<'a> View<'a> {
+    pub fn new(plan: &'a NodePlan, binary: &'a str) -> View<'a> {
+        let family = |f| {
+            let p = plan.family(f)?;
+            Some(FamilyView {
+                network: p.network,
+                subnet: p.subnet,
+                subnet_len: p.subnet.prefix_len(),
+                gateway: plan.gateway(f)?,
+            })
+        };
+        let routes: Vec<RouteView> = plan.peers.iter().map(|p| route_view(p.node(), plan.route_of(p))).collect();
+        let direct_routes = plan
+            .peers
+            .iter()
+            .filter(|p| p.path() == "host-gw")
+            .map(|p| route_view(p.node(), plan.route_of(p)))
+            .collect();
+        View {
+            node: &plan.node,
+            cluster: &plan.cluster,
+            marker: crate::plan::marker(&plan.cluster),
+            backend: plan.backend.kind().as_str(),
+            ip_masq: plan.ip_masq,
+            mtu: plan.mtu,
+            uplink: &plan.uplink,
+            ipv4: family(crate::netaddr::Family::V4),
+            ipv6: family(crate::netaddr::Family::V6),
+            devices: plan.vxlan_devices().into_iter().map(|d| device_view(plan, d)).collect(),
+            direct_routes,
+            routes,
+            sysctls: &plan.sysctls,
+            binary,
+        }
+    }
+}

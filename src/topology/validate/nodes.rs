@@ -1,0 +1,203 @@
+//! The node list: names, underlay addresses, interfaces, MTUs and pins.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::{Defaults, is_dns_label, pos};
+use crate::diag::{Pos, Reporter};
+use crate::mac::Mac;
+use crate::netaddr::{self, Family, PerFamily, SubnetPool};
+use crate::topology::schema::{NodeDoc, S, TopologyDoc};
+use crate::topology::{Located, Node, Pins};
+
+/// What the nodes before this one took, to report duplicates at the second use.
+#[derive(Default)]
+struct Seen<'a> {
+    names: HashMap<&'a str, Pos>,
+    ips: HashMap<IpAddr, (Pos, &'a str)>,
+    macs: HashMap<(Family, Mac), &'a str>,
+    subnets: HashMap<IpNet, &'a str>,
+}
+
+pub fn nodes(r: &mut Reporter, doc: &TopologyDoc, d: &Defaults, pools: &PerFamily<SubnetPool>) -> Vec<Node> {
+    let requested = super::network::requested(doc);
+    if doc.nodes.value.is_empty() {
+        r.error(pos(&doc.nodes), "nodes", "a cluster needs at least one node");
+    }
+    let mut seen = Seen::default();
+    let mut out = Vec::with_capacity(doc.nodes.value.len());
+    for (i, n) in doc.nodes.value.iter().enumerate() {
+        let before = r.count();
+        let node = node(r, i, n, d, (pools, &requested), &mut seen);
+        if r.count() == before {
+            out.extend(node);
+        }
+    }
+    out
+}
+
+fn node<'a>(
+    r: &mut Reporter,
+    i: usize,
+    n: &'a S<NodeDoc>,
+    d: &Defaults,
+    (pools, requested): (&PerFamily<SubnetPool>, &PerFamily<()>),
+    seen: &mut Seen<'a>,
+) -> Option<Node> {
+    let at = pos(n);
+    let n = &n.value;
+    let f = |k: &str| format!("nodes[{i}].{k}");
+    let name = n.name.value.as_str();
+    if !is_dns_label(name) {
+        let m = format!("`{name}` is not a DNS-1123 label (1-63 of [a-z0-9-], starting and ending alphanumeric)");
+        r.error(pos(&n.name), f("name"), m);
+    } else if let Some(first) = seen.names.insert(name, pos(&n.name)) {
+        r.error(
+            pos(&n.name),
+            f("name"),
+            format!("duplicate node name `{name}` (first defined at line {})", first.line),
+        );
+    }
+    let mut ips = PerFamily::default();
+    let mut pins = PerFamily::default();
+    for family in Family::ALL {
+        let (ip, subnet, mac, keys) = match family {
+            Family::V4 => (&n.ip, &n.subnet, &n.vtep_mac, ["ip", "subnet", "vtepMAC"]),
+            Family::V6 => (&n.ip6, &n.subnet6, &n.vtep_mac6, ["ip6", "subnet6", "vtepMAC6"]),
+        };
+        let pool = pools.get(family);
+        if pool.is_none() {
+            // An invalid or missing network is reported once, at the network.
+            if requested.get(family).is_none() && requested.iter().next().is_some() {
+                unused(r, family, [(ip, keys[0]), (subnet, keys[1]), (mac, keys[2])], &f);
+            }
+            continue;
+        }
+        match ip {
+            Some(ip) => ips.set(family, underlay(r, &f(keys[0]), ip, family, pools, name, seen)),
+            None => r.error(at, f(keys[0]), format!("required key `{}` is missing: the cluster has {family}", keys[0])),
+        }
+        let subnet = subnet.as_ref().and_then(|s| pin_subnet(r, &f(keys[1]), s, pool, name, seen));
+        let vtep_mac = mac.as_ref().and_then(|m| pin_mac(r, &f(keys[2]), m, family, name, seen));
+        pins.set(family, Some(Pins { subnet, vtep_mac }));
+    }
+    let interface = interface(r, &f("interface"), n.interface.as_ref(), d);
+    let mtu = match &n.mtu {
+        Some(m) => super::mtu(r, &f("mtu"), m, d),
+        None => Some(d.mtu),
+    };
+    Some(Node { index: i, name: name.to_string(), pos: at, ips, interface, mtu: mtu?, pins })
+}
+
+/// Keys of a family the cluster does not run are mistakes, not no-ops.
+fn unused(r: &mut Reporter, family: Family, keys: [(&Option<S<String>>, &str); 3], f: &dyn Fn(&str) -> String) {
+    let enable = if family == Family::V4 { "network" } else { "ipv6Network" };
+    for (v, key) in keys {
+        if let Some(v) = v {
+            r.error(pos(v), f(key), format!("the cluster has no {family} network (set `{enable}` to enable {family})"));
+        }
+    }
+}
+
+fn underlay<'a>(
+    r: &mut Reporter,
+    field: &str,
+    s: &S<String>,
+    family: Family,
+    pools: &PerFamily<SubnetPool>,
+    name: &'a str,
+    seen: &mut Seen<'a>,
+) -> Option<IpNet> {
+    let ip = match netaddr::parse_cidr(&s.value, true) {
+        Ok(ip) if Family::of_net(&ip) != family => {
+            let key = if family == Family::V4 { "ip6" } else { "ip" };
+            r.error(pos(s), field, format!("`{ip}` is not {family}; put it in `{key}`"));
+            return None;
+        }
+        Ok(ip) => ip,
+        Err(m) => {
+            r.error(pos(s), field, m);
+            return None;
+        }
+    };
+    let a = ip.addr();
+    let small = ip.prefix_len() >= family.bits() - 1;
+    if let Some(why) = netaddr::underlay_refusal(a) {
+        r.error(pos(s), field, format!("{a} {why}"));
+    } else if family == Family::V4 && !small && (a == ip.network() || a == ip.broadcast()) {
+        r.error(pos(s), field, format!("{a} is the network or broadcast address of {}", ip.trunc()));
+    } else if let Some(net) = pools.iter().map(|(_, p)| p.network).find(|net| netaddr::overlaps(*net, ip.trunc())) {
+        r.error(pos(s), field, format!("underlay subnet {} overlaps the pod network {net}", ip.trunc()));
+    }
+    if let Some((first, other)) = seen.ips.insert(a, (pos(s), name)) {
+        r.error(pos(s), field, format!("duplicate node ip {a} (also node `{other}`, line {})", first.line));
+    }
+    Some(ip)
+}
+
+fn interface(r: &mut Reporter, field: &str, v: Option<&S<String>>, d: &Defaults) -> String {
+    match v {
+        Some(i) => {
+            if let Some(why) = super::interface_refusal(&i.value) {
+                r.error(pos(i), field, why);
+            }
+            i.value.clone()
+        }
+        None => d.interface.clone(),
+    }
+}
+
+fn pin_subnet<'a>(
+    r: &mut Reporter,
+    field: &str,
+    s: &S<String>,
+    pool: Option<&SubnetPool>,
+    name: &'a str,
+    seen: &mut Seen<'a>,
+) -> Option<Located<IpNet>> {
+    let net = match netaddr::parse_cidr(&s.value, false) {
+        Ok(net) => net,
+        Err(m) => {
+            r.error(pos(s), field, m);
+            return None;
+        }
+    };
+    if let Some(why) = pool.and_then(|p| p.refusal(net)) {
+        r.error(pos(s), field, why);
+        return None;
+    }
+    if let Some(other) = seen.subnets.insert(net, name) {
+        r.error(pos(s), field, format!("{net} is also pinned by node `{other}`"));
+        return None;
+    }
+    Some(Located { value: net, pos: pos(s) })
+}
+
+fn pin_mac<'a>(
+    r: &mut Reporter,
+    field: &str,
+    m: &S<String>,
+    family: Family,
+    name: &'a str,
+    seen: &mut Seen<'a>,
+) -> Option<Located<Mac>> {
+    let mac = match m.value.parse::<Mac>() {
+        Ok(mac) => mac,
+        Err(e) => {
+            r.error(pos(m), field, e.to_string());
+            return None;
+        }
+    };
+    if let Some(why) = mac.refusal() {
+        r.error(pos(m), field, why);
+        return None;
+    }
+    if let Some(other) = seen.macs.insert((family, mac), name) {
+        let key = field.rsplit('.').next().unwrap_or(field);
+        r.error(pos(m), field, format!("duplicate {key} {mac} (also node `{other}`)"));
+        return None;
+    }
+    Some(Located { value: mac, pos: pos(m) })
+}

@@ -31,7 +31,7 @@ fn plan_json_is_the_node_facts() {
         "formatVersion": 2,
         "cluster": "prod-east",
         "node": "node-1",
-        "backend": {"type": "vxlan", "vni": 1, "port": 8472, "directRouting": false},
+        "backend": {"type": "vxlan", "vni": 1, "port": 8472, "directRouting": false, "gbp": false, "learning": false, "txChecksumOffload": true},
         "ipMasq": true,
         "mtu": 1450,
         "uplink": {"name": "eth0", "mtu": 1500, "ipv4": "192.168.31.61/24"},
@@ -40,6 +40,7 @@ fn plan_json_is_the_node_facts() {
             {"path": "vxlan", "node": "node-2", "subnet": "10.244.2.0/24", "publicIP": "192.168.31.62", "vtepMAC": "2e:2b:01:cb:b7:bd"},
             {"path": "vxlan", "node": "node-3", "subnet": "10.244.3.0/24", "publicIP": "192.168.31.63", "vtepMAC": "1a:cc:10:df:41:7d"}
         ],
+        "trafficRules": {"backend": "iptables", "forward": true, "randomFully": true},
         "sysctls": [
             {"key": "net.ipv4.ip_forward", "value": "1"},
             {"key": "net/ipv4/conf/eth0/rp_filter", "value": "2"},
@@ -264,4 +265,28 @@ fn render_counts_a_repeated_node_once() {
     ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(stdout(&o).contains("rendered 1 node ("), "{}", stdout(&o));
+}
+
+/// flanneld with backend MTU 1400 writes FLANNEL_MTU=1350 (MTU less 50,
+/// pkg/backend/vxlan/vxlan_network.go); so does the imported topology, once
+/// its nodes are listed.
+#[test]
+fn an_imported_netconf_renders_flanneld_subnet_env() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let conf = dir.path().join("net-conf.json");
+    fs::write(&conf, r#"{"Network": "10.1.0.0/16", "Backend": {"Type": "vxlan", "MTU": 1400}}"#).expect("write");
+    let c = conf.to_str().expect("utf8");
+    let o = run(&["import-netconf", c, "--cluster", "prod"]);
+    assert_eq!(code(&o), 2, "--ip-masq is required: {}", stderr(&o));
+    let o = run(&["import-netconf", c, "--cluster", "prod", "--ip-masq", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let topo = dir.path().join("t.yaml");
+    fs::write(&topo, stdout(&o).replace("nodes: []\n", "nodes:\n  - name: a\n    ip: 192.168.0.2/24\n")).expect("write");
+    let out = dir.path().join("o");
+    let o = run(&["render", topo.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(
+        fs::read_to_string(out.join("a/run/flannel/subnet.env")).expect("subnet.env"),
+        "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.1.1/24\nFLANNEL_MTU=1350\nFLANNEL_IPMASQ=true\n"
+    );
 }

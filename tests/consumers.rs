@@ -18,10 +18,13 @@ fn plan_of(overlay: &Path) -> serde_json::Value {
         .expect("json")
 }
 
-/// Applies the rendered sysctl.d file with systemd-sysctl, as boot would.
-fn run_sysctl_d(ns: &Netns, overlay: &Path) {
+/// What boot does with the rest of the overlay: systemd-sysctl applies the
+/// sysctl.d file, flannel-gen-rules.service loads the rules file.
+fn run_boot_files(ns: &Netns, overlay: &Path) {
     let conf = overlay.join("etc/sysctl.d/50-flannel-gen.conf");
     must(&mut ns.exec("/lib/systemd/systemd-sysctl", &[conf.to_str().expect("utf8")]));
+    let rules = overlay.join("etc/flannel-gen/iptables.rules");
+    must(&mut ns.exec("iptables-restore", &["--noflush", rules.to_str().expect("utf8")]));
 }
 
 /// Applies the rendered ip/bridge batch scripts.
@@ -111,9 +114,10 @@ fn parity(example: &str) {
 
         // apply sees the batch scripts' devices as its own (they carry the
         // marker), and adopts networkd's, which match the plan but cannot;
-        // systemd-sysctl has set what the sysctl.d file says.
-        run_sysctl_d(&by_ip, &overlay);
-        run_sysctl_d(&by_nd, &overlay);
+        // the sysctls and the iptables rules loaded from the rendered files
+        // are exactly what apply keeps.
+        run_boot_files(&by_ip, &overlay);
+        run_boot_files(&by_nd, &overlay);
         let p = plan_file.to_str().expect("utf8");
         assert_eq!(
             common::stdout(&run(&["apply", "--plan", p, "--netns", &by_ip.name])),

@@ -142,7 +142,7 @@ fn an_old_or_garbled_plan_says_why() {
     assert_eq!(code(&o), 2);
     assert!(
         stderr(&o)
-            .contains("typed.json:23:17: error: peers[0].subnet: not a flannel-gen plan: invalid type: integer `7`"),
+            .contains("typed.json:26:17: error: peers[0].subnet: not a flannel-gen plan: invalid type: integer `7`"),
         "located at the value: {}",
         stderr(&o)
     );

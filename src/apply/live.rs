@@ -16,6 +16,8 @@ pub struct LiveVxlan {
     /// Index of the underlay device.
     pub link: Option<u32>,
     pub learning: Option<bool>,
+    /// IFLA_VXLAN_GBP; the kernel cannot change it on an existing device.
+    pub gbp: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -73,6 +75,10 @@ pub struct Live {
     /// FDB entries (NTF_SELF) on owned devices.
     pub fdb: Vec<LiveFdb>,
     pub sysctls: BTreeMap<String, String>,
+    /// flannel-gen's traffic rules as their tools show them.
+    pub rules: super::rules::LiveRules,
+    /// Transmit checksum offload of the planned devices that exist.
+    pub tx_checksum: BTreeMap<String, bool>,
 }
 
 impl Live {

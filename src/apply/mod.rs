@@ -6,12 +6,14 @@
 //! devices, addresses, neighbours + FDB, routes, then removals). Nothing is
 //! written before every check passed; a converged node gets zero writes.
 
+pub mod ethtool;
 pub mod live;
 pub mod lock;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
 pub mod reconcile;
+pub mod rules;
 
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ pub enum Precondition {
         "uplink {uplink} has {have} but the plan of node {node} needs {want}; refusing to apply a plan meant for another node; nothing was changed"
     )]
     WrongAddress { uplink: String, have: String, node: String, want: String },
+    #[error("{0}; nothing was changed")]
+    MissingTool(rules::RulesError),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +109,28 @@ fn dump_failed(source: netlink::NetlinkError) -> ApplyError {
     ApplyError::Netlink { what: "reading kernel state", source }
 }
 
+/// Everything reconcile looks at: the netlink dump, the rules, the offloads.
+async fn read_live(h: &rtnetlink::Handle, plan: &NodePlan, marker: &str) -> Result<live::Live, ApplyError> {
+    let mut live = netlink::dump::dump(h, plan, marker).await.map_err(dump_failed)?;
+    let families: Vec<_> = plan.families().map(|(f, _)| f).collect();
+    live.rules = rules::dump(&families)
+        .map_err(|e| ApplyError::Netlink { what: "reading the traffic rules", source: e.into() })?;
+    for d in plan.vxlan_devices().iter().filter(|d| live.links.contains_key(&d.name)) {
+        let on = ethtool::tx_checksum(&d.name).map_err(|source| ApplyError::Netlink {
+            what: "reading offloads",
+            source: netlink::NetlinkError::Ethtool { dev: d.name.clone(), source },
+        })?;
+        live.tx_checksum.insert(d.name.clone(), on);
+    }
+    Ok(live)
+}
+
 async fn apply_with(h: &rtnetlink::Handle, plan: &NodePlan, opts: &ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let marker = reconcile::marker(&plan.cluster);
-    let live = netlink::dump::dump(h, plan, &marker).await.map_err(dump_failed)?;
+    if let Some(missing) = rules::missing_tools(plan).into_iter().next() {
+        return Err(Precondition::MissingTool(missing).into());
+    }
+    let live = read_live(h, plan, &marker).await?;
     check_preconditions(plan, &live)?;
     let ropts = reconcile::Options { phase: opts.phase, adopt: opts.adopt };
     let changes = reconcile::reconcile(plan, &live, ropts)?;
@@ -150,7 +173,7 @@ async fn verify(
         if attempt > 0 {
             tokio::time::sleep(VERIFY_PAUSE).await;
         }
-        let live = netlink::dump::dump(h, plan, marker).await.map_err(dump_failed)?;
+        let live = read_live(h, plan, marker).await?;
         left = reconcile::reconcile(plan, &live, ropts)?;
         left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
         if left.is_empty() {

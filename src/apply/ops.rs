@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::mac::Mac;
+use crate::netaddr::Family;
 use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::topology::RulesBackend;
 
 /// In-place corrections of an existing device.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -19,6 +21,22 @@ pub struct LinkFix {
     pub up: bool,
     /// Set flannel-gen's ownership marker (adopting a matching device).
     pub mark: Option<String>,
+    /// Transmit checksum offload.
+    pub tx_checksum: Option<(bool, bool)>,
+}
+
+/// One owned iptables chain or nftables table made exactly as planned, or removed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesChange {
+    pub backend: RulesBackend,
+    pub family: Family,
+    /// `nat FLANNEL-POSTRTG`, `ip flannel-ipv4`.
+    pub target: String,
+    pub count: usize,
+    /// How many rules there were, when the chain or table existed.
+    pub was: Option<usize>,
+    /// What `iptables-restore --noflush` or `nft -f -` is fed: one commit.
+    pub payload: String,
 }
 
 impl LinkFix {
@@ -78,6 +96,8 @@ pub enum Op {
         dst: IpNet,
         desc: String,
     },
+    SetRules(RulesChange),
+    DelRules(RulesChange),
 }
 
 /// When an op runs. Stages run in this order; ops within a stage are
@@ -90,6 +110,8 @@ pub enum Stage {
     CreateLinks,
     /// Per-device settings need the device.
     Settings,
+    /// Masquerade and forward rules, before any route carries traffic.
+    Rules,
     Addresses,
     /// Every neighbour and FDB entry before any route that needs them.
     NeighboursAndFdb,
@@ -101,10 +123,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
         Stage::ReplaceLinks,
         Stage::CreateLinks,
         Stage::Settings,
+        Stage::Rules,
         Stage::Addresses,
         Stage::NeighboursAndFdb,
         Stage::Routes,
@@ -125,6 +148,8 @@ impl Op {
             Op::DeleteLink { replacing: true, .. } => Stage::ReplaceLinks,
             Op::CreateLink { .. } => Stage::CreateLinks,
             Op::Sysctl { .. } | Op::FixLink { .. } => Stage::Settings,
+            Op::SetRules(_) => Stage::Rules,
+            Op::DelRules(_) => Stage::PruneRoutes,
             Op::AddAddress { .. } => Stage::Addresses,
             Op::AddNeigh(_) | Op::AddFdb(_) => Stage::NeighboursAndFdb,
             Op::ReplaceRoute { .. } => Stage::Routes,
@@ -138,6 +163,9 @@ impl Op {
     pub fn sign(&self) -> char {
         match self {
             Op::Sysctl { .. } | Op::FixLink { .. } | Op::ReplaceRoute { was: Some(_), .. } => '~',
+            Op::SetRules(r) if r.was.is_some() => '~',
+            Op::SetRules(_) => '+',
+            Op::DelRules(_) => '-',
             Op::CreateLink { .. }
             | Op::AddAddress { .. }
             | Op::AddNeigh(_)
@@ -159,6 +187,7 @@ impl Op {
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
             Op::ReplaceRoute { .. } | Op::DelRoute { .. } => "route",
+            Op::SetRules(_) | Op::DelRules(_) => "rules",
         }
     }
 
@@ -183,6 +212,11 @@ impl Op {
             Op::ReplaceRoute { route, was: None } => route.to_string(),
             Op::ReplaceRoute { route, was: Some(w) } => format!("{route} (was {w})"),
             Op::DelRoute { desc, .. } => desc.clone(),
+            Op::SetRules(r) => match r.was {
+                Some(was) => format!("{} {} ({} rules, was {was})", r.backend.as_str(), r.target, r.count),
+                None => format!("{} {} ({} rules)", r.backend.as_str(), r.target, r.count),
+            },
+            Op::DelRules(r) => format!("{} {}", r.backend.as_str(), r.target),
         }
     }
 }
@@ -203,6 +237,10 @@ fn fix_parts(fix: &LinkFix) -> Vec<String> {
     }
     if fix.up {
         parts.push("up".into());
+    }
+    if let Some((a, b)) = fix.tx_checksum {
+        let onoff = |v: bool| if v { "on" } else { "off" };
+        parts.push(format!("tx-checksum-ip-generic {}→{}", onoff(a), onoff(b)));
     }
     if let Some(m) = &fix.mark {
         parts.push(format!("adopted, alias \"{m}\""));

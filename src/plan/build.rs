@@ -1,6 +1,6 @@
 //! Cluster + leases -> one node's plan.
 
-use super::{BackendPlan, FORMAT_VERSION, FamilyPlan, NodePlan, Peer, PlanData, Sysctl, Uplink};
+use super::{BackendPlan, FORMAT_VERSION, FamilyPlan, NodePlan, Peer, PlanData, Sysctl, TrafficRules, Uplink};
 use crate::lock::{FamilyLease, Leases};
 use crate::netaddr::{Family, PerFamily};
 use crate::topology::{BackendKind, Cluster, Node};
@@ -37,9 +37,19 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
     let own = lease(leases, node)?;
     let b = &cluster.backend;
     let backend = match b.kind {
-        BackendKind::Vxlan => BackendPlan::Vxlan { vni: b.vni, port: b.port, direct_routing: b.direct_routing },
+        BackendKind::Vxlan => BackendPlan::Vxlan {
+            vni: b.vni,
+            port: b.port,
+            direct_routing: b.direct_routing,
+            gbp: b.gbp,
+            learning: b.learning,
+            tx_checksum_offload: b.tx_checksum_offload,
+        },
         BackendKind::HostGw => BackendPlan::HostGw,
     };
+    let t = &cluster.traffic;
+    let traffic_rules =
+        t.rules.map(|backend| TrafficRules { backend, forward: t.forward, random_fully: t.random_fully });
     let family = |f: Family| -> Option<FamilyPlan> {
         let pool = cluster.pools.get(f)?;
         let l = own.get(f)?;
@@ -68,6 +78,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         ipv4: family(Family::V4),
         ipv6: family(Family::V6),
         peers,
+        traffic_rules,
         sysctls: Vec::new(),
     };
     data.sysctls = sysctls(&data);

@@ -75,8 +75,8 @@ fn header(c: &mut Checker, p: &PlanData) {
         c.fail("node", format!("`{}` is not a DNS-1123 label", p.node));
     }
     if let BackendPlan::Vxlan { vni, port, .. } = p.backend {
-        if !(1..=MAX_VNI).contains(&vni) {
-            c.fail("backend.vni", format!("{vni} is outside 1..={MAX_VNI}"));
+        if vni > MAX_VNI {
+            c.fail("backend.vni", format!("{vni} is outside 0..={MAX_VNI}"));
         }
         if port == 0 {
             c.fail("backend.port", "0 is not a UDP port");

@@ -11,7 +11,6 @@
 
 mod build;
 mod check;
-mod json_path;
 pub mod objects;
 mod read;
 mod text;
@@ -28,7 +27,7 @@ pub use read::{parse_plan, read_plan};
 
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::topology::BackendKind;
+use crate::topology::{BackendKind, RulesBackend};
 
 /// Bumped on any incompatible change to the JSON form.
 pub const FORMAT_VERSION: u32 = 2;
@@ -66,7 +65,21 @@ pub struct PlanData {
     pub ipv6: Option<FamilyPlan>,
     /// Other nodes, one entry per node and family, sorted by subnet.
     pub peers: Vec<Peer>,
+    /// flanneld's masquerade and forward rules; absent: none are kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_rules: Option<TrafficRules>,
     pub sysctls: Vec<Sysctl>,
+}
+
+/// How the masquerade (when `ipMasq`) and forward rules are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrafficRules {
+    pub backend: RulesBackend,
+    /// Accept forwarded traffic from and to the cluster network.
+    pub forward: bool,
+    /// MASQUERADE --random-fully (nft: fully-random).
+    pub random_fully: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +90,12 @@ pub enum BackendPlan {
         vni: u32,
         port: u16,
         direct_routing: bool,
+        /// VXLAN Group Based Policy extension.
+        gbp: bool,
+        /// MAC learning on the device.
+        learning: bool,
+        /// Transmit checksum offload (`tx-checksum-ip-generic`) on the device.
+        tx_checksum_offload: bool,
     },
     HostGw,
 }

@@ -31,9 +31,24 @@ pub struct VxlanDevice {
     pub mac: Mac,
     pub mtu: u32,
     pub learning: bool,
+    pub gbp: bool,
+    /// Transmit checksum offload (`tx-checksum-ip-generic`).
+    pub tx_checksum_offload: bool,
     /// The subnet's network address as a /32 (/128): flanneld's convention,
     /// so no broadcast route is made and host-to-pod traffic has a source.
     pub address: IpNet,
+}
+
+/// flanneld's masquerade and forward rules for one family
+/// (pkg/trafficmngr): what to masquerade, and the network to accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FamilyRules {
+    pub family: Family,
+    pub network: IpNet,
+    pub subnet: IpNet,
+    pub masquerade: bool,
+    pub random_fully: bool,
+    pub forward: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -61,7 +76,9 @@ pub struct Route {
 impl PlanData {
     /// The VXLAN device of family `f`, when the backend is vxlan and the node runs `f`.
     pub fn vxlan_device(&self, f: Family) -> Option<VxlanDevice> {
-        let BackendPlan::Vxlan { vni, port, .. } = self.backend else { return None };
+        let BackendPlan::Vxlan { vni, port, gbp, learning, tx_checksum_offload, .. } = self.backend else {
+            return None;
+        };
         let fam = self.family(f)?;
         Some(VxlanDevice {
             family: f,
@@ -72,9 +89,28 @@ impl PlanData {
             dev: self.uplink.name.clone(),
             mac: fam.vtep_mac?,
             mtu: self.mtu,
-            learning: false,
+            learning,
+            gbp,
+            tx_checksum_offload,
             address: IpNet::new(fam.subnet.network(), f.bits()).ok()?,
         })
+    }
+
+    /// The rules each family needs (none when the plan keeps no rules, or a
+    /// family has neither masquerade nor forward rules).
+    pub fn family_rules(&self) -> Vec<FamilyRules> {
+        let Some(t) = self.traffic_rules else { return Vec::new() };
+        self.families()
+            .map(|(family, f)| FamilyRules {
+                family,
+                network: f.network,
+                subnet: f.subnet,
+                masquerade: self.ip_masq,
+                random_fully: t.random_fully,
+                forward: t.forward,
+            })
+            .filter(|r| r.masquerade || r.forward)
+            .collect()
     }
 
     /// Every VXLAN device of the plan, IPv4 first.

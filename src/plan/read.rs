@@ -7,9 +7,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::json_path::locate;
 use super::{FORMAT_VERSION, NodePlan, PlanData};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
+use crate::json_path::locate;
 
 /// Reads and checks a plan.json (`-` for standard input).
 pub fn read_plan(path: &Path) -> Result<NodePlan, Diagnostics> {

@@ -10,13 +10,14 @@ impl fmt::Display for VxlanDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} type vxlan id {} local {} dev {} dstport {} {}learning address {} mtu {}",
+            "{} type vxlan id {} local {} dev {} dstport {} {}learning{} address {} mtu {}",
             self.name,
             self.vni,
             self.local,
             self.dev,
             self.port,
             if self.learning { "" } else { "no" },
+            if self.gbp { " gbp" } else { "" },
             self.mac,
             self.mtu
         )
@@ -48,8 +49,19 @@ impl fmt::Display for Route {
 impl fmt::Display for BackendPlan {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            BackendPlan::Vxlan { vni, port, direct_routing } => {
-                write!(f, "vxlan (vni {vni}, port {port}{})", if *direct_routing { ", directRouting" } else { "" })
+            BackendPlan::Vxlan { vni, port, direct_routing, gbp, learning, tx_checksum_offload } => {
+                write!(f, "vxlan (vni {vni}, port {port}")?;
+                for (on, what) in [
+                    (*direct_routing, "directRouting"),
+                    (*gbp, "gbp"),
+                    (*learning, "learning"),
+                    (!tx_checksum_offload, "no tx checksum offload"),
+                ] {
+                    if on {
+                        write!(f, ", {what}")?;
+                    }
+                }
+                f.write_str(")")
             }
             BackendPlan::HostGw => f.write_str("host-gw"),
         }

@@ -110,11 +110,32 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         v.push(job("etc/flannel-gen/neigh.batch", "neigh.batch.j2"));
         v.push(job("etc/flannel-gen/fdb.batch", "fdb.batch.j2"));
     }
+    rule_files(plan, &mut v);
     if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
         v.push(job(format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
     }
     v
+}
+
+/// The rules files for their tool, and the unit that loads them at boot.
+fn rule_files(plan: &NodePlan, v: &mut Vec<Job>) {
+    use crate::topology::RulesBackend;
+    let rules = plan.family_rules();
+    let Some(t) = plan.traffic_rules.filter(|_| !rules.is_empty()) else { return };
+    match t.backend {
+        RulesBackend::Iptables => {
+            for r in &rules {
+                let (path, template) = match r.family {
+                    crate::netaddr::Family::V4 => ("etc/flannel-gen/iptables.rules", "iptables.rules.j2"),
+                    crate::netaddr::Family::V6 => ("etc/flannel-gen/ip6tables.rules", "ip6tables.rules.j2"),
+                };
+                v.push(job(path, template));
+            }
+        }
+        RulesBackend::Nftables => v.push(job("etc/flannel-gen/flannel-gen.nft", "flannel-gen.nft.j2")),
+    }
+    v.push(job("etc/systemd/system/flannel-gen-rules.service", "flannel-gen-rules.service.j2"));
 }
 
 /// Every file of one node's overlay, sorted by path, manifest included.

@@ -30,6 +30,10 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
     "flannel.conflist.j2",
     "flannel-gen.service.j2",
     "sysctl.conf.j2",
+    "iptables.rules.j2",
+    "ip6tables.rules.j2",
+    "flannel-gen.nft.j2",
+    "flannel-gen-rules.service.j2",
 ];
 
 /// A compiled, reusable template environment.

@@ -32,6 +32,48 @@ pub struct View<'a> {
     pub sysctls: &'a [Sysctl],
     /// Where flannel-gen is installed on the node (for the boot unit).
     pub binary: &'a str,
+    /// The traffic rules as their tools load them (see [`crate::traffic`]).
+    pub rules: RulesView,
+}
+
+/// flanneld's masquerade and forward rules, per tool.
+#[derive(Serialize, Default)]
+pub struct RulesView {
+    /// `iptables` or `nftables`; absent when the plan keeps no rules.
+    pub backend: Option<&'static str>,
+    /// iptables-restore input per family.
+    pub iptables: Option<String>,
+    pub ip6tables: Option<String>,
+    /// One `nft -f` script for both families.
+    pub nft: Option<String>,
+}
+
+impl RulesView {
+    fn new(plan: &NodePlan) -> RulesView {
+        use crate::netaddr::Family;
+        use crate::topology::RulesBackend;
+        use crate::traffic::{iptables, nft};
+        let rules = plan.family_rules();
+        let Some(t) = plan.traffic_rules.filter(|_| !rules.is_empty()) else { return RulesView::default() };
+        let mut v = RulesView { backend: Some(t.backend.as_str()), ..RulesView::default() };
+        match t.backend {
+            RulesBackend::Iptables => {
+                for r in &rules {
+                    let text = Some(iptables::boot_file(r));
+                    match r.family {
+                        Family::V4 => v.iptables = text,
+                        Family::V6 => v.ip6tables = text,
+                    }
+                }
+            }
+            RulesBackend::Nftables => {
+                let script: String =
+                    rules.iter().map(|r| nft::replace_script(r.family, nft::table_text(r).as_deref())).collect();
+                v.nft = Some(script);
+            }
+        }
+        v
+    }
 }
 
 #[derive(Serialize)]
@@ -53,6 +95,8 @@ pub struct DeviceView {
     pub mac: Mac,
     pub mtu: u32,
     pub learning: bool,
+    pub gbp: bool,
+    pub tx_checksum_offload: bool,
     pub address: IpNet,
     pub peers: Vec<VxlanPeerView>,
 }
@@ -131,6 +175,8 @@ fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
         mac: d.mac,
         mtu: d.mtu,
         learning: d.learning,
+        gbp: d.gbp,
+        tx_checksum_offload: d.tx_checksum_offload,
         address: d.address,
         peers,
     }
@@ -169,6 +215,7 @@ impl<'a> View<'a> {
             routes,
             sysctls: &plan.sysctls,
             binary,
+            rules: RulesView::new(plan),
         }
     }
 }

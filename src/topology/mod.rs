@@ -64,6 +64,44 @@ pub struct Backend {
     pub vni: u32,
     pub port: u16,
     pub direct_routing: bool,
+    /// VXLAN Group Based Policy extension (flanneld's `GBP`).
+    pub gbp: bool,
+    /// MAC learning on the VXLAN device (flanneld's `Learning`, default off).
+    pub learning: bool,
+    /// Transmit checksum offload on the VXLAN device. Off works around
+    /// kernels that send VXLAN with bad inner checksums (flannel #1279).
+    pub tx_checksum_offload: bool,
+}
+
+/// Which tool keeps flannel's masquerade and forward rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RulesBackend {
+    /// iptables (what Docker and kube-proxy use; iptables-nft on Debian).
+    Iptables,
+    /// nftables, flanneld's `EnableNFTables`.
+    Nftables,
+}
+
+impl RulesBackend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RulesBackend::Iptables => "iptables",
+            RulesBackend::Nftables => "nftables",
+        }
+    }
+}
+
+/// flanneld's traffic manager settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Traffic {
+    /// `None`: flannel-gen installs no rules (`trafficRules: none`).
+    pub rules: Option<RulesBackend>,
+    /// flanneld's --iptables-forward-rules (default on).
+    pub forward: bool,
+    /// MASQUERADE with --random-fully (flanneld's default; off with
+    /// --ip-masq-random-fully-disable).
+    pub random_fully: bool,
 }
 
 /// A value and where the topology (or lock file) wrote it.
@@ -88,6 +126,7 @@ pub struct Cluster {
     /// Where node subnets come from, per enabled family.
     pub pools: PerFamily<SubnetPool>,
     pub ip_masq: bool,
+    pub traffic: Traffic,
     pub backend: Backend,
     pub nodes: Vec<Node>,
 }

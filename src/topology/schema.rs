@@ -20,6 +20,9 @@ pub struct TopologyDoc {
     pub ipv6_subnet_min: Option<S<String>>,
     pub ipv6_subnet_max: Option<S<String>>,
     pub ip_masq: Option<S<bool>>,
+    pub ip_masq_random_fully: Option<S<bool>>,
+    pub traffic_rules: Option<S<String>>,
+    pub forward_rules: Option<S<bool>>,
     pub backend: S<BackendDoc>,
     pub defaults: Option<S<DefaultsDoc>>,
     pub nodes: S<Vec<S<NodeDoc>>>,
@@ -33,6 +36,9 @@ pub struct BackendDoc {
     pub vni: Option<S<u64>>,
     pub port: Option<S<u64>>,
     pub direct_routing: Option<S<bool>>,
+    pub gbp: Option<S<bool>>,
+    pub learning: Option<S<bool>>,
+    pub tx_checksum_offload: Option<S<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,11 +77,14 @@ pub const TOP_KEYS: &[&str] = &[
     "ipv6SubnetMin",
     "ipv6SubnetMax",
     "ipMasq",
+    "ipMasqRandomFully",
+    "trafficRules",
+    "forwardRules",
     "backend",
     "defaults",
     "nodes",
 ];
-pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting"];
+pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
 pub const NODE_KEYS: &[&str] = &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6"];
 

@@ -27,11 +27,15 @@ pub struct Node {
     pub ip: String,
 }
 
-/// Fields drop in order: pods, then nodes, then the switch.
+/// Fields drop in order: pods, hosts, then nodes, then the switch.
 pub struct Cluster {
     pub pods: Vec<Pod>,
+    /// Hosts on the underlay that are not nodes (no route to the pod network).
+    pub hosts: Vec<Netns>,
     pub nodes: Vec<Node>,
     pub switch: Netns,
+    /// Underlay segment (network) -> its bridge in the switch.
+    pub segments: BTreeMap<String, String>,
     pub dir: tempfile::TempDir,
 }
 
@@ -79,7 +83,22 @@ impl Cluster {
             ns.ip(&["route", "add", "default", "via", &gw]);
             nodes.push(Node { ns, name, ip });
         }
-        Cluster { pods: Vec::new(), nodes, switch, dir }
+        Cluster { pods: Vec::new(), hosts: Vec::new(), nodes, switch, segments, dir }
+    }
+
+    /// A host on the underlay segment of `ip` (with prefix) that knows nothing
+    /// of the pod network: it can only answer underlay addresses.
+    pub fn external_host(&mut self, ip: &str) -> usize {
+        let net: ipnet::Ipv4Net = ip.parse().expect("cidr");
+        let bridge = self.segments.get(&net.trunc().to_string()).expect("a segment of the cluster").clone();
+        let ns = Netns::new("ext");
+        let port = format!("x{}", self.hosts.len());
+        self.switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        self.switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
+        ns.ip(&["addr", "add", ip, "dev", "eth0"]);
+        ns.ip(&["link", "set", "eth0", "up"]);
+        self.hosts.push(ns);
+        self.hosts.len() - 1
     }
 
     pub fn overlay(&self, node: &str) -> PathBuf {

@@ -36,6 +36,7 @@ fn vxlan_info(v: &[InfoVxlan]) -> LiveVxlan {
             InfoVxlan::Local6(ip) => x.local = Some(IpAddr::V6(*ip)),
             InfoVxlan::Link(i) => x.link = Some(*i),
             InfoVxlan::Learning(b) => x.learning = Some(*b),
+            InfoVxlan::Gbp => x.gbp = Some(true),
             _ => {}
         }
     }

@@ -40,7 +40,12 @@ impl Executor {
                 self.refresh(&device.name).await?;
                 let i = self.idx(&device.name)?;
                 timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                timed(h.link().change(msg::mark_and_up(i, marker)).execute()).await
+                timed(h.link().change(msg::mark_and_up(i, marker)).execute()).await?;
+                // A new device has offload on (the kernel's default).
+                if !device.tx_checksum_offload {
+                    tx_checksum(&device.name, false)?;
+                }
+                Ok(())
             }
             Op::DeleteLink { name, .. } => {
                 match timed(h.link().del(self.idx(name)?).execute()).await {
@@ -69,6 +74,9 @@ impl Executor {
                 }
                 if let Some((_, learning)) = fix.learning {
                     timed(h.link().change(msg::learning(name, i, learning)).execute()).await?;
+                }
+                if let Some((_, on)) = fix.tx_checksum {
+                    tx_checksum(name, on)?;
                 }
                 timed(h.link().change(msg::fix_link(i, fix)).execute()).await
             }
@@ -113,6 +121,7 @@ impl Executor {
                 timed(h.route().add(msg::route(route, self.idx(&route.dev)?)).replace().execute()).await
             }
             Op::DelRoute { dst, .. } => gone_ok(timed(h.route().del(msg::route_del(*dst)).execute()).await),
+            Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),
             Op::CreateLink { .. } | Op::DeleteLink { .. } => {
                 Err(NetlinkError::Protocol("link creation and deletion run one at a time".into()))
             }
@@ -129,6 +138,11 @@ impl Executor {
             .collect()
             .await
     }
+}
+
+fn tx_checksum(dev: &str, on: bool) -> Result<(), NetlinkError> {
+    crate::apply::ethtool::set_tx_checksum(dev, on)
+        .map_err(|source| NetlinkError::Ethtool { dev: dev.to_string(), source })
 }
 
 /// Deleting what is already gone counts as done.

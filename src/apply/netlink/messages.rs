@@ -25,7 +25,10 @@ fn family(ip: IpAddr) -> AddressFamily {
 
 /// A VXLAN device as the plan has it.
 pub fn new_vxlan(d: &VxlanDevice, uplink: u32) -> LinkMessage {
-    let b = LinkVxlan::new(&d.name, d.vni).dev(uplink).port(d.port).learning(d.learning);
+    let mut b = LinkVxlan::new(&d.name, d.vni).dev(uplink).port(d.port).learning(d.learning);
+    if d.gbp {
+        b = b.gbp();
+    }
     let b = match d.local {
         IpAddr::V4(a) => b.local(a),
         IpAddr::V6(a) => b.local6(a),

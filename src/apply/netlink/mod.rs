@@ -31,6 +31,10 @@ pub enum NetlinkError {
     NoDevice(String),
     #[error("{path}: {source}")]
     Sysctl { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Rules(#[from] crate::apply::rules::RulesError),
+    #[error("ethtool {dev}: {source}")]
+    Ethtool { dev: String, source: std::io::Error },
 }
 
 impl NetlinkError {

@@ -20,6 +20,9 @@ fn replace_reasons(want: &VxlanDevice, have: &LiveLink, live: &Live) -> Vec<Stri
     if vx.local != Some(want.local) {
         why.push(format!("local {}→{}", show(vx.local), want.local));
     }
+    if vx.gbp.unwrap_or(false) != want.gbp {
+        why.push(format!("gbp {}→{}", vx.gbp.unwrap_or(false), want.gbp));
+    }
     if vx.link != live.index_of(&want.dev) {
         let name = vx.link.and_then(|i| live.name_of(i)).unwrap_or("none");
         why.push(format!("dev {name}→{}", want.dev));
@@ -31,9 +34,11 @@ fn show<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
-fn fix(want: &VxlanDevice, have: &LiveLink) -> LinkFix {
+fn fix(want: &VxlanDevice, have: &LiveLink, live: &Live) -> LinkFix {
     let vx = have.vxlan.clone().unwrap_or_default();
+    let csum = live.tx_checksum.get(&want.name).copied();
     LinkFix {
+        tx_checksum: csum.filter(|c| *c != want.tx_checksum_offload).map(|c| (c, want.tx_checksum_offload)),
         mtu: (have.mtu != Some(want.mtu)).then(|| (have.mtu.unwrap_or(0), want.mtu)),
         mac: have.mac.filter(|m| *m != want.mac).map(|m| (m, want.mac)),
         learning: (vx.learning != Some(want.learning)).then(|| (vx.learning.unwrap_or(true), want.learning)),
@@ -68,7 +73,7 @@ pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
             ctx.fresh.insert(want.name.clone());
             continue;
         }
-        let mut f = fix(&want, have);
+        let mut f = fix(&want, have, ctx.live);
         if !owned {
             f.mark = Some(ctx.marker.clone());
         }

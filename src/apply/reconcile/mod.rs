@@ -12,6 +12,7 @@
 mod entries;
 mod links;
 mod routes;
+mod rules;
 
 use std::collections::{HashMap, HashSet};
 
@@ -103,17 +104,24 @@ pub fn reconcile(plan: &NodePlan, live: &Live, opts: Options) -> Result<Vec<Op>,
     let mut ops = Vec::new();
     links::devices(&mut ctx, &mut ops)?;
     sysctls(&ctx, &mut ops);
+    rules::rules(&ctx, &mut ops);
     entries::addresses(&ctx, &mut ops);
     entries::neighbours_and_fdb(&ctx, &mut ops);
     routes::routes(&ctx, &mut ops);
     entries::prune_neighbours_and_fdb(&ctx, &mut ops);
     links::retire(&ctx, &mut ops);
+    // Listed in the order they run (stable: within a stage, as found).
+    ops.sort_by_key(Op::stage);
     Ok(ops)
 }
 
 fn sysctls(ctx: &Ctx, ops: &mut Vec<Op>) {
     for s in &ctx.plan.sysctls {
-        let have = ctx.live.sysctls.get(&s.key).map(|v| v.trim().to_string()).unwrap_or_default();
+        // A device made anew in this run starts from the kernel's defaults,
+        // whatever its predecessor had.
+        let fresh = ctx.fresh.iter().any(|d| s.key.contains(&format!("/conf/{d}/")));
+        let have = if fresh { None } else { ctx.live.sysctls.get(&s.key) };
+        let have = have.map(|v| v.trim().to_string()).unwrap_or_default();
         if have != s.value {
             ops.push(Op::Sysctl { key: s.key.clone(), from: have, to: s.value.clone() });
         }

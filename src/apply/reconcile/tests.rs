@@ -47,6 +47,7 @@ fn converged(plan: &NodePlan) -> Live {
             local: Some(d.local),
             link: Some(UPLINK),
             learning: Some(false),
+            gbp: Some(d.gbp),
         };
         let link = LiveLink {
             index,
@@ -61,7 +62,9 @@ fn converged(plan: &NodePlan) -> Live {
         };
         live.links.insert(d.name.clone(), link);
         live.addrs.insert(index, vec![d.address]);
+        live.tx_checksum.insert(d.name.clone(), d.tx_checksum_offload);
     }
+    live.rules = converged_rules(plan);
     let index_of = |live: &Live, dev: &str| live.index_of(dev).expect("device");
     for n in plan.neighbours() {
         let ifindex = index_of(&live, &n.dev);
@@ -81,6 +84,25 @@ fn converged(plan: &NodePlan) -> Live {
         live.sysctls.insert(s.key.clone(), s.value.clone());
     }
     live
+}
+
+/// The rules a correct apply leaves: iptables-save showing exactly the
+/// planned chains (iptables is installed), no nftables table.
+fn converged_rules(plan: &NodePlan) -> crate::apply::rules::LiveRules {
+    use crate::traffic::iptables::{self, SavedChain};
+    let mut rules = crate::apply::rules::LiveRules::default();
+    for (f, _) in plan.families() {
+        let mut saved: std::collections::BTreeMap<&'static str, SavedChain> =
+            iptables::OWNED.iter().map(|o| (o.chain, SavedChain::default())).collect();
+        let iptables_plan = plan.traffic_rules.is_some_and(|t| t.backend == crate::topology::RulesBackend::Iptables);
+        for r in plan.family_rules().iter().filter(|r| r.family == f && iptables_plan) {
+            for c in iptables::chains(r) {
+                saved.insert(c.owned.chain, SavedChain { exists: true, rules: c.rules, jumps: vec![c.owned.jump()] });
+            }
+        }
+        rules.iptables.insert(f, saved);
+    }
+    rules
 }
 
 fn lines(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<String> {
@@ -108,10 +130,11 @@ fn empty_node_gets_everything_in_flanneld_order() {
     live.routes.clear();
     let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
     let kinds: Vec<&str> = ops.iter().map(Op::kind).collect();
-    assert_eq!(kinds, ["link", "address", "neigh", "neigh", "fdb", "fdb", "route", "route"]);
+    // The new device's rp_filter is set after it exists.
+    assert_eq!(kinds, ["link", "sysctl", "address", "neigh", "neigh", "fdb", "fdb", "route", "route"]);
     let stages: Vec<Stage> = ops.iter().map(Op::stage).collect();
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "listed in the order they run: {stages:?}");
-    assert_eq!(ops[6].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
+    assert_eq!(ops[7].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
     assert!(matches!(&ops[0], Op::CreateLink { marker, .. } if marker == "flannel-gen:prod-east"), "{:?}", ops[0]);
 }
 
@@ -183,7 +206,10 @@ fn an_owned_device_with_the_wrong_vni_is_replaced_with_everything_on_it() {
     assert_eq!(l[0], "- link flannel.1 (vni 2→1)");
     assert!(l[1].starts_with("+ link flannel.1 type vxlan id 1"), "{l:?}");
     assert_eq!(l.iter().filter(|o| o.contains(" route ")).count(), 2, "routes re-added on the new device: {l:?}");
-    assert!(l.iter().all(|o| !o.starts_with('~')), "nothing is 'changed' on a fresh device: {l:?}");
+    assert!(
+        l.iter().filter(|o| !o.contains(" sysctl ")).all(|o| !o.starts_with('~')),
+        "nothing on a fresh device is 'changed' (its sysctl is set anew): {l:?}"
+    );
 }
 
 #[test]
@@ -266,7 +292,7 @@ fn host_gw_to_vxlan_prepares_the_device_and_moves_routes_in_phase_2() {
     }
     let prepare = reconcile(&to, &live, opts(Phase::Prepare)).expect("ok");
     let kinds: Vec<&str> = prepare.iter().map(Op::kind).collect();
-    assert_eq!(kinds, ["link", "address", "neigh", "neigh", "fdb", "fdb"]);
+    assert_eq!(kinds, ["link", "sysctl", "address", "neigh", "neigh", "fdb", "fdb"]);
     let switch = lines(&to, &live, Phase::Switch);
     assert_eq!(switch.iter().filter(|l| l.starts_with("~ route")).count(), 2, "{switch:?}");
 }
@@ -309,4 +335,70 @@ fn sysctl_is_set_when_off() {
     let mut live = converged(&p);
     live.sysctls.insert("net.ipv4.ip_forward".into(), "0".into());
     assert_eq!(lines(&p, &live, Phase::Complete), ["~ sysctl net.ipv4.ip_forward=1 (was 0)"]);
+}
+
+#[test]
+fn missing_rules_are_made_and_a_stray_jump_is_replaced() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    let v4 = live.rules.iptables.get_mut(&crate::netaddr::Family::V4).expect("iptables");
+    v4.insert("FLANNEL-FWD", Default::default());
+    if let Some(masq) = v4.get_mut("FLANNEL-POSTRTG") {
+        masq.jumps.push("-A POSTROUTING -j FLANNEL-POSTRTG".into());
+    }
+    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
+    let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        ["~ rules iptables nat FLANNEL-POSTRTG (6 rules, was 6)", "+ rules iptables filter FLANNEL-FWD (2 rules)"]
+    );
+    let Op::SetRules(masq) = &ops[0] else { panic!("{ops:?}") };
+    assert!(masq.payload.contains("-D POSTROUTING -j FLANNEL-POSTRTG\n"), "{}", masq.payload);
+    assert_eq!(ops[0].stage(), Stage::Rules);
+}
+
+#[test]
+fn rules_the_plan_no_longer_has_are_removed_in_phase_2_not_1() {
+    let (mut c, l) = compiled("vxlan-3node");
+    let with = build(&c, &l, "node-1").expect("plan");
+    c.traffic.rules = Some(crate::topology::RulesBackend::Nftables);
+    let nft = build(&c, &l, "node-1").expect("plan");
+    let live = converged(&with);
+    let switch = lines(&nft, &live, Phase::Complete);
+    assert_eq!(
+        switch,
+        [
+            "+ rules nftables ip flannel-ipv4 (8 rules)",
+            "- rules iptables nat FLANNEL-POSTRTG",
+            "- rules iptables filter FLANNEL-FWD"
+        ]
+    );
+    assert_eq!(lines(&nft, &live, Phase::Prepare), ["+ rules nftables ip flannel-ipv4 (8 rules)"]);
+    // The listing nft prints of the table it loaded is what the plan wants: converged.
+    let mut after = converged(&nft);
+    let fr = nft.family_rules()[0];
+    after.rules.nft.insert(crate::netaddr::Family::V4, crate::traffic::nft::table_text(&fr).expect("table"));
+    assert_eq!(lines(&nft, &after, Phase::Complete), Vec::<String>::new());
+}
+
+#[test]
+fn tx_checksum_offload_is_switched_in_place() {
+    let (mut c, l) = compiled("vxlan-3node");
+    c.backend.tx_checksum_offload = false;
+    let p = build(&c, &l, "node-1").expect("plan");
+    let mut live = converged(&p);
+    live.tx_checksum.insert("flannel.1".into(), true);
+    assert_eq!(lines(&p, &live, Phase::Complete), ["~ link flannel.1 (tx-checksum-ip-generic on→off)"]);
+}
+
+#[test]
+fn a_replaced_device_gets_its_sysctls_again() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    if let Some(l) = live.links.get_mut("flannel.1") {
+        l.vxlan = Some(LiveVxlan { port: Some(4789), ..l.vxlan.clone().unwrap_or_default() });
+    }
+    let l = lines(&p, &live, Phase::Complete);
+    assert!(l.contains(&"~ sysctl net/ipv4/conf/flannel.1/rp_filter=2 (was )".to_string()), "{l:?}");
+    assert!(!l.iter().any(|o| o.contains("net/ipv4/conf/eth0")), "the uplink's stays: {l:?}");
 }

@@ -134,6 +134,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     }
     let pools = network::pools(&mut r, doc);
     let backend = backend::backend(&mut r, doc);
+    let traffic = backend::traffic(&mut r, doc);
     let kind = BackendKind::parse(&doc.backend.value.kind.value);
     let d = defaults(&mut r, doc, kind, &pools);
     let nodes = nodes::nodes(&mut r, doc, &d, &pools);
@@ -141,12 +142,13 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     if backend.as_ref().is_some_and(|b| b.kind == BackendKind::HostGw) {
         underlay::check_host_gw(&mut r, &nodes);
     }
-    match backend {
-        Some(backend) if !r.has_errors() => Ok(Cluster {
+    match (backend, traffic) {
+        (Some(backend), Some(traffic)) if !r.has_errors() => Ok(Cluster {
             source: path.to_path_buf(),
             name: cluster.value.clone(),
             pools,
             ip_masq: doc.ip_masq.as_ref().is_some_and(|m| m.value),
+            traffic,
             backend,
             nodes,
         }),

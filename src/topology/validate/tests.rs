@@ -30,11 +30,12 @@ fn flannel_defaults() {
 }
 
 #[test]
-fn zero_means_flanneld_default() {
-    // flanneld treats SubnetLen 0, VNI 0 and Port 0 as unset (pkg/subnet/config.go, vxlan.go).
+fn zeros_mean_what_they_mean_to_flanneld() {
+    // flanneld: SubnetLen 0 and Port 0 are unset (pkg/subnet/config.go, vishvananda/netlink
+    // sends no port, so the kernel's 8472); VNI 0 is VNI 0 (pkg/backend/vxlan/vxlan.go).
     let y = "version: 1\ncluster: t\nnetwork: 10.244.0.0/16\nsubnetLen: 0\nbackend:\n  type: vxlan\n  vni: 0\n  port: 0\nnodes:\n  - name: a\n    ip: 192.168.0.2/24\n";
     let c = try_load(y).expect("valid");
-    assert_eq!((c.pools.v4.expect("v4").len, c.backend.vni, c.backend.port), (24, 1, 8472));
+    assert_eq!((c.pools.v4.expect("v4").len, c.backend.vni, c.backend.port), (24, 0, 8472));
 }
 
 #[test]

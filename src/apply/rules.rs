@@ -1,0 +1,119 @@
+//! flannel's traffic rules on the node, through the tools that own the
+//! tables: `iptables-save` / `iptables-restore --noflush` (and ip6tables) and
+//! `nft`. They run as children of apply, so inside the namespace it entered.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::netaddr::Family;
+use crate::plan::NodePlan;
+use crate::topology::RulesBackend;
+use crate::traffic::iptables::{self, SavedChain};
+use crate::traffic::nft;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    #[error("{program} not found (looked in PATH, /usr/sbin, /sbin); {why}")]
+    Missing { program: &'static str, why: String },
+    #[error("{program}: {detail}")]
+    Failed { program: &'static str, detail: String },
+}
+
+/// What the node has of flannel-gen's rules, per family.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveRules {
+    /// The owned chains as iptables-save shows them (absent: no iptables here).
+    pub iptables: BTreeMap<Family, BTreeMap<&'static str, SavedChain>>,
+    /// `nft list table` of the owned table, when it exists.
+    pub nft: BTreeMap<Family, String>,
+}
+
+/// A tool on PATH, or in the sbin directories root's PATH may lack.
+pub fn find(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The tools the plan's rules need, each missing one with why it is needed.
+pub fn missing_tools(plan: &NodePlan) -> Vec<RulesError> {
+    let Some(t) = plan.traffic_rules else { return Vec::new() };
+    let why = "the node needs it for flannel's masquerade and forward rules (install it, or set `trafficRules: none`)";
+    let mut needed = Vec::new();
+    for r in plan.family_rules() {
+        match t.backend {
+            RulesBackend::Iptables => {
+                needed.push(iptables::save_program(r.family));
+                needed.push(iptables::restore_program(r.family));
+            }
+            RulesBackend::Nftables => needed.push("nft"),
+        }
+    }
+    needed.dedup();
+    needed
+        .into_iter()
+        .filter(|p| find(p).is_none())
+        .map(|program| RulesError::Missing { program, why: why.into() })
+        .collect()
+}
+
+fn output(program: &'static str, args: &[&str]) -> Result<std::process::Output, RulesError> {
+    let path = find(program).ok_or(RulesError::Missing { program, why: "needed to read the rules".into() })?;
+    Command::new(path).args(args).output().map_err(|e| RulesError::Failed { program, detail: e.to_string() })
+}
+
+/// Reads the owned chains and tables for the families in `families`, with
+/// whichever tools this node has.
+pub fn dump(families: &[Family]) -> Result<LiveRules, RulesError> {
+    let mut live = LiveRules::default();
+    for &f in families {
+        let save = iptables::save_program(f);
+        if find(save).is_some() {
+            let out = output(save, &[])?;
+            if !out.status.success() {
+                return Err(RulesError::Failed {
+                    program: save,
+                    detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+                });
+            }
+            live.iptables.insert(f, iptables::parse_save(&String::from_utf8_lossy(&out.stdout)));
+        }
+        if find("nft").is_some() {
+            let (fam, name) = nft::table_of(f);
+            let out = output("nft", &["list", "table", fam, name])?;
+            if out.status.success() {
+                live.nft.insert(f, String::from_utf8_lossy(&out.stdout).into_owned());
+            }
+        }
+    }
+    Ok(live)
+}
+
+/// Feeds `payload` to `iptables-restore --noflush` or `nft -f -`: one commit per table.
+pub fn load(backend: RulesBackend, family: Family, payload: &str) -> Result<(), RulesError> {
+    let (program, args): (&'static str, &[&str]) = match backend {
+        RulesBackend::Iptables => (iptables::restore_program(family), &["--noflush", "--wait"]),
+        RulesBackend::Nftables => ("nft", &["-f", "-"]),
+    };
+    let path = find(program).ok_or(RulesError::Missing { program, why: "needed to load the rules".into() })?;
+    let failed = |detail: String| RulesError::Failed { program, detail };
+    let mut child = Command::new(path)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(payload.as_bytes()).map_err(|e| failed(e.to_string()))?;
+    }
+    let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
+    if !out.status.success() {
+        return Err(failed(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
+    }
+    Ok(())
+}

@@ -1,0 +1,233 @@
+//! The rules as iptables-restore input and as iptables-save prints them
+//! (flanneld's pkg/trafficmngr/iptables/iptables.go `masqRules`, `forwardRules`).
+
+use std::collections::BTreeMap;
+
+use super::{FORWARD_COMMENT, KUBE_PROXY_MARK, MASQ_COMMENT};
+use crate::netaddr::Family;
+use crate::plan::objects::FamilyRules;
+
+/// A chain flannel-gen owns: its table, its name, and the chain it is jumped to from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Owned {
+    pub table: &'static str,
+    pub chain: &'static str,
+    pub hook: &'static str,
+    pub comment: &'static str,
+}
+
+pub const MASQ: Owned = Owned { table: "nat", chain: "FLANNEL-POSTRTG", hook: "POSTROUTING", comment: MASQ_COMMENT };
+pub const FORWARD: Owned = Owned { table: "filter", chain: "FLANNEL-FWD", hook: "FORWARD", comment: FORWARD_COMMENT };
+pub const OWNED: [Owned; 2] = [MASQ, FORWARD];
+
+/// One owned chain's wanted content, as `-A` lines in iptables-save's form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub owned: Owned,
+    pub rules: Vec<String>,
+}
+
+impl Owned {
+    /// The single jump into the chain, appended to the hook chain (as flanneld does).
+    pub fn jump(&self) -> String {
+        format!("-A {} -m comment --comment \"{}\" -j {}", self.hook, self.comment, self.chain)
+    }
+}
+
+pub fn save_program(f: Family) -> &'static str {
+    if f == Family::V4 { "iptables-save" } else { "ip6tables-save" }
+}
+
+pub fn restore_program(f: Family) -> &'static str {
+    if f == Family::V4 { "iptables-restore" } else { "ip6tables-restore" }
+}
+
+fn multicast(f: Family) -> &'static str {
+    if f == Family::V4 { "224.0.0.0/4" } else { "ff00::/8" }
+}
+
+/// The chains a family's rules fill: masquerade (nat) and forward (filter).
+pub fn chains(r: &FamilyRules) -> Vec<Chain> {
+    let mut v = Vec::new();
+    if r.masquerade {
+        let (net, pod) = (r.network, r.subnet);
+        let masq = if r.random_fully { "MASQUERADE --random-fully" } else { "MASQUERADE" };
+        let c = MASQ_COMMENT;
+        let line =
+            |spec: String, target: &str| format!("-A {} {spec} -m comment --comment \"{c}\" -j {target}", MASQ.chain);
+        v.push(Chain {
+            owned: MASQ,
+            rules: vec![
+                line(format!("-m mark --mark {KUBE_PROXY_MARK:#x}/{KUBE_PROXY_MARK:#x}"), "RETURN"),
+                line(format!("-s {pod} -d {net}"), "RETURN"),
+                line(format!("-s {net} -d {pod}"), "RETURN"),
+                line(format!("! -s {net} -d {pod}"), "RETURN"),
+                line(format!("-s {net} ! -d {}", multicast(r.family)), masq),
+                line(format!("! -s {net} -d {net}"), masq),
+            ],
+        });
+    }
+    if r.forward {
+        let c = FORWARD_COMMENT;
+        let n = r.network;
+        v.push(Chain {
+            owned: FORWARD,
+            rules: vec![
+                format!("-A {} -s {n} -m comment --comment \"{c}\" -j ACCEPT", FORWARD.chain),
+                format!("-A {} -d {n} -m comment --comment \"{c}\" -j ACCEPT", FORWARD.chain),
+            ],
+        });
+    }
+    v
+}
+
+/// What `iptables-save` shows of one owned chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SavedChain {
+    pub exists: bool,
+    pub rules: Vec<String>,
+    /// Rules in the hook chain that jump to this chain, as saved.
+    pub jumps: Vec<String>,
+}
+
+/// The owned chains in `iptables-save` output, by chain name.
+pub fn parse_save(text: &str) -> BTreeMap<&'static str, SavedChain> {
+    let mut out: BTreeMap<&'static str, SavedChain> = OWNED.iter().map(|o| (o.chain, SavedChain::default())).collect();
+    let mut table = "";
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = if t == "nat" {
+                "nat"
+            } else if t == "filter" {
+                "filter"
+            } else {
+                ""
+            };
+            continue;
+        }
+        for o in OWNED.iter().filter(|o| o.table == table) {
+            let Some(saved) = out.get_mut(o.chain) else { continue };
+            if line.starts_with(&format!(":{} ", o.chain)) {
+                saved.exists = true;
+            } else if line.starts_with(&format!("-A {} ", o.chain)) {
+                saved.rules.push(line.to_string());
+            } else if line.starts_with(&format!("-A {} ", o.hook)) && line.ends_with(&format!(" -j {}", o.chain)) {
+                saved.jumps.push(line.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// iptables-restore --noflush input that makes an owned chain exactly
+/// `want` — or removes it with its jumps when `want` is `None` — in one
+/// commit of its table. Declaring the chain flushes it; stray or duplicate
+/// jumps are deleted as saved, then one is appended.
+pub fn payload(owned: Owned, want: Option<&Chain>, saved: &SavedChain) -> String {
+    let mut p = format!("*{}\n:{} - [0:0]\n", owned.table, owned.chain);
+    let keep = want.is_some() && saved.jumps == [owned.jump()];
+    if !keep {
+        for j in &saved.jumps {
+            p.push_str(&j.replacen("-A ", "-D ", 1));
+            p.push('\n');
+        }
+    }
+    match want {
+        Some(c) => {
+            if !keep {
+                p.push_str(&owned.jump());
+                p.push('\n');
+            }
+            for r in &c.rules {
+                p.push_str(r);
+                p.push('\n');
+            }
+        }
+        None => p.push_str(&format!("-X {}\n", owned.chain)),
+    }
+    p.push_str("COMMIT\n");
+    p
+}
+
+/// The rules file loaded once at boot (`iptables-restore --noflush FILE`).
+pub fn boot_file(r: &FamilyRules) -> String {
+    let mut out = String::new();
+    for c in chains(r) {
+        out.push_str(&payload(c.owned, Some(&c), &SavedChain::default()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules(masquerade: bool, forward: bool) -> FamilyRules {
+        FamilyRules {
+            family: Family::V4,
+            network: "10.244.0.0/16".parse().expect("net"),
+            subnet: "10.244.1.0/24".parse().expect("net"),
+            masquerade,
+            random_fully: true,
+            forward,
+        }
+    }
+
+    /// The lines flanneld's masqRules and forwardRules produce for this lease,
+    /// as iptables-save prints them (checked against iptables 1.8.9).
+    #[test]
+    fn boot_file_is_flanneld_rules_in_restore_form() {
+        assert_eq!(
+            boot_file(&rules(true, true)),
+            "*nat
+:FLANNEL-POSTRTG - [0:0]
+-A POSTROUTING -m comment --comment \"flanneld masq\" -j FLANNEL-POSTRTG
+-A FLANNEL-POSTRTG -m mark --mark 0x4000/0x4000 -m comment --comment \"flanneld masq\" -j RETURN
+-A FLANNEL-POSTRTG -s 10.244.1.0/24 -d 10.244.0.0/16 -m comment --comment \"flanneld masq\" -j RETURN
+-A FLANNEL-POSTRTG -s 10.244.0.0/16 -d 10.244.1.0/24 -m comment --comment \"flanneld masq\" -j RETURN
+-A FLANNEL-POSTRTG ! -s 10.244.0.0/16 -d 10.244.1.0/24 -m comment --comment \"flanneld masq\" -j RETURN
+-A FLANNEL-POSTRTG -s 10.244.0.0/16 ! -d 224.0.0.0/4 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully
+-A FLANNEL-POSTRTG ! -s 10.244.0.0/16 -d 10.244.0.0/16 -m comment --comment \"flanneld masq\" -j MASQUERADE --random-fully
+COMMIT
+*filter
+:FLANNEL-FWD - [0:0]
+-A FORWARD -m comment --comment \"flanneld forward\" -j FLANNEL-FWD
+-A FLANNEL-FWD -s 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT
+-A FLANNEL-FWD -d 10.244.0.0/16 -m comment --comment \"flanneld forward\" -j ACCEPT
+COMMIT
+"
+        );
+        assert!(!boot_file(&rules(false, true)).contains("*nat"));
+    }
+
+    #[test]
+    fn saved_state_is_read_back_and_a_stray_jump_replaced() {
+        let want = chains(&rules(true, false)).remove(0);
+        let mut save = String::from(
+            "*filter\n:FORWARD DROP [0:0]\n-A FORWARD -j DOCKER-USER\nCOMMIT\n*nat\n:POSTROUTING ACCEPT [0:0]\n:FLANNEL-POSTRTG - [0:0]\n",
+        );
+        save.push_str("-A POSTROUTING -s 172.17.0.0/16 ! -o docker0 -j MASQUERADE\n");
+        save.push_str("-A POSTROUTING -j FLANNEL-POSTRTG\n");
+        for r in &want.rules {
+            save.push_str(&format!("{r}\n"));
+        }
+        save.push_str("COMMIT\n");
+        let saved = parse_save(&save);
+        let masq = &saved["FLANNEL-POSTRTG"];
+        assert!(masq.exists);
+        assert_eq!(masq.rules, want.rules);
+        assert_eq!(masq.jumps, ["-A POSTROUTING -j FLANNEL-POSTRTG"], "docker's own rule is not ours");
+        assert!(!saved["FLANNEL-FWD"].exists);
+        let p = payload(MASQ, Some(&want), masq);
+        assert!(
+            p.starts_with(
+                "*nat\n:FLANNEL-POSTRTG - [0:0]\n-D POSTROUTING -j FLANNEL-POSTRTG\n-A POSTROUTING -m comment"
+            ),
+            "{p}"
+        );
+        assert_eq!(
+            payload(MASQ, None, masq),
+            "*nat\n:FLANNEL-POSTRTG - [0:0]\n-D POSTROUTING -j FLANNEL-POSTRTG\n-X FLANNEL-POSTRTG\nCOMMIT\n"
+        );
+    }
+}

@@ -281,7 +281,8 @@ fn an_imported_netconf_renders_flanneld_subnet_env() {
     let o = run(&["import-netconf", c, "--cluster", "prod", "--ip-masq", "true"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let topo = dir.path().join("t.yaml");
-    fs::write(&topo, stdout(&o).replace("nodes: []\n", "nodes:\n  - name: a\n    ip: 192.168.0.2/24\n")).expect("write");
+    fs::write(&topo, stdout(&o).replace("nodes: []\n", "nodes:\n  - name: a\n    ip: 192.168.0.2/24\n"))
+        .expect("write");
     let out = dir.path().join("o");
     let o = run(&["render", topo.to_str().expect("utf8"), "--out", out.to_str().expect("utf8")]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));

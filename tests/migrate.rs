@@ -1,6 +1,8 @@
-//! Zero-loss backend migration, rolled out node by node in two phases, while
-//! every pod pings a pod on every other node at 100 packets per second.
-//! Needs root; skips loudly otherwise.
+//! Zero-loss migrations, rolled out node by node in phases, while every pod
+//! pings a pod on every other node at 100 packets per second: backend
+//! switches, and VNI changes (which rename the device). After each rollout
+//! every node has exactly the planned devices and the state a fresh apply
+//! gives. Needs root; skips loudly otherwise.
 
 mod common;
 
@@ -9,53 +11,66 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use common::cluster::Cluster;
-use common::netns::{Netns, flannel_state, root_or_skip};
+use common::netns::{Netns, flannel_state, ip_json, root_or_skip};
 use common::{code, run, stdout};
 
 const VXLAN: &str = "examples/vxlan-3node.yaml";
 const HOST_GW: &str = "examples/hostgw-3node.yaml";
-/// Pings per pair: at 10 ms that is 12 s, longer than both migrations take.
+/// Pings per pair: at 10 ms that is 12 s, longer than the rollouts take.
 const COUNT: usize = 1200;
 /// Pause between nodes, so switched and unswitched nodes coexist for a while.
 const STEP: Duration = Duration::from_millis(150);
 
-fn roll_out(c: &Cluster, topology: &str) {
-    for phase in ["1", "2"] {
+/// One rollout: the topology, the phases it needs, the devices it leaves.
+struct Step<'a> {
+    topology: &'a str,
+    phases: &'a [&'a str],
+    devices: &'a [&'a str],
+}
+
+fn roll_out(c: &Cluster, step: &Step) {
+    for phase in step.phases {
         for n in &c.nodes {
-            c.apply(topology, &n.name, &["--phase", phase]);
+            c.apply(step.topology, &n.name, &["--phase", phase]);
             sleep(STEP);
         }
     }
 }
 
+/// Every VXLAN device in a namespace.
+fn vxlan_devices(ns: &Netns) -> Vec<String> {
+    let links = ip_json(ns, "ip", &["-d", "link", "show"]);
+    let mut v: Vec<String> = links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|l| l["linkinfo"]["info_kind"] == "vxlan")
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect();
+    v.sort();
+    v
+}
+
 /// The node's flannel state without what the pods' bridge added (cni0 routes).
-fn node_state(ns: &Netns) -> String {
-    flannel_state(ns, &["flannel.1"]).lines().filter(|l| !l.contains("\"cni0\"")).collect::<Vec<_>>().join("\n")
+fn node_state(ns: &Netns, devices: &[&str]) -> String {
+    flannel_state(ns, devices).lines().filter(|l| !l.contains("\"cni0\"")).collect::<Vec<_>>().join("\n")
 }
 
 /// The state a fresh apply of `topology` gives `node` in a new namespace.
-fn fresh_state(c: &Cluster, topology: &str, node: &str) -> String {
+fn fresh_state(c: &Cluster, step: &Step, node: &str) -> String {
     let ns = Netns::node("fresh", Some(&c.node(node).ip));
-    let o = run(&["apply", topology, "--node", node, "--netns", &ns.name]);
+    let o = run(&["apply", step.topology, "--node", node, "--netns", &ns.name]);
     assert_eq!(code(&o), 0, "{}", stdout(&o));
     // The cluster nodes also have a default route to the segment router.
     let underlay: ipnet::Ipv4Net = c.node(node).ip.parse().expect("cidr");
     let gw = underlay.trunc().hosts().next().expect("host").to_string();
     ns.ip(&["route", "add", "default", "via", &gw]);
-    node_state(&ns)
+    node_state(&ns, step.devices)
 }
 
-#[test]
-fn vxlan_to_host_gw_and_back_loses_no_packets() {
-    if !root_or_skip("vxlan_to_host_gw_and_back_loses_no_packets") {
-        return;
-    }
-    let mut c = Cluster::new(VXLAN);
-    c.apply_all(VXLAN);
-    c.attach_pods(1);
-    assert!(c.ping_across().is_empty(), "cluster works before the migration");
-
-    let mut pingers: Vec<(String, Child)> = Vec::new();
+/// Pingers from every pod to every pod on another node.
+fn start_pingers(c: &Cluster) -> Vec<(String, Child)> {
+    let mut pingers = Vec::new();
     for a in &c.pods {
         for b in c.pods.iter().filter(|b| b.node != a.node) {
             let child =
@@ -67,33 +82,12 @@ fn vxlan_to_host_gw_and_back_loses_no_packets() {
             pingers.push((format!("{} ({}) -> {} ({})", a.ip, a.node, b.ip, b.node), child));
         }
     }
-    sleep(Duration::from_millis(500));
+    pingers
+}
 
-    roll_out(&c, HOST_GW);
-    for n in &c.nodes {
-        let state = flannel_state(&n.ns, &["flannel.1"]);
-        assert!(
-            !state.contains("\"link\":\"flannel.1\"") && !state.contains("\"fdb\"") && !state.contains("\"neigh\""),
-            "{}: leftovers after vxlan → host-gw:\n{state}",
-            n.name
-        );
-        assert_eq!(
-            node_state(&n.ns),
-            fresh_state(&c, HOST_GW, &n.name),
-            "{}: host-gw state differs from a fresh apply",
-            n.name
-        );
-    }
-    roll_out(&c, VXLAN);
-    for (pair, child) in &mut pingers {
-        assert!(
-            child.try_wait().expect("try_wait").is_none(),
-            "{pair}: ping ended before the migration did; raise COUNT"
-        );
-    }
-
-    let (mut sent, mut lost) = (0usize, 0usize);
-    let mut report = Vec::new();
+/// Waits for the pingers; (sent, lost, report).
+fn ping_totals(pingers: Vec<(String, Child)>) -> (usize, usize, Vec<String>) {
+    let (mut sent, mut lost, mut report) = (0, 0, Vec::new());
     for (pair, child) in pingers {
         let out = child.wait_with_output().expect("ping");
         let text = String::from_utf8_lossy(&out.stdout);
@@ -103,23 +97,88 @@ fn vxlan_to_host_gw_and_back_loses_no_packets() {
             .unwrap_or_else(|| panic!("{pair}: no ping summary: {text}"))
             .to_string();
         let nums: Vec<usize> = line.split(|ch: char| !ch.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
-        let (tx, rx) = (nums[0], nums[1]);
-        sent += tx;
-        lost += tx - rx;
+        sent += nums[0];
+        lost += nums[0] - nums[1];
         report.push(format!("{pair}: {line}"));
     }
-    eprintln!("migration pings: {sent} sent, {lost} lost\n{}", report.join("\n"));
-    assert_eq!(sent, COUNT * 6);
-    assert_eq!(lost, 0, "packets lost during the migration:\n{}", report.join("\n"));
+    (sent, lost, report)
+}
 
-    for n in &c.nodes {
-        assert_eq!(
-            node_state(&n.ns),
-            fresh_state(&c, VXLAN, &n.name),
-            "{}: vxlan state after the round trip differs from a fresh apply",
-            n.name
+/// Starts a cluster on `start`, then rolls out each step while pods ping;
+/// after each, every node has exactly the step's devices and a fresh
+/// apply's state. No ping may be lost.
+fn migrate_without_loss(start: &Step, steps: &[Step]) {
+    let mut c = Cluster::new(start.topology);
+    c.apply_all(start.topology);
+    c.attach_pods(1);
+    assert!(c.ping_across().is_empty(), "cluster works before the migration");
+    let pingers = start_pingers(&c);
+    sleep(Duration::from_millis(500));
+    for step in steps {
+        roll_out(&c, step);
+        for n in &c.nodes {
+            assert_eq!(vxlan_devices(&n.ns), step.devices, "{}: devices after rolling out {}", n.name, step.topology);
+            assert_eq!(
+                node_state(&n.ns, step.devices),
+                fresh_state(&c, step, &n.name),
+                "{}: state after {}",
+                n.name,
+                step.topology
+            );
+        }
+    }
+    let mut pingers = pingers;
+    for (pair, child) in &mut pingers {
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "{pair}: ping ended before the migration did; raise COUNT"
         );
     }
+    let (sent, lost, report) = ping_totals(pingers);
+    eprintln!("migration pings: {sent} sent, {lost} lost\n{}", report.join("\n"));
+    assert_eq!(sent, COUNT * c.pods.len() * (c.nodes.len() - 1));
+    assert_eq!(lost, 0, "packets lost during the migration:\n{}", report.join("\n"));
+}
+
+/// The vxlan example with another VNI, in `dir`, with its lock.
+fn with_vni(dir: &std::path::Path, vni: u32) -> String {
+    let y = std::fs::read_to_string(common::root().join(VXLAN))
+        .expect("example")
+        .replace("  vni: 1\n", &format!("  vni: {vni}\n"));
+    let t = dir.join(format!("vni{vni}.yaml"));
+    std::fs::write(&t, y).expect("write");
+    std::fs::copy(common::root().join("examples/vxlan-3node.lock"), dir.join(format!("vni{vni}.lock"))).expect("lock");
+    t.to_string_lossy().into_owned()
+}
+
+#[test]
+fn vxlan_to_host_gw_and_back_loses_no_packets() {
+    if !root_or_skip("vxlan_to_host_gw_and_back_loses_no_packets") {
+        return;
+    }
+    let vxlan = Step { topology: VXLAN, phases: &["1", "2"], devices: &["flannel.1"] };
+    let host_gw = Step { topology: HOST_GW, phases: &["1", "2"], devices: &[] };
+    migrate_without_loss(&vxlan, &[host_gw, Step { topology: VXLAN, phases: &["1", "2"], devices: &["flannel.1"] }]);
+}
+
+/// VNI 42 → 43 renames the device: three phases (the old receive path stays
+/// until every node moved its routes); then 43 → host-gw in two. No stale
+/// device is left at any point after a rollout.
+#[test]
+fn vni_change_and_switch_to_host_gw_lose_no_packets_and_leave_no_device() {
+    if !root_or_skip("vni_change_and_switch_to_host_gw_lose_no_packets_and_leave_no_device") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (v42, v43) = (with_vni(dir.path(), 42), with_vni(dir.path(), 43));
+    let start = Step { topology: &v42, phases: &["3"], devices: &["flannel.42"] };
+    migrate_without_loss(
+        &start,
+        &[
+            Step { topology: &v43, phases: &["1", "2", "3"], devices: &["flannel.43"] },
+            Step { topology: HOST_GW, phases: &["1", "2"], devices: &[] },
+        ],
+    );
 }
 
 #[test]

@@ -81,6 +81,7 @@ fn vxlan_node_gets_every_artefact_with_flanneld_formats() {
             "etc/systemd/network/50-flannel.1.network",
             "etc/systemd/network/eth0.network.d/50-flannel-gen.conf",
             "etc/systemd/system/flannel-gen-rules.service",
+            "etc/systemd/system/flannel-gen-watch.service",
             "etc/systemd/system/flannel-gen.service",
             "run/docker_opts.env",
             "run/flannel/subnet.env",

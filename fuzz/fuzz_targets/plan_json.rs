@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use flannel_gen::apply::live::Live;
-use flannel_gen::apply::reconcile::{Options, Phase, reconcile};
+use flannel_gen::apply::reconcile::{Options, Phase, reconcile_plan};
 use flannel_gen::plan::parse_plan;
 use libfuzzer_sys::fuzz_target;
 
@@ -15,7 +15,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(p) = parse_plan(Path::new("fuzz.json"), text) else { return };
     for phase in [Phase::Prepare, Phase::Switch, Phase::Complete] {
-        let ops = reconcile(&p, &Live::default(), Options { phase, adopt: false }).expect("an empty node refuses nothing");
+        let ops = reconcile_plan(&p, &Live::default(), Options { phase, adopt: false }).expect("an empty node refuses nothing");
         for op in ops {
             let _ = op.to_string();
         }

@@ -18,9 +18,10 @@ pub struct LinkFix {
     pub mac: Option<(Mac, Mac)>,
     pub learning: Option<(bool, bool)>,
     pub addrgen_none: bool,
-    pub up: bool,
-    /// Set flannel-gen's ownership marker (adopting a matching device).
-    pub mark: Option<String>,
+    /// Set the device up (or down, restoring a snapshot).
+    pub up: Option<bool>,
+    /// The alias, from -> to: flannel-gen's marker when adopting a device.
+    pub alias: Option<(Option<String>, Option<String>)>,
     /// Transmit checksum offload.
     pub tx_checksum: Option<(bool, bool)>,
 }
@@ -61,7 +62,9 @@ pub enum Op {
     },
     CreateLink {
         device: VxlanDevice,
-        marker: String,
+        /// flannel-gen's marker (or none, restoring an unmarked device).
+        alias: Option<String>,
+        up: bool,
     },
     FixLink {
         name: String,
@@ -90,6 +93,8 @@ pub enum Op {
     /// Install or switch a route in place (route replace).
     ReplaceRoute {
         route: Route,
+        /// rtm_protocol: static, or what a restored snapshot had.
+        protocol: u8,
         was: Option<String>,
     },
     DelRoute {
@@ -209,8 +214,16 @@ impl Op {
                 Some(d) => format!("{lladdr} dst {d} dev {dev} self"),
                 None => format!("{lladdr} dev {dev} self"),
             },
-            Op::ReplaceRoute { route, was: None } => route.to_string(),
-            Op::ReplaceRoute { route, was: Some(w) } => format!("{route} (was {w})"),
+            Op::ReplaceRoute { route, protocol, was } => {
+                let mut s = route.to_string();
+                if *protocol != crate::apply::reconcile::ROUTE_PROTOCOL_STATIC {
+                    s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(*protocol)));
+                }
+                if let Some(w) = was {
+                    s.push_str(&format!(" (was {w})"));
+                }
+                s
+            }
             Op::DelRoute { desc, .. } => desc.clone(),
             Op::SetRules(r) => match r.was {
                 Some(was) => format!("{} {} ({} rules, was {was})", r.backend.as_str(), r.target, r.count),
@@ -235,15 +248,20 @@ fn fix_parts(fix: &LinkFix) -> Vec<String> {
     if fix.addrgen_none {
         parts.push("addrgenmode none".into());
     }
-    if fix.up {
-        parts.push("up".into());
+    match fix.up {
+        Some(true) => parts.push("up".into()),
+        Some(false) => parts.push("down".into()),
+        None => {}
     }
     if let Some((a, b)) = fix.tx_checksum {
         let onoff = |v: bool| if v { "on" } else { "off" };
         parts.push(format!("tx-checksum-ip-generic {}→{}", onoff(a), onoff(b)));
     }
-    if let Some(m) = &fix.mark {
-        parts.push(format!("adopted, alias \"{m}\""));
+    match &fix.alias {
+        Some((None, Some(m))) => parts.push(format!("adopted, alias \"{m}\"")),
+        Some((_, Some(m))) => parts.push(format!("alias \"{m}\"")),
+        Some((_, None)) => parts.push("alias cleared".into()),
+        None => {}
     }
     parts
 }

@@ -4,22 +4,28 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{Format, compile_warned, out};
-use crate::apply::{self, ApplyReport, Phase};
+use crate::apply::snapshot::{self, Outcome};
+use crate::apply::watch::{Event, WatchOptions};
+use crate::apply::{self, ApplyError, Desired, Op, Phase, Session, Target};
 use crate::error::{Error, exit};
 use crate::plan::NodePlan;
 
 /// Make the kernel match a node's plan through netlink (reconcile, not replay).
 ///
-/// Reads the links, addresses, routes, neighbours and FDB entries there are,
-/// and changes only what differs from the plan: one line per change, `0 changes`
-/// on a converged node. Touches only devices flannel-gen made (marked with its
-/// alias) and what is on them, and main-table routes inside the cluster network
-/// (not the node's own subnet).
-/// Exit 0 done, 1 changes pending (--dry-run), 2 bad input, 3 the system refused.
+/// Reads the links, addresses, routes, neighbours, FDB entries and traffic
+/// rules there are, and changes only what differs from the plan: one line per
+/// change, `0 changes` on a converged node. Touches only devices flannel-gen
+/// made (marked with its alias) and what is on them, main-table routes inside
+/// the cluster network (not the node's own subnet), and flannel's own
+/// iptables chains or nftables tables.
+/// Exit 0 done, 1 changes pending (--dry-run) or reverted (--confirm-timeout),
+/// 2 bad input, 3 the system refused.
 ///
 /// Examples:
 ///   flannel-gen apply --plan /etc/flannel-gen/plan.json
 ///   flannel-gen apply examples/vxlan-3node.yaml --node node-1 --dry-run
+///   flannel-gen apply cluster.yaml --confirm-timeout 120   # then: flannel-gen confirm
+///   flannel-gen apply --plan /etc/flannel-gen/plan.json --watch
 #[derive(clap::Args, Debug)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["topology", "plan"])))]
 pub struct Args {
@@ -51,8 +57,19 @@ pub struct Args {
     pub phase: PhaseArg,
     /// Replace a device with a planned name that flannel-gen did not make and
     /// that differs from the plan (apply refuses otherwise).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "confirm_timeout")]
     pub adopt: bool,
+    /// Keep the changes only if `flannel-gen confirm` (or Enter) comes within
+    /// SECS; otherwise revert the node to exactly what it had (exit 1).
+    #[arg(long, value_name = "SECS", conflicts_with_all = ["dry_run", "watch"])]
+    pub confirm_timeout: Option<u64>,
+    /// Stay in the foreground after converging and repair drift as the
+    /// kernel reports it (and every --resync seconds).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub watch: bool,
+    /// With --watch: converge at least this often, in seconds (rules raise no events).
+    #[arg(long, value_name = "SECS", default_value_t = 30, requires = "watch")]
+    pub resync: u64,
     /// Seconds to wait for another apply on the same namespace to finish.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub lock_wait: u64,
@@ -110,32 +127,113 @@ fn hostname() -> Result<String, Error> {
 
 pub fn run(a: Args) -> Result<u8, Error> {
     let p = load_plan(a.topology.as_ref(), a.node, a.plan.as_ref(), a.locked)?;
-    let opts = apply::ApplyOptions {
-        dry_run: a.dry_run,
-        netns: a.netns,
-        phase: a.phase.into(),
-        adopt: a.adopt,
-        lock_wait: Duration::from_secs(a.lock_wait),
+    let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
+    let opts = apply::Options { dry_run: a.dry_run, phase: a.phase.into(), adopt: a.adopt };
+    if let Some(secs) = a.confirm_timeout {
+        return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
+    }
+    if a.watch {
+        let w = WatchOptions { resync: Duration::from_secs(a.resync.max(1)), ..WatchOptions::default() };
+        return watch(&p, &target, opts, w, a.format);
+    }
+    let changes = apply::run(&p, &target, opts)?;
+    out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
+    Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
+}
+
+/// `--confirm-timeout`: snapshot the owned state, apply, wait for `confirm`,
+/// and restore the snapshot exactly when none comes. The namespace lock is
+/// held throughout, so nothing else applies in between.
+fn try_with_revert(
+    p: &NodePlan,
+    target: &Target,
+    opts: apply::Options,
+    wait: Duration,
+    format: Format,
+) -> Result<u8, Error> {
+    let ns = target.netns.as_deref();
+    let _lock = apply::lock::acquire(ns, target.lock_wait).map_err(ApplyError::from)?;
+    let session = Session::open(ns)?;
+    let desired = Desired::from_plan(p);
+    let before = Desired::snapshot(&session.read(&desired)?, &desired);
+    snapshot::save(ns, &before).map_err(ApplyError::from)?;
+    let changes = session.apply(p, opts).inspect_err(|_| {
+        super::warn(&format!("the node is left as apply stopped; `{}` restores it", rollback_command(ns)));
+    })?;
+    out(&report_text(&p.node, &changes, false, format))?;
+    if changes.is_empty() {
+        snapshot::remove(ns).map_err(ApplyError::from)?;
+        return Ok(exit::OK);
+    }
+    super::warn(&format!(
+        "keep these changes with `flannel-gen confirm{}` (or Enter here) within {}s, or they are reverted",
+        ns.map(|n| format!(" --netns {n}")).unwrap_or_default(),
+        wait.as_secs()
+    ));
+    if snapshot::wait_for_confirmation(ns, wait).map_err(ApplyError::from)? == Outcome::Confirmed {
+        out("confirmed: the changes stay\n")?;
+        return Ok(exit::OK);
+    }
+    let reverted = restore(&session, &before)?;
+    snapshot::remove(ns).map_err(ApplyError::from)?;
+    out(&format!(
+        "not confirmed within {}s; reverted:\n{}",
+        wait.as_secs(),
+        report_text(&p.node, &reverted, false, format)
+    ))?;
+    Ok(exit::CHANGES)
+}
+
+/// Converges back to a snapshot: every owned object as it was, nothing else.
+pub fn restore(session: &Session, state: &Desired) -> Result<Vec<Op>, Error> {
+    let opts = apply::Options { dry_run: false, phase: Phase::Complete, adopt: true };
+    Ok(session.converge(state, opts, None)?)
+}
+
+pub fn rollback_command(ns: Option<&str>) -> String {
+    format!("flannel-gen rollback{}", ns.map(|n| format!(" --netns {n}")).unwrap_or_default())
+}
+
+/// `--watch`: converge, then repair drift until stopped.
+fn watch(p: &NodePlan, target: &Target, opts: apply::Options, w: WatchOptions, format: Format) -> Result<u8, Error> {
+    let session = Session::open(target.netns.as_deref())?;
+    let first = {
+        let _lock = apply::lock::acquire(target.netns.as_deref(), target.lock_wait).map_err(ApplyError::from)?;
+        session.apply(p, opts)?
     };
-    let report = apply::run(&p, &opts)?;
-    out(&report_text(&p, &report, a.dry_run, a.format))?;
-    Ok(if a.dry_run && !report.changes.is_empty() { exit::CHANGES } else { exit::OK })
+    out(&report_text(&p.node, &first, false, format))?;
+    let mut failure = None;
+    apply::watch::watch(&session, p, (opts, target), w, |event| {
+        let text = match event {
+            Event::Repaired { changes, latency } => {
+                format!("repaired in {} ms:\n{}", latency.as_millis(), report_text(&p.node, &changes, false, format))
+            }
+            Event::Resynced { changes } => format!("resync:\n{}", report_text(&p.node, &changes, false, format)),
+            Event::Failed(e) => {
+                super::warn(&format!("watch: {e}; trying again on the next event"));
+                return;
+            }
+        };
+        if let Err(e) = out(&text) {
+            failure = Some(e);
+        }
+    })?;
+    failure.map_or(Ok(exit::OK), Err)
 }
 
 /// One line per change and a count, or the same as JSON.
-pub fn report_text(p: &NodePlan, r: &ApplyReport, dry_run: bool, format: Format) -> String {
-    let n = r.changes.len();
+pub fn report_text(node: &str, changes: &[Op], dry_run: bool, format: Format) -> String {
+    let n = changes.len();
     match format {
         Format::Json => {
-            let changes: Vec<serde_json::Value> = r
-                .changes
+            let list: Vec<serde_json::Value> = changes
                 .iter()
                 .map(|c| serde_json::json!({"op": c.sign().to_string(), "kind": c.kind(), "object": c.object()}))
                 .collect();
-            format!("{}\n", serde_json::json!({"node": p.node, "dryRun": dry_run, "count": n, "changes": changes}))
+            format!("{}\n", serde_json::json!({"node": node, "dryRun": dry_run, "count": n, "changes": list}))
         }
         Format::Text => {
-            let mut s: String = r.changes.iter().map(|c| format!("{c}\n")).collect();
+            let mut s: String = changes.iter().map(|c| format!("{c}\n")).collect();
             let noun = if n == 1 { "change" } else { "changes" };
             if dry_run && n > 0 {
                 s.push_str(&format!("{n} {noun} pending (dry run; nothing was changed)\n"));

@@ -4,12 +4,15 @@
 
 pub mod apply;
 pub mod completions;
+pub mod confirm;
 pub mod diff;
 pub mod generate;
 pub mod import_netconf;
 pub mod lock;
 pub mod plan;
 pub mod render;
+pub mod rollback;
+pub mod teardown;
 pub mod validate;
 
 use std::io::Write;

@@ -12,13 +12,14 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
 
 use super::{BackendPlan, NodePlan, Peer, PlanData, vxlan_device_name};
 use crate::mac::Mac;
 use crate::netaddr::Family;
 
 /// A VXLAN device flannel-gen creates (`flannel.<vni>`, `flannel-v6.<vni>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VxlanDevice {
     pub family: Family,
     pub name: String,
@@ -51,21 +52,21 @@ pub struct FamilyRules {
     pub forward: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Neighbour {
     pub dev: String,
     pub ip: IpAddr,
     pub lladdr: Mac,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Fdb {
     pub dev: String,
     pub lladdr: Mac,
     pub dst: IpAddr,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub dst: IpNet,
     pub via: IpAddr,

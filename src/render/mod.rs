@@ -89,6 +89,7 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         job("etc/docker/daemon.json", "daemon.json.j2"),
         job("etc/cni/net.d/10-flannel.conflist", "flannel.conflist.j2"),
         job("etc/systemd/system/flannel-gen.service", "flannel-gen.service.j2"),
+        job("etc/systemd/system/flannel-gen-watch.service", "flannel-gen-watch.service.j2"),
         job("etc/sysctl.d/50-flannel-gen.conf", "sysctl.conf.j2"),
         job("etc/flannel-gen/route.batch", "route.batch.j2"),
     ];

@@ -34,6 +34,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
     "ip6tables.rules.j2",
     "flannel-gen.nft.j2",
     "flannel-gen-rules.service.j2",
+    "flannel-gen-watch.service.j2",
 ];
 
 /// A compiled, reusable template environment.

@@ -82,7 +82,7 @@ pub fn chains(r: &FamilyRules) -> Vec<Chain> {
 }
 
 /// What `iptables-save` shows of one owned chain.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct SavedChain {
     pub exists: bool,
     pub rules: Vec<String>,
@@ -120,26 +120,26 @@ pub fn parse_save(text: &str) -> BTreeMap<&'static str, SavedChain> {
 }
 
 /// iptables-restore --noflush input that makes an owned chain exactly
-/// `want` — or removes it with its jumps when `want` is `None` — in one
-/// commit of its table. Declaring the chain flushes it; stray or duplicate
-/// jumps are deleted as saved, then one is appended.
-pub fn payload(owned: Owned, want: Option<&Chain>, saved: &SavedChain) -> String {
+/// `want` (its rules, and the jumps into it) — or removes it with its jumps
+/// when `want` is `None` or does not exist — in one commit of its table.
+/// Declaring the chain flushes it; jumps that differ are deleted as saved,
+/// then the wanted ones appended.
+pub fn payload(owned: Owned, want: Option<&SavedChain>, live: &SavedChain) -> String {
+    let want = want.filter(|w| w.exists);
     let mut p = format!("*{}\n:{} - [0:0]\n", owned.table, owned.chain);
-    let keep = want.is_some() && saved.jumps == [owned.jump()];
+    let wanted_jumps = want.map_or(&[][..], |w| w.jumps.as_slice());
+    let keep = live.jumps == wanted_jumps;
     if !keep {
-        for j in &saved.jumps {
+        for j in &live.jumps {
             p.push_str(&j.replacen("-A ", "-D ", 1));
             p.push('\n');
         }
     }
     match want {
-        Some(c) => {
-            if !keep {
-                p.push_str(&owned.jump());
-                p.push('\n');
-            }
-            for r in &c.rules {
-                p.push_str(r);
+        Some(w) => {
+            let jumps = if keep { &[][..] } else { wanted_jumps };
+            for line in jumps.iter().chain(&w.rules) {
+                p.push_str(line);
                 p.push('\n');
             }
         }
@@ -149,11 +149,18 @@ pub fn payload(owned: Owned, want: Option<&Chain>, saved: &SavedChain) -> String
     p
 }
 
+impl Chain {
+    /// The chain as iptables-save shows it once in place: its rules and one jump.
+    pub fn saved(&self) -> SavedChain {
+        SavedChain { exists: true, rules: self.rules.clone(), jumps: vec![self.owned.jump()] }
+    }
+}
+
 /// The rules file loaded once at boot (`iptables-restore --noflush FILE`).
 pub fn boot_file(r: &FamilyRules) -> String {
     let mut out = String::new();
     for c in chains(r) {
-        out.push_str(&payload(c.owned, Some(&c), &SavedChain::default()));
+        out.push_str(&payload(c.owned, Some(&c.saved()), &SavedChain::default()));
     }
     out
 }
@@ -218,7 +225,7 @@ COMMIT
         assert_eq!(masq.rules, want.rules);
         assert_eq!(masq.jumps, ["-A POSTROUTING -j FLANNEL-POSTRTG"], "docker's own rule is not ours");
         assert!(!saved["FLANNEL-FWD"].exists);
-        let p = payload(MASQ, Some(&want), masq);
+        let p = payload(MASQ, Some(&want.saved()), masq);
         assert!(
             p.starts_with(
                 "*nat\n:FLANNEL-POSTRTG - [0:0]\n-D POSTROUTING -j FLANNEL-POSTRTG\n-A POSTROUTING -m comment"

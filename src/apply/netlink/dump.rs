@@ -15,9 +15,9 @@ use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, N
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType};
 
 use super::{NetlinkError, collect};
+use crate::apply::desired::Desired;
 use crate::apply::live::{Live, LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveVxlan};
 use crate::mac::Mac;
-use crate::plan::NodePlan;
 
 const RT_TABLE_MAIN: u32 = 254;
 const NUD_PERMANENT: u16 = 0x80;
@@ -144,23 +144,23 @@ fn raw_ip(b: &[u8]) -> Option<IpAddr> {
     }
 }
 
-/// Dumps what reconcile needs for `plan`: every link; addresses of the
+/// Dumps what reconcile needs for `desired`: every link; addresses of the
 /// uplink and of flannel-gen's devices; main-table routes; neighbours and
-/// FDB entries of flannel-gen's devices; the plan's sysctls.
-pub async fn dump(h: &Handle, plan: &NodePlan, marker: &str) -> Result<Live, NetlinkError> {
+/// FDB entries of flannel-gen's devices; the desired sysctls.
+pub async fn dump(h: &Handle, desired: &Desired) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
     for m in collect(h.link().get().execute()).await? {
         let l = live_link(&m);
         live.links.insert(l.name.clone(), l);
     }
-    let planned = plan.device_names();
+    let marker = desired.marker.as_str();
     let ours: BTreeSet<u32> = live
         .links
         .values()
-        .filter(|l| planned.contains(&l.name) || l.alias.as_deref() == Some(marker))
+        .filter(|l| desired.devices.iter().any(|d| d.vxlan.name == l.name) || l.alias.as_deref() == Some(marker))
         .map(|l| l.index)
         .collect();
-    let uplink = live.index_of(&plan.uplink.name);
+    let uplink = live.index_of(&desired.uplink);
     addresses(h, &mut live, &ours, uplink).await?;
     for family in [AddressFamily::Inet, AddressFamily::Inet6] {
         let mut req = h.route().get(rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build());
@@ -170,7 +170,7 @@ pub async fn dump(h: &Handle, plan: &NodePlan, marker: &str) -> Result<Live, Net
     if !ours.is_empty() {
         neighbours(h, &mut live, &ours).await?;
     }
-    for s in &plan.sysctls {
+    for s in &desired.sysctls {
         if let Ok(v) = std::fs::read_to_string(s.proc_path()) {
             live.sysctls.insert(s.key.clone(), v.trim().to_string());
         }

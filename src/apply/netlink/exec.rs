@@ -35,12 +35,12 @@ impl Executor {
     pub async fn run(&mut self, op: &Op) -> Result<(), NetlinkError> {
         let h = self.handle.clone();
         match op {
-            Op::CreateLink { device, marker } => {
+            Op::CreateLink { device, alias, up } => {
                 timed(h.link().add(msg::new_vxlan(device, self.idx(&device.dev)?)).execute()).await?;
                 self.refresh(&device.name).await?;
                 let i = self.idx(&device.name)?;
                 timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                timed(h.link().change(msg::mark_and_up(i, marker)).execute()).await?;
+                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), *up)).execute()).await?;
                 // A new device has offload on (the kernel's default).
                 if !device.tx_checksum_offload {
                     tx_checksum(&device.name, false)?;
@@ -117,8 +117,8 @@ impl Executor {
             Op::DelFdb { dev, lladdr, dst } => {
                 gone_ok(timed(h.neighbours().del(msg::fdb_del(self.idx(dev)?, *lladdr, *dst)).execute()).await)
             }
-            Op::ReplaceRoute { route, .. } => {
-                timed(h.route().add(msg::route(route, self.idx(&route.dev)?)).replace().execute()).await
+            Op::ReplaceRoute { route, protocol, .. } => {
+                timed(h.route().add(msg::route(route, self.idx(&route.dev)?, *protocol)).replace().execute()).await
             }
             Op::DelRoute { dst, .. } => gone_ok(timed(h.route().del(msg::route_del(*dst)).execute()).await),
             Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),

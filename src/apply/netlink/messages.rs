@@ -36,10 +36,12 @@ pub fn new_vxlan(d: &VxlanDevice, uplink: u32) -> LinkMessage {
     b.mtu(d.mtu).address(d.mac.0.to_vec()).build()
 }
 
-/// flannel-gen's marker, and up. The kernel ignores IFLA_IFALIAS when it
-/// creates a link, so the marker is set right after.
-pub fn mark_and_up(index: u32, marker: &str) -> LinkMessage {
-    LinkUnspec::new_with_index(index).alias(marker.to_string()).up().build()
+/// The alias (flannel-gen's marker) and up or down. The kernel ignores
+/// IFLA_IFALIAS when it creates a link, so this comes right after; an empty
+/// alias clears it.
+pub fn alias_and_state(index: u32, alias: Option<&str>, up: bool) -> LinkMessage {
+    let b = LinkUnspec::new_with_index(index).alias(alias.unwrap_or_default().to_string());
+    if up { b.up().build() } else { b.down().build() }
 }
 
 /// No IPv6 link-local address on the overlay device (set before up, as networkd does).
@@ -55,7 +57,7 @@ pub fn learning(name: &str, index: u32, on: bool) -> LinkMessage {
     LinkMessageBuilder::<LinkVxlan>::new(name).index(index).learning(on).build()
 }
 
-/// MTU, MAC, marker and up, in one message.
+/// MTU, MAC, alias and up/down, in one message.
 pub fn fix_link(index: u32, fix: &LinkFix) -> LinkMessage {
     let mut b = LinkUnspec::new_with_index(index);
     if let Some((_, mtu)) = fix.mtu {
@@ -64,10 +66,14 @@ pub fn fix_link(index: u32, fix: &LinkFix) -> LinkMessage {
     if let Some((_, mac)) = fix.mac {
         b = b.address(mac.0.to_vec());
     }
-    if let Some(m) = &fix.mark {
-        b = b.alias(m.clone());
+    if let Some((_, alias)) = &fix.alias {
+        b = b.alias(alias.clone().unwrap_or_default());
     }
-    b.up().build()
+    match fix.up {
+        Some(true) => b.up().build(),
+        Some(false) => b.down().build(),
+        None => b.build(),
+    }
 }
 
 fn route_header(dst: IpNet) -> RouteMessage {
@@ -79,10 +85,10 @@ fn route_header(dst: IpNet) -> RouteMessage {
     m
 }
 
-/// `route replace DST via VIA dev OIF [onlink] proto static`.
-pub fn route(r: &Route, oif: u32) -> RouteMessage {
+/// `route replace DST via VIA dev OIF [onlink] proto PROTOCOL`.
+pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     let mut m = route_header(r.dst);
-    m.header.protocol = RouteProtocol::Static;
+    m.header.protocol = RouteProtocol::from(protocol);
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
     if r.onlink {

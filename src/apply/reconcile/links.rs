@@ -1,6 +1,7 @@
 //! Devices: create, replace, correct in place, adopt, retire.
 
 use super::{ADDRGEN_NONE, Ctx, Phase, Refusal};
+use crate::apply::desired::DeviceState;
 use crate::apply::live::{Live, LiveLink};
 use crate::apply::ops::{LinkFix, Op};
 use crate::plan::objects::VxlanDevice;
@@ -34,67 +35,65 @@ fn show<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or_else(|| "none".to_string(), |v| v.to_string())
 }
 
-fn fix(want: &VxlanDevice, have: &LiveLink, live: &Live) -> LinkFix {
-    let vx = have.vxlan.clone().unwrap_or_default();
-    let csum = live.tx_checksum.get(&want.name).copied();
+fn fix(want: &DeviceState, have: &LiveLink, live: &Live) -> LinkFix {
+    let (w, vx) = (&want.vxlan, have.vxlan.clone().unwrap_or_default());
+    let csum = live.tx_checksum.get(&w.name).copied();
     LinkFix {
-        tx_checksum: csum.filter(|c| *c != want.tx_checksum_offload).map(|c| (c, want.tx_checksum_offload)),
-        mtu: (have.mtu != Some(want.mtu)).then(|| (have.mtu.unwrap_or(0), want.mtu)),
-        mac: have.mac.filter(|m| *m != want.mac).map(|m| (m, want.mac)),
-        learning: (vx.learning != Some(want.learning)).then(|| (vx.learning.unwrap_or(true), want.learning)),
+        mtu: (have.mtu != Some(w.mtu)).then(|| (have.mtu.unwrap_or(0), w.mtu)),
+        mac: have.mac.filter(|m| *m != w.mac).map(|m| (m, w.mac)),
+        learning: (vx.learning != Some(w.learning)).then(|| (vx.learning.unwrap_or(true), w.learning)),
         addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
-        up: !have.up,
-        mark: None,
+        up: (have.up != want.up).then_some(want.up),
+        alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
+        tx_checksum: csum.filter(|c| *c != w.tx_checksum_offload).map(|c| (c, w.tx_checksum_offload)),
     }
 }
 
-/// The planned devices: made, replaced, corrected or adopted; and the owned
-/// devices the plan no longer has, noted for [`retire`].
+/// The desired devices: made, replaced, corrected or adopted; and the owned
+/// devices the desired state does not have, noted for [`retire`].
 pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
-    for want in ctx.devices.clone() {
-        let create = Op::CreateLink { device: want.clone(), marker: ctx.marker.clone() };
-        let Some(have) = ctx.live.links.get(&want.name) else {
+    let marker = ctx.desired.marker.as_str();
+    for want in &ctx.desired.devices {
+        let w = &want.vxlan;
+        let create = Op::CreateLink { device: w.clone(), alias: want.alias.clone(), up: want.up };
+        let Some(have) = ctx.live.links.get(&w.name) else {
             ops.push(create);
-            ctx.fresh.insert(want.name.clone());
+            ctx.fresh.insert(w.name.clone());
             continue;
         };
-        let owned = have.alias.as_deref() == Some(ctx.marker.as_str());
-        let mut why = replace_reasons(&want, have, ctx.live);
+        let owned = have.alias.as_deref() == Some(marker);
+        let mut why = replace_reasons(w, have, ctx.live);
         // Adopting keeps the device as it is, so it must already be the plan's, MAC included.
-        if !owned && why.is_empty() && have.mac != Some(want.mac) {
-            why.push(format!("address {}→{}", show(have.mac), want.mac));
+        if !owned && why.is_empty() && have.mac != Some(w.mac) {
+            why.push(format!("address {}→{}", show(have.mac), w.mac));
         }
         if !why.is_empty() {
             if !owned && !ctx.opts.adopt {
-                return Err(Refusal::Unowned { name: want.name.clone(), differences: why.join(", ") });
+                return Err(Refusal::Unowned { name: w.name.clone(), differences: why.join(", ") });
             }
-            ops.push(Op::DeleteLink { name: want.name.clone(), why: why.join(", "), replacing: true });
+            ops.push(Op::DeleteLink { name: w.name.clone(), why: why.join(", "), replacing: true });
             ops.push(create);
-            ctx.fresh.insert(want.name.clone());
+            ctx.fresh.insert(w.name.clone());
             continue;
         }
-        let mut f = fix(&want, have, ctx.live);
-        if !owned {
-            f.mark = Some(ctx.marker.clone());
-        }
+        let f = fix(want, have, ctx.live);
         if !f.is_empty() {
-            ops.push(Op::FixLink { name: want.name.clone(), fix: f });
+            ops.push(Op::FixLink { name: w.name.clone(), fix: f });
         }
     }
-    let planned: Vec<&str> = ctx.devices.iter().map(|d| d.name.as_str()).collect();
-    let marker = ctx.marker.as_str();
+    let wanted: Vec<&str> = ctx.desired.devices.iter().map(|d| d.vxlan.name.as_str()).collect();
     ctx.retired = ctx
         .live
         .links
         .values()
-        .filter(|l| l.alias.as_deref() == Some(marker) && !planned.contains(&l.name.as_str()))
+        .filter(|l| l.alias.as_deref() == Some(marker) && !wanted.contains(&l.name.as_str()))
         .collect();
     Ok(())
 }
 
-/// Owned devices the plan no longer has go last. Phase 1 keeps them all;
-/// phase 2 keeps those that still carried routes when it began, since peers
-/// that have not switched may still send to them.
+/// Owned devices the desired state does not have go last. Phase 1 keeps
+/// them all; phase 2 keeps those that still carried routes when it began,
+/// since peers that have not switched may still send to them.
 pub fn retire(ctx: &Ctx, ops: &mut Vec<Op>) {
     for l in &ctx.retired {
         let in_use = ctx.live.routes.iter().any(|r| r.oif == Some(l.index));
@@ -104,7 +103,7 @@ pub fn retire(ctx: &Ctx, ops: &mut Vec<Op>) {
             Phase::Complete => false,
         };
         if !keep {
-            ops.push(Op::DeleteLink { name: l.name.clone(), why: "not in the plan".into(), replacing: false });
+            ops.push(Op::DeleteLink { name: l.name.clone(), why: ctx.desired.retire_reason.clone(), replacing: false });
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Plan + live state -> the changes to make, in the order to make them.
 //! Pure: no kernel access, so every rule is unit-tested.
 //!
+//! The desired state comes from a plan, a snapshot or nothing ([`Desired`]).
 //! Ownership: a device is flannel-gen's when it carries the cluster's marker
 //! in its alias ([`marker`]), whatever its name — so apply finds an old
 //! `flannel.42` after a VNI change or a switch to host-gw. A device with a
@@ -16,12 +17,10 @@ mod rules;
 
 use std::collections::{HashMap, HashSet};
 
+use super::desired::Desired;
 use super::live::{Live, LiveLink};
 use super::ops::Op;
 use crate::plan::NodePlan;
-use crate::plan::objects::VxlanDevice;
-
-pub use routes::owns_route;
 
 /// rtm_protocol of every route flannel-gen installs (networkd's and `ip`'s `static`).
 pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
@@ -66,21 +65,19 @@ pub enum Refusal {
     Unowned { name: String, differences: String },
 }
 
-/// What reconcile works from: the plan's devices and where they stand now.
+/// What reconcile works from: the desired state and where it stands now.
 struct Ctx<'a> {
-    plan: &'a NodePlan,
+    desired: &'a Desired,
     live: &'a Live,
     opts: Options,
-    marker: String,
-    devices: Vec<VxlanDevice>,
-    /// Planned devices made anew in this run: nothing on their old self survives.
+    /// Devices made anew in this run: nothing on their old self survives.
     fresh: HashSet<String>,
-    /// Owned devices the plan no longer has.
+    /// Owned devices the desired state does not have.
     retired: Vec<&'a LiveLink>,
 }
 
 impl Ctx<'_> {
-    /// The index of a planned or uplink device that survives this run.
+    /// The index of a device that survives this run.
     fn kept_index(&self, name: &str) -> Option<u32> {
         if self.fresh.contains(name) { None } else { self.live.index_of(name) }
     }
@@ -90,17 +87,10 @@ impl Ctx<'_> {
     }
 }
 
-/// Everything that must change for the kernel to match `plan`, in order.
-pub fn reconcile(plan: &NodePlan, live: &Live, opts: Options) -> Result<Vec<Op>, Refusal> {
-    let mut ctx = Ctx {
-        plan,
-        live,
-        opts,
-        marker: marker(&plan.cluster),
-        devices: plan.vxlan_devices(),
-        fresh: HashSet::new(),
-        retired: Vec::new(),
-    };
+/// Everything that must change for the kernel to hold `desired`, in the
+/// order it runs.
+pub fn reconcile(desired: &Desired, live: &Live, opts: Options) -> Result<Vec<Op>, Refusal> {
+    let mut ctx = Ctx { desired, live, opts, fresh: HashSet::new(), retired: Vec::new() };
     let mut ops = Vec::new();
     links::devices(&mut ctx, &mut ops)?;
     sysctls(&ctx, &mut ops);
@@ -115,8 +105,13 @@ pub fn reconcile(plan: &NodePlan, live: &Live, opts: Options) -> Result<Vec<Op>,
     Ok(ops)
 }
 
+/// What `plan` needs (the usual apply).
+pub fn reconcile_plan(plan: &NodePlan, live: &Live, opts: Options) -> Result<Vec<Op>, Refusal> {
+    reconcile(&Desired::from_plan(plan), live, opts)
+}
+
 fn sysctls(ctx: &Ctx, ops: &mut Vec<Op>) {
-    for s in &ctx.plan.sysctls {
+    for s in &ctx.desired.sysctls {
         // A device made anew in this run starts from the kernel's defaults,
         // whatever its predecessor had.
         let fresh = ctx.fresh.iter().any(|d| s.key.contains(&format!("/conf/{d}/")));

@@ -5,19 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use ipnet::IpNet;
 
-use super::{Ctx, Phase, ROUTE_PROTOCOL_STATIC};
+use super::{Ctx, Phase};
+use crate::apply::desired::{RouteState, owns};
 use crate::apply::live::{Live, LiveRoute};
 use crate::apply::ops::Op;
-use crate::netaddr::overlaps;
-use crate::plan::NodePlan;
-use crate::plan::objects::Route;
-
-/// The routes flannel-gen owns: main table, inside one of the cluster
-/// networks but more specific than it, and not this node's own subnet.
-pub fn owns_route(plan: &NodePlan, dst: &IpNet) -> bool {
-    plan.families()
-        .any(|(_, f)| f.network.contains(dst) && dst.prefix_len() > f.network.prefix_len() && !overlaps(*dst, f.subnet))
-}
 
 fn describe(r: &LiveRoute, live: &Live) -> String {
     let mut s = r.dst.to_string();
@@ -30,18 +21,18 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
     if r.onlink {
         s.push_str(" onlink");
     }
-    if r.protocol != ROUTE_PROTOCOL_STATIC {
-        s.push_str(&format!(" proto {}", super::super::netlink::protocol_name(r.protocol)));
+    if r.protocol != super::ROUTE_PROTOCOL_STATIC {
+        s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(r.protocol)));
     }
     s
 }
 
-fn matches(ctx: &Ctx, want: &Route, have: &LiveRoute) -> bool {
+fn matches(ctx: &Ctx, want: &RouteState, have: &LiveRoute) -> bool {
     have.oif.is_some()
-        && have.oif == ctx.kept_index(&want.dev)
-        && have.gateway == Some(want.via)
-        && have.onlink == want.onlink
-        && have.protocol == ROUTE_PROTOCOL_STATIC
+        && have.oif == ctx.kept_index(&want.route.dev)
+        && have.gateway == Some(want.route.via)
+        && have.onlink == want.route.onlink
+        && have.protocol == want.protocol
 }
 
 /// Whether a live route vanishes in this run with the device it uses.
@@ -50,20 +41,21 @@ fn vanishes(ctx: &Ctx, have: &LiveRoute) -> bool {
 }
 
 pub fn routes(ctx: &Ctx, ops: &mut Vec<Op>) {
-    let owned: Vec<&LiveRoute> = ctx.live.routes.iter().filter(|r| owns_route(ctx.plan, &r.dst)).collect();
+    let scope = &ctx.desired.scope;
+    let owned: Vec<&LiveRoute> = ctx.live.routes.iter().filter(|r| owns(scope, &r.dst)).collect();
     let by_dst: HashMap<IpNet, &LiveRoute> = owned.iter().map(|r| (r.dst, *r)).collect();
-    let uplink = &ctx.plan.uplink.name;
     let mut planned = HashSet::new();
-    for r in ctx.plan.routes() {
-        planned.insert(r.dst);
-        match by_dst.get(&r.dst) {
-            Some(have) if matches(ctx, &r, have) => {}
-            Some(have) if vanishes(ctx, have) => ops.push(Op::ReplaceRoute { route: r, was: None }),
+    for r in &ctx.desired.routes {
+        planned.insert(r.route.dst);
+        let op = |was| Op::ReplaceRoute { route: r.route.clone(), protocol: r.protocol, was };
+        match by_dst.get(&r.route.dst) {
+            Some(have) if matches(ctx, r, have) => {}
+            Some(have) if vanishes(ctx, have) => ops.push(op(None)),
             // Phase 1 moves routes only onto the uplink; a working route
             // stays until every peer can receive on the new device.
-            Some(_) if ctx.opts.phase == Phase::Prepare && r.dev != *uplink => {}
-            Some(have) => ops.push(Op::ReplaceRoute { was: Some(describe(have, ctx.live)), route: r }),
-            None => ops.push(Op::ReplaceRoute { route: r, was: None }),
+            Some(_) if ctx.opts.phase == Phase::Prepare && r.route.dev != ctx.desired.uplink => {}
+            Some(have) => ops.push(op(Some(describe(have, ctx.live)))),
+            None => ops.push(op(None)),
         }
     }
     if !ctx.prunes() {

@@ -1,44 +1,40 @@
 //! flanneld's traffic rules: each owned chain (iptables) or table
-//! (nftables) made exactly as planned in one commit when it differs, removed
-//! when the plan has none of it. Compared with the tools' own listings.
-
-use std::collections::BTreeMap;
+//! (nftables) made exactly as desired in one commit when it differs, removed
+//! when the desired state has none of it. Compared with the tools' own listings.
 
 use super::Ctx;
 use crate::apply::ops::{Op, RulesChange};
 use crate::netaddr::Family;
-use crate::plan::objects::FamilyRules;
 use crate::topology::RulesBackend;
-use crate::traffic::{iptables, nft};
+use crate::traffic::iptables::{self, SavedChain};
+use crate::traffic::nft;
 
 pub fn rules(ctx: &Ctx, ops: &mut Vec<Op>) {
-    let backend = ctx.plan.traffic_rules.map(|t| t.backend);
-    let want: BTreeMap<Family, FamilyRules> = ctx.plan.family_rules().into_iter().map(|r| (r.family, r)).collect();
-    for family in Family::ALL {
-        let fr = want.get(&family);
-        iptables_family(ctx, family, fr.filter(|_| backend == Some(RulesBackend::Iptables)), ops);
-        nft_family(ctx, family, fr.filter(|_| backend == Some(RulesBackend::Nftables)), ops);
+    for &family in &ctx.desired.rule_families {
+        iptables_family(ctx, family, ops);
+        nft_family(ctx, family, ops);
     }
 }
 
-fn iptables_family(ctx: &Ctx, family: Family, want: Option<&FamilyRules>, ops: &mut Vec<Op>) {
-    // No iptables on this node: the plan asks for none (apply checked), and nothing can be ours.
+fn iptables_family(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
+    // No iptables on this node: none is wanted (apply checked) and nothing can be ours.
     let Some(saved) = ctx.live.rules.iptables.get(&family) else { return };
-    let chains = want.map(iptables::chains).unwrap_or_default();
+    let wanted = ctx.desired.rules.iptables.get(&family);
     for owned in iptables::OWNED {
         let live = saved.get(owned.chain).cloned().unwrap_or_default();
-        let change = |count: usize, want: Option<&iptables::Chain>| RulesChange {
+        let want: Option<&SavedChain> = wanted.and_then(|w| w.get(owned.chain)).filter(|w| w.exists);
+        let change = |want: Option<&SavedChain>| RulesChange {
             backend: RulesBackend::Iptables,
             family,
             target: format!("{} {}", owned.table, owned.chain),
-            count,
+            count: want.map_or(0, |w| w.rules.len()),
             was: live.exists.then_some(live.rules.len()),
             payload: iptables::payload(owned, want, &live),
         };
-        match chains.iter().find(|c| c.owned == owned) {
-            Some(c) if live.exists && live.rules == c.rules && live.jumps == [owned.jump()] => {}
-            Some(c) => ops.push(Op::SetRules(change(c.rules.len(), Some(c)))),
-            None if (live.exists || !live.jumps.is_empty()) && ctx.prunes() => ops.push(Op::DelRules(change(0, None))),
+        match want {
+            Some(w) if *w == live => {}
+            Some(w) => ops.push(Op::SetRules(change(Some(w)))),
+            None if (live.exists || !live.jumps.is_empty()) && ctx.prunes() => ops.push(Op::DelRules(change(None))),
             None => {}
         }
     }
@@ -49,19 +45,19 @@ fn nft_rules(text: &str) -> usize {
     text.lines().filter(|l| ["return", "accept", "masquerade", "fully-random"].iter().any(|w| l.ends_with(w))).count()
 }
 
-fn nft_family(ctx: &Ctx, family: Family, want: Option<&FamilyRules>, ops: &mut Vec<Op>) {
-    let want = want.and_then(nft::table_text);
+fn nft_family(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
+    let want = ctx.desired.rules.nft.get(&family);
     let live = ctx.live.rules.nft.get(&family);
     let (fam, name) = nft::table_of(family);
-    let change = |text: Option<&str>| RulesChange {
+    let change = |text: Option<&String>| RulesChange {
         backend: RulesBackend::Nftables,
         family,
         target: format!("{fam} {name}"),
-        count: text.map_or(0, nft_rules),
+        count: text.map_or(0, |t| nft_rules(t)),
         was: live.map(|l| nft_rules(l)),
-        payload: nft::replace_script(family, text),
+        payload: nft::replace_script(family, text.map(String::as_str)),
     };
-    match (&want, live) {
+    match (want, live) {
         (Some(w), Some(l)) if w == l => {}
         (Some(w), _) => ops.push(Op::SetRules(change(Some(w)))),
         (None, Some(_)) if ctx.prunes() => ops.push(Op::DelRules(change(None))),

@@ -106,7 +106,7 @@ fn converged_rules(plan: &NodePlan) -> crate::apply::rules::LiveRules {
 }
 
 fn lines(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<String> {
-    reconcile(plan, live, opts(phase)).expect("reconciles").iter().map(ToString::to_string).collect()
+    reconcile_plan(plan, live, opts(phase)).expect("reconciles").iter().map(ToString::to_string).collect()
 }
 
 #[test]
@@ -128,14 +128,18 @@ fn empty_node_gets_everything_in_flanneld_order() {
     live.neighs.clear();
     live.fdb.clear();
     live.routes.clear();
-    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
+    let ops = reconcile_plan(&p, &live, opts(Phase::Complete)).expect("ok");
     let kinds: Vec<&str> = ops.iter().map(Op::kind).collect();
     // The new device's rp_filter is set after it exists.
     assert_eq!(kinds, ["link", "sysctl", "address", "neigh", "neigh", "fdb", "fdb", "route", "route"]);
     let stages: Vec<Stage> = ops.iter().map(Op::stage).collect();
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "listed in the order they run: {stages:?}");
     assert_eq!(ops[7].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
-    assert!(matches!(&ops[0], Op::CreateLink { marker, .. } if marker == "flannel-gen:prod-east"), "{:?}", ops[0]);
+    assert!(
+        matches!(&ops[0], Op::CreateLink { alias: Some(m), up: true, .. } if m == "flannel-gen:prod-east"),
+        "{:?}",
+        ops[0]
+    );
 }
 
 #[test]
@@ -143,7 +147,7 @@ fn one_missing_fdb_entry_is_one_change() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
     live.fdb.remove(1);
-    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
+    let ops = reconcile_plan(&p, &live, opts(Phase::Complete)).expect("ok");
     assert_eq!(ops, vec![Op::AddFdb(p.fdb().nth(1).expect("fdb"))]);
 }
 
@@ -220,12 +224,12 @@ fn an_unmarked_device_in_the_way_is_refused_unless_adopt() {
         l.kind = Some("veth".into());
         l.alias = None;
     }
-    let refused = reconcile(&p, &live, opts(Phase::Complete)).expect_err("refused");
+    let refused = reconcile_plan(&p, &live, opts(Phase::Complete)).expect_err("refused");
     assert_eq!(
         refused.to_string(),
         "flannel.1 exists but flannel-gen did not make it, and it differs from the plan (kind veth, want vxlan); nothing was changed. Remove it, or run apply with --adopt to replace it"
     );
-    let adopt = reconcile(&p, &live, Options { phase: Phase::Complete, adopt: true }).expect("replaced");
+    let adopt = reconcile_plan(&p, &live, Options { phase: Phase::Complete, adopt: true }).expect("replaced");
     assert_eq!(adopt[0].to_string(), "- link flannel.1 (kind veth, want vxlan)");
 }
 
@@ -245,7 +249,7 @@ fn an_unmarked_device_that_matches_the_plan_is_adopted_in_place() {
     if let Some(l) = live.links.get_mut("flannel.1") {
         l.mac = Some("02:11:22:33:44:55".parse().expect("mac"));
     }
-    assert!(reconcile(&p, &live, opts(Phase::Complete)).is_err());
+    assert!(reconcile_plan(&p, &live, opts(Phase::Complete)).is_err());
 }
 
 #[test]
@@ -290,7 +294,7 @@ fn host_gw_to_vxlan_prepares_the_device_and_moves_routes_in_phase_2() {
     for s in &to.sysctls {
         live.sysctls.insert(s.key.clone(), s.value.clone());
     }
-    let prepare = reconcile(&to, &live, opts(Phase::Prepare)).expect("ok");
+    let prepare = reconcile_plan(&to, &live, opts(Phase::Prepare)).expect("ok");
     let kinds: Vec<&str> = prepare.iter().map(Op::kind).collect();
     assert_eq!(kinds, ["link", "sysctl", "address", "neigh", "neigh", "fdb", "fdb"]);
     let switch = lines(&to, &live, Phase::Switch);
@@ -346,7 +350,7 @@ fn missing_rules_are_made_and_a_stray_jump_is_replaced() {
     if let Some(masq) = v4.get_mut("FLANNEL-POSTRTG") {
         masq.jumps.push("-A POSTROUTING -j FLANNEL-POSTRTG".into());
     }
-    let ops = reconcile(&p, &live, opts(Phase::Complete)).expect("ok");
+    let ops = reconcile_plan(&p, &live, opts(Phase::Complete)).expect("ok");
     let text: Vec<String> = ops.iter().map(ToString::to_string).collect();
     assert_eq!(
         text,

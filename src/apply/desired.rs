@@ -1,0 +1,230 @@
+//! The state reconcile makes: the kernel objects flannel-gen owns, as they
+//! should be. Three sources, one engine: a plan ([`Desired::from_plan`]), a
+//! snapshot of the node taken before an apply (to revert it exactly,
+//! [`Desired::snapshot`]), and nothing at all (teardown, [`Desired::nothing`]).
+//! The ownership scope — the marker, the cluster networks — travels with it.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::live::Live;
+use super::reconcile::ROUTE_PROTOCOL_STATIC;
+use crate::mac::Mac;
+use crate::netaddr::Family;
+use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::plan::{NodePlan, Sysctl};
+use crate::traffic::iptables::{self, SavedChain};
+use crate::traffic::nft;
+
+/// Routes flannel-gen owns: inside `network`, more specific than it, off `subnet`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteScope {
+    pub network: IpNet,
+    pub subnet: IpNet,
+}
+
+/// A device as it should be, with its alias (flannel-gen's marker, or none).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceState {
+    pub vxlan: VxlanDevice,
+    pub up: bool,
+    pub alias: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteState {
+    pub route: Route,
+    /// rtm_protocol: static for flannel-gen's, whatever a snapshot found.
+    pub protocol: u8,
+}
+
+/// Traffic rules as they should be, per family: each owned chain's content
+/// and jumps, and each owned table's listing. Absent: none of it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct RulesState {
+    pub iptables: BTreeMap<Family, BTreeMap<String, SavedChain>>,
+    pub nft: BTreeMap<Family, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Desired {
+    /// The alias of devices flannel-gen owns.
+    pub marker: String,
+    pub uplink: String,
+    pub scope: Vec<RouteScope>,
+    /// The families whose rules are in scope.
+    pub rule_families: Vec<Family>,
+    pub devices: Vec<DeviceState>,
+    pub addresses: Vec<(String, IpNet)>,
+    pub neighbours: Vec<Neighbour>,
+    pub fdb: Vec<Fdb>,
+    pub routes: Vec<RouteState>,
+    pub rules: RulesState,
+    pub sysctls: Vec<Sysctl>,
+    /// Why an owned device outside this state goes, for the change line.
+    pub retire_reason: String,
+}
+
+impl Desired {
+    /// What a plan calls for.
+    pub fn from_plan(plan: &NodePlan) -> Desired {
+        let devices = plan.vxlan_devices();
+        let mut rules = RulesState::default();
+        if let Some(t) = plan.traffic_rules {
+            for r in plan.family_rules() {
+                match t.backend {
+                    crate::topology::RulesBackend::Iptables => {
+                        let chains = iptables::chains(&r).into_iter().map(|c| (c.owned.chain.to_string(), c.saved()));
+                        rules.iptables.insert(r.family, chains.collect());
+                    }
+                    crate::topology::RulesBackend::Nftables => {
+                        if let Some(text) = nft::table_text(&r) {
+                            rules.nft.insert(r.family, text);
+                        }
+                    }
+                }
+            }
+        }
+        Desired {
+            marker: crate::plan::marker(&plan.cluster),
+            uplink: plan.uplink.name.clone(),
+            scope: plan.families().map(|(_, f)| RouteScope { network: f.network, subnet: f.subnet }).collect(),
+            rule_families: plan.families().map(|(f, _)| f).collect(),
+            addresses: devices.iter().map(|d| (d.name.clone(), d.address)).collect(),
+            devices: devices
+                .into_iter()
+                .map(|vxlan| DeviceState { vxlan, up: true, alias: Some(crate::plan::marker(&plan.cluster)) })
+                .collect(),
+            neighbours: plan.neighbours().collect(),
+            fdb: plan.fdb().collect(),
+            routes: plan.routes().map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC }).collect(),
+            rules,
+            sysctls: plan.sysctls.clone(),
+            retire_reason: "not in the plan".into(),
+        }
+    }
+
+    /// Nothing flannel-gen owns, in `plan`'s scope: what teardown makes.
+    /// Sysctls are left as they are.
+    pub fn nothing(plan: &NodePlan) -> Desired {
+        let from = Desired::from_plan(plan);
+        Desired {
+            rule_families: Family::ALL.to_vec(),
+            devices: Vec::new(),
+            addresses: Vec::new(),
+            neighbours: Vec::new(),
+            fdb: Vec::new(),
+            routes: Vec::new(),
+            rules: RulesState::default(),
+            sysctls: Vec::new(),
+            retire_reason: "teardown".into(),
+            ..from
+        }
+    }
+
+    /// The owned state of a node as it is now, in the scope of `around`
+    /// (the plan about to be applied): what a revert restores. Devices with
+    /// the plan's names are included even when unmarked, so an adopted
+    /// device gets its alias back.
+    pub fn snapshot(live: &Live, around: &Desired) -> Desired {
+        let mut s = Desired {
+            devices: Vec::new(),
+            addresses: Vec::new(),
+            neighbours: Vec::new(),
+            fdb: Vec::new(),
+            routes: Vec::new(),
+            retire_reason: "not in the snapshot".into(),
+            ..around.clone()
+        };
+        let planned: Vec<&str> = around.devices.iter().map(|d| d.vxlan.name.as_str()).collect();
+        for l in live.links.values() {
+            let ours = l.alias.as_deref() == Some(around.marker.as_str()) || planned.contains(&l.name.as_str());
+            if let Some(d) = ours.then(|| snapshot_device(live, l)).flatten() {
+                collect_entries(live, l.index, &d.vxlan.name, &mut s);
+                s.devices.push(d);
+            }
+        }
+        s.routes = live
+            .routes
+            .iter()
+            .filter(|r| owns(&around.scope, &r.dst))
+            .filter_map(|r| {
+                let dev = r.oif.and_then(|i| live.name_of(i))?.to_string();
+                Some(RouteState {
+                    route: Route { dst: r.dst, via: r.gateway?, dev, onlink: r.onlink },
+                    protocol: r.protocol,
+                })
+            })
+            .collect();
+        s.rules = RulesState {
+            iptables: live
+                .rules
+                .iptables
+                .iter()
+                .map(|(f, m)| (*f, m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()))
+                .collect(),
+            nft: live.rules.nft.clone(),
+        };
+        // The plan's keys, and those of the devices recorded here (a device
+        // made again starts from the kernel's defaults).
+        let device_keys: Vec<String> =
+            s.devices.iter().map(|d| format!("net/ipv4/conf/{}/rp_filter", d.vxlan.name)).collect();
+        let wanted = |k: &str| around.sysctls.iter().any(|s| s.key == k) || device_keys.iter().any(|d| d == k);
+        s.sysctls = live
+            .sysctls
+            .iter()
+            .filter(|(k, _)| wanted(k))
+            .map(|(k, v)| Sysctl { key: k.clone(), value: v.clone() })
+            .collect();
+        s
+    }
+}
+
+/// Whether a route to `dst` is flannel-gen's in `scope`.
+pub fn owns(scope: &[RouteScope], dst: &IpNet) -> bool {
+    scope.iter().any(|s| {
+        s.network.contains(dst)
+            && dst.prefix_len() > s.network.prefix_len()
+            && !crate::netaddr::overlaps(*dst, s.subnet)
+    })
+}
+
+/// A live VXLAN device as a desired one (other kinds cannot be restored).
+fn snapshot_device(live: &Live, l: &super::live::LiveLink) -> Option<DeviceState> {
+    let vx = l.vxlan.as_ref().filter(|_| l.kind.as_deref() == Some("vxlan"))?;
+    let local: IpAddr = vx.local?;
+    let vxlan = VxlanDevice {
+        family: Family::of(local),
+        name: l.name.clone(),
+        vni: vx.vni?,
+        port: vx.port?,
+        local,
+        dev: vx.link.and_then(|i| live.name_of(i))?.to_string(),
+        mac: l.mac.unwrap_or(Mac([0; 6])),
+        mtu: l.mtu?,
+        learning: vx.learning.unwrap_or(false),
+        gbp: vx.gbp.unwrap_or(false),
+        tx_checksum_offload: live.tx_checksum.get(&l.name).copied().unwrap_or(true),
+        address: live.addrs_of(l.index).first().copied().unwrap_or_else(|| IpNet::from(local)),
+    };
+    Some(DeviceState { vxlan, up: l.up, alias: l.alias.clone() })
+}
+
+fn collect_entries(live: &Live, index: u32, name: &str, s: &mut Desired) {
+    for a in live.addrs_of(index) {
+        s.addresses.push((name.to_string(), *a));
+    }
+    for n in live.neighs.iter().filter(|n| n.ifindex == index && n.permanent) {
+        if let Some(lladdr) = n.lladdr {
+            s.neighbours.push(Neighbour { dev: name.to_string(), ip: n.ip, lladdr });
+        }
+    }
+    for f in live.fdb.iter().filter(|f| f.ifindex == index && f.permanent) {
+        if let Some(dst) = f.dst {
+            s.fdb.push(Fdb { dev: name.to_string(), lladdr: f.lladdr, dst });
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! One conversation with a node's kernel: a netlink connection in the right
+//! namespace, and the converge loop every action shares — read, check,
+//! reconcile, execute stage by stage, verify.
+
+use std::time::Duration;
+
+use super::desired::Desired;
+use super::live::Live;
+use super::ops::{Op, Stage};
+use super::reconcile::{self, Refusal};
+use super::{ApplyError, Options, Precondition, ethtool, netlink, netns, rules};
+use crate::plan::NodePlan;
+
+/// Re-checks after writing: the kernel must now hold the desired state. Some
+/// state settles asynchronously (a device coming up), so a few short retries.
+pub const VERIFY_ATTEMPTS: u32 = 3;
+const VERIFY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A netlink connection inside a namespace, on its own single-threaded runtime.
+pub struct Session {
+    rt: tokio::runtime::Runtime,
+    pub handle: rtnetlink::Handle,
+    conn: tokio::task::JoinHandle<()>,
+}
+
+fn netlink_err(what: &'static str) -> impl Fn(netlink::NetlinkError) -> ApplyError {
+    move |source| ApplyError::Netlink { what, source }
+}
+
+impl Session {
+    /// Enters the namespace (on this, the main, thread: a netlink socket
+    /// belongs to the namespace it is created in), then connects.
+    pub fn open(netns_name: Option<&str>) -> Result<Session, ApplyError> {
+        if let Some(ns) = netns_name {
+            netns::enter(ns)?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ApplyError::Runtime)?;
+        let (conn, handle, _) = rt
+            .block_on(async { rtnetlink::new_connection() })
+            .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
+        let conn = rt.spawn(conn);
+        Ok(Session { rt, handle, conn })
+    }
+
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
+    /// Makes the kernel hold `plan`.
+    pub fn apply(&self, plan: &NodePlan, opts: Options) -> Result<Vec<Op>, ApplyError> {
+        self.converge(&Desired::from_plan(plan), opts, Some(plan))
+    }
+
+    /// Everything reconcile looks at for `desired`.
+    pub fn read(&self, desired: &Desired) -> Result<Live, ApplyError> {
+        self.block_on(read_live(&self.handle, desired))
+    }
+
+    /// [`converge`] on this session.
+    pub fn converge(&self, desired: &Desired, opts: Options, plan: Option<&NodePlan>) -> Result<Vec<Op>, ApplyError> {
+        self.block_on(converge(&self.handle, desired, opts, plan))
+    }
+}
+
+/// Reads, checks (`plan`'s preconditions, if given), reconciles and —
+/// unless a dry run — executes and verifies. Returns the changes.
+pub async fn converge(
+    h: &rtnetlink::Handle,
+    desired: &Desired,
+    opts: Options,
+    plan: Option<&NodePlan>,
+) -> Result<Vec<Op>, ApplyError> {
+    if let Some(missing) = plan.map(rules::missing_tools).and_then(|m| m.into_iter().next()) {
+        return Err(Precondition::MissingTool(missing).into());
+    }
+    let live = read_live(h, desired).await?;
+    if let Some(plan) = plan {
+        check_preconditions(plan, &live)?;
+    }
+    let ropts = reconcile::Options { phase: opts.phase, adopt: opts.adopt };
+    let changes = reconcile::reconcile(desired, &live, ropts)?;
+    if opts.dry_run || changes.is_empty() {
+        return Ok(changes);
+    }
+    let index = live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect();
+    let mut ex = netlink::exec::Executor { handle: h.clone(), index };
+    execute(&mut ex, &changes).await?;
+    let kept = kept_devices(desired, &live, &changes);
+    verify(h, desired, ropts, &kept).await?;
+    Ok(changes)
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.conn.abort();
+    }
+}
+
+/// Everything reconcile looks at: the netlink dump, the rules, the offloads.
+pub async fn read_live(h: &rtnetlink::Handle, desired: &Desired) -> Result<Live, ApplyError> {
+    let mut live = netlink::dump::dump(h, desired).await.map_err(netlink_err("reading kernel state"))?;
+    live.rules = rules::dump(&desired.rule_families).map_err(|e| netlink_err("reading the traffic rules")(e.into()))?;
+    let marker = desired.marker.as_str();
+    let ours: Vec<String> = live
+        .links
+        .values()
+        .filter(|l| l.alias.as_deref() == Some(marker) || desired.devices.iter().any(|d| d.vxlan.name == l.name))
+        .filter(|l| l.kind.as_deref() == Some("vxlan"))
+        .map(|l| l.name.clone())
+        .collect();
+    for name in ours {
+        // The device's own sysctls, so a snapshot can restore them too.
+        let key = format!("net/ipv4/conf/{name}/rp_filter");
+        if let Ok(v) = std::fs::read_to_string(format!("/proc/sys/{key}")) {
+            live.sysctls.entry(key).or_insert_with(|| v.trim().to_string());
+        }
+        let on = ethtool::tx_checksum(&name).map_err(|source| {
+            netlink_err("reading offloads")(netlink::NetlinkError::Ethtool { dev: name.clone(), source })
+        })?;
+        live.tx_checksum.insert(name, on);
+    }
+    Ok(live)
+}
+
+/// Owned devices the desired state does not have that this run chose to
+/// keep (a migration phase keeps old receive paths); verification expects them.
+fn kept_devices(desired: &Desired, live: &Live, changes: &[Op]) -> Vec<String> {
+    live.links
+        .values()
+        .filter(|l| l.alias.as_deref() == Some(desired.marker.as_str()))
+        .filter(|l| !desired.devices.iter().any(|d| d.vxlan.name == l.name))
+        .filter(|l| !changes.iter().any(|o| matches!(o, Op::DeleteLink { name, .. } if *name == l.name)))
+        .map(|l| l.name.clone())
+        .collect()
+}
+
+async fn verify(
+    h: &rtnetlink::Handle,
+    desired: &Desired,
+    ropts: reconcile::Options,
+    kept: &[String],
+) -> Result<(), ApplyError> {
+    let mut left: Vec<Op> = Vec::new();
+    for attempt in 0..VERIFY_ATTEMPTS {
+        if attempt > 0 {
+            tokio::time::sleep(VERIFY_PAUSE).await;
+        }
+        let live = read_live(h, desired).await?;
+        left = reconcile::reconcile(desired, &live, ropts).map_err(|e: Refusal| ApplyError::Refused(e))?;
+        left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
+        if left.is_empty() {
+            return Ok(());
+        }
+    }
+    let left = left.iter().map(|o| format!("  {o}")).collect::<Vec<_>>().join("\n");
+    Err(ApplyError::Unverified { attempts: VERIFY_ATTEMPTS, left })
+}
+
+/// What must hold of the system before the first write: the uplink exists
+/// and carries the plan's underlay addresses (which also refuses a plan
+/// meant for another node).
+fn check_preconditions(plan: &NodePlan, live: &Live) -> Result<(), Precondition> {
+    let up = &plan.uplink;
+    let Some(link) = live.links.get(&up.name) else {
+        return Err(Precondition::NoUplink { uplink: up.name.clone(), node: plan.node.clone() });
+    };
+    let addrs = live.addrs_of(link.index);
+    for want in [up.ipv4, up.ipv6].into_iter().flatten() {
+        if !addrs.contains(&want) {
+            let have: Vec<String> =
+                addrs.iter().filter(|a| a.addr().is_ipv4() == want.addr().is_ipv4()).map(ToString::to_string).collect();
+            let have = if have.is_empty() { "no such address".to_string() } else { have.join(", ") };
+            return Err(Precondition::WrongAddress {
+                uplink: up.name.clone(),
+                have,
+                node: plan.node.clone(),
+                want: want.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+async fn execute(ex: &mut netlink::exec::Executor, changes: &[Op]) -> Result<(), ApplyError> {
+    for stage in Stage::ALL {
+        let ops: Vec<&Op> = changes.iter().filter(|o| o.stage() == stage).collect();
+        let mut failures = Vec::new();
+        if stage.sequential() {
+            for op in &ops {
+                if let Err(e) = ex.run(op).await {
+                    failures.push((*op, e));
+                    break;
+                }
+            }
+        } else {
+            failures = ex.run_pipelined(&ops).await;
+        }
+        if !failures.is_empty() {
+            let details = failures.iter().map(|(op, e)| format!("  {op}: {e}")).collect::<Vec<_>>().join("\n");
+            return Err(ApplyError::Write { failed: failures.len(), total: changes.len(), details });
+        }
+    }
+    Ok(())
+}

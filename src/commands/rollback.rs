@@ -1,0 +1,42 @@
+//! `flannel-gen rollback [--netns NS]`
+
+use std::time::Duration;
+
+use super::apply::{parse_netns, report_text, restore};
+use super::{Format, out};
+use crate::apply::{ApplyError, Session, snapshot};
+use crate::error::{Error, exit};
+
+/// Restore the node to the snapshot `apply --confirm-timeout` took, when that
+/// apply was killed before a confirm or its timeout.
+///
+/// Only what flannel-gen owns is restored; the snapshot is then removed.
+///
+/// Example:
+///   flannel-gen rollback
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The network namespace the apply ran in (/run/netns/NAME).
+    #[arg(long, value_name = "NAME", value_parser = parse_netns)]
+    pub netns: Option<String>,
+    /// How to print the changes.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Seconds to wait for another flannel-gen on the same namespace.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lock_wait: u64,
+}
+
+pub fn run(a: Args) -> Result<u8, Error> {
+    let ns = a.netns.as_deref();
+    let _lock = crate::apply::lock::acquire(ns, Duration::from_secs(a.lock_wait)).map_err(ApplyError::from)?;
+    let Some(state) = snapshot::load(ns).map_err(ApplyError::from)? else {
+        out("nothing to roll back\n")?;
+        return Ok(exit::OK);
+    };
+    let session = Session::open(ns)?;
+    let changes = restore(&session, &state)?;
+    snapshot::remove(ns).map_err(ApplyError::from)?;
+    out(&report_text("", &changes, false, a.format))?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,55 @@
+//! `flannel-gen teardown (TOPO [--node N] | --plan FILE)`
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::Format;
+use super::apply::{load_plan, parse_netns, report_text};
+use crate::apply::{self, Target};
+use crate::error::{Error, exit};
+
+/// Remove everything flannel-gen made on a node, and nothing else.
+///
+/// Deletes the devices that carry flannel-gen's marker for the plan's cluster
+/// (with their addresses, neighbours and FDB entries), the routes it owns
+/// (main table, inside the cluster network, not the node's own subnet) and
+/// flannel's iptables chains or nftables tables. Sysctls stay as they are.
+/// One line per object; a second run makes 0 changes.
+/// Exit 0 done, 1 changes pending (--dry-run), 2 bad input, 3 the system refused.
+///
+/// Examples:
+///   flannel-gen teardown --plan /etc/flannel-gen/plan.json
+///   flannel-gen teardown cluster.yaml --node node-1 --dry-run
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["topology", "plan"])))]
+pub struct Args {
+    /// The topology file (`-` reads standard input): says the cluster and its networks.
+    #[arg(value_name = "TOPO")]
+    pub topology: Option<PathBuf>,
+    /// The node (with a topology); default: this host's name.
+    #[arg(long, value_name = "N", conflicts_with = "plan")]
+    pub node: Option<String>,
+    /// A rendered plan.json instead of a topology.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Print what would be removed; exit 1 when anything would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Work inside the named network namespace (/run/netns/NAME).
+    #[arg(long, value_name = "NAME", value_parser = parse_netns)]
+    pub netns: Option<String>,
+    /// How to print the changes.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Seconds to wait for another flannel-gen on the same namespace.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub lock_wait: u64,
+}
+
+pub fn run(a: Args) -> Result<u8, Error> {
+    let p = load_plan(a.topology.as_ref(), a.node, a.plan.as_ref(), false)?;
+    let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
+    let changes = apply::teardown(&p, &target, a.dry_run)?;
+    super::out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
+    Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
+}

@@ -34,7 +34,9 @@ enum Command {
     Confirm(commands::confirm::Args),
     Rollback(commands::rollback::Args),
     Generate(commands::generate::Args),
+    Import(commands::import::Args),
     ImportNetconf(commands::import_netconf::Args),
+    Publish(commands::publish::Args),
     Completions(commands::completions::Args),
 }
 
@@ -68,7 +70,9 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Confirm(a) => commands::confirm::run(a),
         Command::Rollback(a) => commands::rollback::run(a),
         Command::Generate(a) => commands::generate::run(a),
+        Command::Import(a) => commands::import::run(a),
         Command::ImportNetconf(a) => commands::import_netconf::run(a),
+        Command::Publish(a) => commands::publish::run(a),
         Command::Completions(a) => commands::completions::run(a, Cli::command()),
     }
 }

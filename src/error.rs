@@ -24,6 +24,14 @@ pub enum Error {
     Render(#[from] crate::render::RenderError),
     #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
+    #[error(transparent)]
+    Etcd(#[from] crate::registry::etcd::EtcdError),
+    /// A check of flannel-gen's own output failed: a bug, reported as such.
+    #[error("{0}")]
+    Internal(String),
+    /// The store holds something publishing must not overwrite; nothing was written.
+    #[error("{0}")]
+    Conflict(String),
     /// Arguments that parse but make no sense together.
     #[error("{0}")]
     Usage(String),
@@ -33,12 +41,16 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
+        use crate::registry::etcd::EtcdError;
         use crate::render::{OutputError, RenderError};
         match self {
             Error::Invalid(_) | Error::Plan(_) | Error::Usage(_) => exit::BAD_INPUT,
             Error::Render(RenderError::Output(OutputError::Io { .. } | OutputError::Unwritable { .. })) => exit::SYSTEM,
             Error::Render(_) => exit::BAD_INPUT,
-            Error::Io { .. } | Error::Apply(_) => exit::SYSTEM,
+            Error::Etcd(EtcdError::TlsFile { .. }) => exit::BAD_INPUT,
+            Error::Io { .. } | Error::Apply(_) | Error::Etcd(_) | Error::Internal(_) | Error::Conflict(_) => {
+                exit::SYSTEM
+            }
         }
     }
 
@@ -51,5 +63,15 @@ impl Error {
 impl From<Diagnostics> for Error {
     fn from(d: Diagnostics) -> Self {
         Error::Invalid(d)
+    }
+}
+
+impl From<crate::registry::import::ImportError> for Error {
+    fn from(e: crate::registry::import::ImportError) -> Self {
+        use crate::registry::import::ImportError;
+        match e {
+            ImportError::Invalid(d) => Error::Invalid(d),
+            m @ ImportError::Mismatch(_) => Error::Internal(m.to_string()),
+        }
     }
 }

@@ -3,7 +3,17 @@
 //! Only runs on text serde_json already accepted; it walks the target path
 //! and skips everything else without recursion.
 
+use serde_json::{Map, Value};
+
 use crate::diag::Pos;
+
+/// An object's member the way Go's encoding/json finds it for a struct
+/// field: the exact spelling first, then any case. Returns the key as written.
+pub fn go_field<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<(&'v str, &'v Value)> {
+    obj.get_key_value(key)
+        .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
+        .map(|(k, v)| (k.as_str(), v))
+}
 
 #[derive(Debug, PartialEq, Eq)]
 enum Seg {
@@ -11,17 +21,27 @@ enum Seg {
     Index(usize),
 }
 
+/// `a.b[3]["c.d/e"]`: names, indexes, and quoted names (which may hold dots).
 fn parse_path(path: &str) -> Vec<Seg> {
     let mut out = Vec::new();
-    for part in path.split('.').filter(|p| !p.is_empty()) {
-        let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
-        if !key.is_empty() {
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix("[\"") {
+            let Some((key, after)) = r.split_once("\"]") else { break };
             out.push(Seg::Key(key.to_string()));
-        }
-        for idx in rest.split('[') {
-            if let Ok(n) = idx.trim_end_matches(']').parse() {
+            rest = after;
+        } else if let Some(r) = rest.strip_prefix('[') {
+            let Some((idx, after)) = r.split_once(']') else { break };
+            if let Ok(n) = idx.parse() {
                 out.push(Seg::Index(n));
             }
+            rest = after;
+        } else if let Some(r) = rest.strip_prefix('.') {
+            rest = r;
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            out.push(Seg::Key(rest[..end].to_string()));
+            rest = &rest[end..];
         }
     }
     out
@@ -158,6 +178,13 @@ mod tests {
         assert_eq!(locate(DOC, "a.x[1].y"), Some(Pos::new(2, 24)));
         assert_eq!(locate(DOC, "peers"), Some(Pos::new(3, 12)));
         assert_eq!(locate(DOC, ""), Some(Pos::new(1, 1)));
+    }
+
+    #[test]
+    fn quoted_names_may_hold_dots_and_slashes() {
+        let doc = "{\"m\": {\"ann\": {\"a.b/c\": \"1\", \"a.b/d\": \"2\"}}}";
+        assert_eq!(locate(doc, r#"m.ann["a.b/d"]"#), Some(Pos::new(1, 39)));
+        assert_eq!(locate(doc, r#"m.ann["a.b/x"]"#), None);
     }
 
     #[test]

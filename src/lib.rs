@@ -41,6 +41,7 @@ pub mod lock;
 pub mod mac;
 pub mod netaddr;
 pub mod plan;
+pub mod registry;
 pub mod render;
 pub mod synth;
 pub mod textdiff;

@@ -229,6 +229,14 @@ impl Peer {
         }
     }
 
+    /// The VTEP MAC the plan programs for this peer (vxlan path only).
+    pub fn vtep_mac(&self) -> Option<Mac> {
+        match self {
+            Peer::Vxlan { vtep_mac, .. } => Some(*vtep_mac),
+            Peer::HostGw { .. } => None,
+        }
+    }
+
     pub fn family(&self) -> Family {
         Family::of_net(&self.subnet())
     }

@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::json_path::locate;
 use crate::netaddr::{self, Family};
+use crate::topology::BackendKind;
 
 /// A topology skeleton and what the import had to say about it.
 #[derive(Debug)]
@@ -55,11 +56,8 @@ impl<'a> Reader<'a> {
         self.problems.push(Diagnostic::new(self.file, pos, path, message));
     }
 
-    /// The value of `key`: the exact spelling first, then any case, as Go matches.
     fn field<'v>(obj: &'v Map<String, Value>, key: &str) -> Option<(&'v str, &'v Value)> {
-        obj.get_key_value(key)
-            .or_else(|| obj.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)))
-            .map(|(k, v)| (k.as_str(), v))
+        crate::json_path::go_field(obj, key)
     }
 
     fn path(prefix: &str, key: &str) -> String {
@@ -135,16 +133,45 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// What a family's keys say.
-#[derive(Default)]
-struct FamilyConf {
-    network: Option<IpNet>,
-    subnet_len: Option<u64>,
-    min: Option<String>,
-    max: Option<String>,
+/// What a family's keys say (only for an enabled family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FamilyConf {
+    pub network: IpNet,
+    pub subnet_len: Option<u64>,
+    pub min: Option<String>,
+    pub max: Option<String>,
 }
 
-fn family(r: &mut Reader, obj: &Map<String, Value>, f: Family) -> FamilyConf {
+/// The backend section, as flanneld reads it; `None` is flanneld's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackendConf {
+    pub kind: BackendKind,
+    pub vni: Option<u64>,
+    pub port: Option<u64>,
+    pub direct_routing: bool,
+    pub gbp: bool,
+    pub learning: bool,
+    /// flanneld's backend MTU, which replaces the interface MTU on every node.
+    pub mtu: Option<u64>,
+}
+
+impl BackendConf {
+    /// The VNI flanneld runs with: `VNI` as given (0 included), else 1.
+    pub fn effective_vni(&self) -> u64 {
+        self.vni.unwrap_or(u64::from(crate::topology::DEFAULT_VNI))
+    }
+}
+
+/// flannel's net-conf.json, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConf {
+    pub v4: Option<FamilyConf>,
+    pub v6: Option<FamilyConf>,
+    pub nftables: bool,
+    pub backend: BackendConf,
+}
+
+fn family(r: &mut Reader, obj: &Map<String, Value>, f: Family) -> Option<FamilyConf> {
     let k: [&str; 4] = match f {
         Family::V4 => ["Network", "SubnetLen", "SubnetMin", "SubnetMax"],
         Family::V6 => ["IPv6Network", "IPv6SubnetLen", "IPv6SubnetMin", "IPv6SubnetMax"],
@@ -162,53 +189,58 @@ fn family(r: &mut Reader, obj: &Map<String, Value>, f: Family) -> FamilyConf {
             );
         }
     }
-    FamilyConf { network, subnet_len, min: r.string(obj, "", k[2]), max: r.string(obj, "", k[3]) }
+    let (min, max) = (r.string(obj, "", k[2]), r.string(obj, "", k[3]));
+    Some(FamilyConf { network: network?, subnet_len, min, max })
 }
 
-/// The backend section as topology lines, checked per type as flanneld reads it.
-fn backend(r: &mut Reader, obj: &Map<String, Value>, out: &mut String, defaults: &mut String) {
+/// The backend section, checked per type as flanneld reads it.
+fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
     let Some((bkey, b)) = Reader::field(obj, "Backend") else {
         r.fail("", "no `Backend`: flanneld would run its udp backend, which flannel-gen does not build; set Backend.Type to vxlan or host-gw");
-        return;
+        return None;
     };
     let Some(b) = b.as_object() else {
         r.fail(bkey, format!("expected an object, got {b}"));
-        return;
+        return None;
     };
     let kind = r.string(b, bkey, "Type").unwrap_or_default().to_ascii_lowercase();
+    let mut conf = BackendConf {
+        kind: BackendKind::HostGw,
+        vni: None,
+        port: None,
+        direct_routing: false,
+        gbp: false,
+        learning: false,
+        mtu: None,
+    };
     match kind.as_str() {
         "vxlan" => {
             r.unknown(b, bkey, VXLAN_KEYS);
-            let _ = writeln!(out, "backend:\n  type: vxlan");
-            for (key, name) in [("VNI", "vni"), ("Port", "port")] {
-                if let Some(n) = r.uint(b, bkey, key).filter(|n| key == "VNI" || *n != 0) {
-                    let _ = writeln!(out, "  {name}: {n}");
-                }
-            }
-            for (key, name) in [("DirectRouting", "directRouting"), ("GBP", "gbp"), ("Learning", "learning")] {
-                if let Some(v) = r.boolean(b, bkey, key).filter(|v| *v) {
-                    let _ = writeln!(out, "  {name}: {v}");
-                }
-            }
-            // flanneld's backend MTU replaces the interface MTU on every node.
-            if let Some(m) = r.uint(b, bkey, "MTU").filter(|m| *m != 0) {
-                let _ = writeln!(defaults, "  mtu: {m}");
-            }
+            conf.kind = BackendKind::Vxlan;
+            conf.vni = r.uint(b, bkey, "VNI");
+            conf.port = r.uint(b, bkey, "Port").filter(|n| *n != 0);
+            conf.direct_routing = r.boolean(b, bkey, "DirectRouting").unwrap_or(false);
+            conf.gbp = r.boolean(b, bkey, "GBP").unwrap_or(false);
+            conf.learning = r.boolean(b, bkey, "Learning").unwrap_or(false);
+            conf.mtu = r.uint(b, bkey, "MTU").filter(|m| *m != 0);
         }
-        "host-gw" => {
-            r.unknown(b, bkey, HOSTGW_KEYS);
-            let _ = writeln!(out, "backend:\n  type: host-gw");
+        "host-gw" => r.unknown(b, bkey, HOSTGW_KEYS),
+        "" => {
+            r.fail(&Reader::path(bkey, "Type"), "the backend needs a `Type`");
+            return None;
         }
-        "" => r.fail(&Reader::path(bkey, "Type"), "the backend needs a `Type`"),
         other => {
             let path = Reader::field(b, "Type").map(|(k, _)| Reader::path(bkey, k)).unwrap_or_default();
             r.fail(&path, format!("backend `{other}` is not one flannel-gen builds; use vxlan or host-gw"));
+            return None;
         }
     }
+    Some(conf)
 }
 
-/// A topology (version 1) from net-conf.json; nodes are left for the user to list.
-pub fn import(file: &Path, text: &str, cluster: &str, ip_masq: bool) -> Result<Imported, Diagnostics> {
+/// Reads net-conf.json the way flanneld does; warnings are what flanneld
+/// accepts silently but a reader should know.
+pub fn parse(file: &Path, text: &str) -> Result<(NetConf, Vec<String>), Diagnostics> {
     let v: Value = serde_json::from_str(text).map_err(|e| {
         Diagnostics::one(file, Pos::new(e.line() as u64, e.column() as u64), "", format!("not JSON: {e}"))
     })?;
@@ -219,51 +251,93 @@ pub fn import(file: &Path, text: &str, cluster: &str, ip_masq: bool) -> Result<I
     r.unknown(obj, "", TOP_KEYS);
     let v4_on = r.boolean(obj, "", "EnableIPv4").unwrap_or(true);
     let v6_on = r.boolean(obj, "", "EnableIPv6").unwrap_or(false);
-    let nft = r.boolean(obj, "", "EnableNFTables").unwrap_or(false);
+    let nftables = r.boolean(obj, "", "EnableNFTables").unwrap_or(false);
     let (v4, v6) = (family(&mut r, obj, Family::V4), family(&mut r, obj, Family::V6));
-    if v4_on && v4.network.is_none() && Reader::field(obj, "Network").is_none() {
+    if v4_on && v4.is_none() && Reader::field(obj, "Network").is_none() {
         r.fail("", "`Network` is required while IPv4 is enabled (set `EnableIPv4: false` for IPv6-only)");
     }
-    if v6_on && v6.network.is_none() && Reader::field(obj, "IPv6Network").is_none() {
+    if v6_on && v6.is_none() && Reader::field(obj, "IPv6Network").is_none() {
         r.fail("", "`IPv6Network` is required with `EnableIPv6: true`");
     }
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# Imported from flannel's net-conf.json ({}); list the nodes below, then run `flannel-gen lock`.",
-        file.display()
-    );
-    let _ = writeln!(out, "version: 1\ncluster: {cluster}");
-    for (on, conf, keys) in [
-        (v4_on, &v4, ["network", "subnetLen", "subnetMin", "subnetMax"]),
-        (v6_on, &v6, ["ipv6Network", "ipv6SubnetLen", "ipv6SubnetMin", "ipv6SubnetMax"]),
-    ] {
-        let Some(net) = conf.network.filter(|_| on) else { continue };
-        let _ = writeln!(out, "{}: {net}", keys[0]);
-        if let Some(l) = conf.subnet_len {
-            let _ = writeln!(out, "{}: {l}", keys[1]);
+    let backend = backend(&mut r, obj);
+    match backend {
+        Some(backend) if r.problems.is_empty() => {
+            let conf = NetConf { v4: v4.filter(|_| v4_on), v6: v6.filter(|_| v6_on), nftables, backend };
+            Ok((conf, r.warnings))
         }
-        for (v, k) in [(&conf.min, keys[2]), (&conf.max, keys[3])] {
-            if let Some(v) = v {
-                let _ = writeln!(out, "{k}: {v}");
+        _ => Err(Diagnostics(r.problems).sorted()),
+    }
+}
+
+impl NetConf {
+    pub fn family(&self, f: Family) -> Option<&FamilyConf> {
+        match f {
+            Family::V4 => self.v4.as_ref(),
+            Family::V6 => self.v6.as_ref(),
+        }
+    }
+
+    /// The topology's cluster-wide part (everything but `nodes`), one key a
+    /// line; `interface` is the underlay device for `defaults`.
+    pub fn topology_head(&self, cluster: &str, ip_masq: bool, interface: Option<&str>) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "version: 1\ncluster: {cluster}");
+        for (conf, keys) in [
+            (&self.v4, ["network", "subnetLen", "subnetMin", "subnetMax"]),
+            (&self.v6, ["ipv6Network", "ipv6SubnetLen", "ipv6SubnetMin", "ipv6SubnetMax"]),
+        ] {
+            let Some(conf) = conf else { continue };
+            let _ = writeln!(out, "{}: {}", keys[0], conf.network);
+            if let Some(l) = conf.subnet_len {
+                let _ = writeln!(out, "{}: {l}", keys[1]);
+            }
+            for (v, k) in [(&conf.min, keys[2]), (&conf.max, keys[3])] {
+                if let Some(v) = v {
+                    let _ = writeln!(out, "{k}: {v}");
+                }
             }
         }
+        let _ = writeln!(out, "ipMasq: {ip_masq}");
+        if self.nftables {
+            let _ = writeln!(out, "trafficRules: nftables");
+        }
+        let b = &self.backend;
+        let _ = writeln!(out, "backend:\n  type: {}", b.kind.as_str());
+        if b.kind == BackendKind::Vxlan {
+            for (v, name) in [(b.vni, "vni"), (b.port, "port")] {
+                if let Some(n) = v {
+                    let _ = writeln!(out, "  {name}: {n}");
+                }
+            }
+            for (v, name) in [(b.direct_routing, "directRouting"), (b.gbp, "gbp"), (b.learning, "learning")] {
+                if v {
+                    let _ = writeln!(out, "  {name}: true");
+                }
+            }
+        }
+        if interface.is_some() || b.mtu.is_some() {
+            out.push_str("defaults:\n");
+        }
+        if let Some(i) = interface {
+            let _ = writeln!(out, "  interface: {i}");
+        }
+        if let Some(m) = b.mtu {
+            let _ = writeln!(out, "  mtu: {m}");
+        }
+        out
     }
-    let _ = writeln!(out, "ipMasq: {ip_masq}");
-    if nft {
-        let _ = writeln!(out, "trafficRules: nftables");
-    }
-    let mut defaults = String::new();
-    backend(&mut r, obj, &mut out, &mut defaults);
-    if !defaults.is_empty() {
-        let _ = write!(out, "defaults:\n{defaults}");
-    }
-    out.push_str("nodes: []\n");
-    if r.problems.is_empty() {
-        Ok(Imported { yaml: out, warnings: r.warnings })
-    } else {
-        Err(Diagnostics(r.problems).sorted())
-    }
+}
+
+/// A topology (version 1) from net-conf.json; nodes are left for the user to list.
+pub fn import(file: &Path, text: &str, cluster: &str, ip_masq: bool) -> Result<Imported, Diagnostics> {
+    let (conf, warnings) = parse(file, text)?;
+    let mut yaml = format!(
+        "# Imported from flannel's net-conf.json ({}); list the nodes below, then run `flannel-gen lock`.\n",
+        file.display()
+    );
+    yaml.push_str(&conf.topology_head(cluster, ip_masq, None));
+    yaml.push_str("nodes: []\n");
+    Ok(Imported { yaml, warnings })
 }
 
 #[cfg(test)]

@@ -47,4 +47,5 @@ pub fn golden(path: &Path, actual: &str) {
     }
 }
 pub mod cluster;
+pub mod etcd;
 pub mod netns;

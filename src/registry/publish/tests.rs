@@ -1,0 +1,206 @@
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::registry::etcd::Tls;
+
+const TOPO: &str = "version: 1
+cluster: c1
+network: 10.5.0.0/16
+backend:
+  type: vxlan
+nodes:
+  - name: a
+    ip: 192.168.1.11/24
+    subnet: 10.5.1.0/24
+    vtepMAC: \"0a:00:00:00:00:01\"
+  - name: b
+    ip: 192.168.1.12/24
+    subnet: 10.5.2.0/24
+    vtepMAC: \"0a:00:00:00:00:02\"
+";
+
+fn target() -> Target {
+    Target {
+        endpoints: vec!["http://127.0.0.1:2379".into()],
+        prefix: "/p".into(),
+        tls: Tls::default(),
+        timeout: Duration::from_secs(1),
+    }
+}
+
+fn cluster(yaml: &str) -> (Cluster, Vec<Published>) {
+    let f = Path::new("t.yaml");
+    let doc = crate::topology::parse::parse_topology(f, yaml).expect("parses");
+    let c = crate::topology::validate::validate(f, &doc).expect("valid");
+    let leases = crate::alloc::allocate(&c, None).expect("allocates");
+    let plans = crate::plan::build_all(&c, &leases).expect("plans");
+    let published = plans.iter().map(Published::of_plan).collect();
+    (c, published)
+}
+
+fn kv(key: &str, value: &str, lease: i64, rev: i64) -> Kv {
+    Kv { key: key.into(), value: value.into(), lease, mod_revision: rev }
+}
+
+fn value(ip: &str, mac: &str) -> String {
+    format!(
+        r#"{{"PublicIP":"{ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{{"VNI":1,"VtepMAC":"{mac}"}}}}"#
+    )
+}
+
+fn record(cluster: &str, node: &str, v: &str) -> String {
+    serde_json::to_string(&Record { cluster: cluster.into(), node: node.into(), value: v.into() }).expect("json")
+}
+
+fn snap(subnets: Vec<Kv>, extra: Vec<Kv>) -> Snapshot {
+    let config = kv("/p/config", r#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}"#, 0, 1);
+    Snapshot { revision: 9, config: Some(config), subnets, ttls: BTreeMap::new(), extra }
+}
+
+fn kinds(p: &PublishPlan) -> Vec<String> {
+    p.actions
+        .iter()
+        .map(|a| match a {
+            Action::CreateConfig { .. } => "config".into(),
+            Action::Create(e) => format!("create {}", e.node),
+            Action::Keep(e) => format!("keep {}", e.node),
+            Action::Update { entry, .. } => format!("update {}", entry.node),
+            Action::Adopt { entry, .. } => format!("adopt {}", entry.node),
+            Action::LeftAlone { entry, .. } => format!("leave {}", entry.node),
+            Action::Delete { node, .. } => format!("delete {node}"),
+            Action::Forget { node, .. } => format!("forget {node}"),
+        })
+        .collect()
+}
+
+#[test]
+fn an_empty_store_gets_the_config_and_every_node_as_a_guarded_create() {
+    let (c, pb) = cluster(TOPO);
+    let mut s = snap(vec![], vec![]);
+    s.config = None;
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+    assert_eq!(kinds(&p), ["config", "create a", "create b"]);
+    let txns = p.transactions();
+    assert_eq!(txns.len(), 1);
+    let (guards, writes) = &txns[0];
+    assert!(guards.contains(&Guard::Absent("/p/subnets/10.5.1.0-24".into())));
+    assert!(guards.contains(&Guard::Absent("/p/flannel-gen/owned/10.5.1.0-24".into())));
+    assert!(writes.contains(&Write::Put {
+        key: "/p/subnets/10.5.1.0-24".into(),
+        value: value("192.168.1.11", "0a:00:00:00:00:01")
+    }));
+    assert_eq!(writes.len(), 5);
+}
+
+#[test]
+fn ownership_needs_our_record_no_lease_and_the_recorded_bytes() {
+    let (c, pb) = cluster(TOPO);
+    let va = value("192.168.1.11", "0a:00:00:00:00:01");
+    let vb = value("192.168.1.12", "0a:00:00:00:00:02");
+    let t = target();
+    let rec = |n: &str, v: &str, cl: &str| kv(&format!("/p/flannel-gen/owned/{n}"), &record(cl, "x", v), 0, 3);
+    // a: ours and unchanged. b: a flanneld lease with the same facts.
+    let s = snap(
+        vec![kv("/p/subnets/10.5.1.0-24", &va, 0, 2), kv("/p/subnets/10.5.2.0-24", &vb, 77, 4)],
+        vec![rec("10.5.1.0-24", &va, "c1")],
+    );
+    assert_eq!(kinds(&plan(&t, &c, &pb, &s, &[])), ["keep a", "leave b"]);
+    assert_eq!(kinds(&plan(&t, &c, &pb, &s, &["b".into()])), ["keep a", "adopt b"]);
+    // The same record, but the key has since been given an etcd lease: not ours.
+    let s = snap(vec![kv("/p/subnets/10.5.1.0-24", &va, 5, 2)], vec![rec("10.5.1.0-24", &va, "c1")]);
+    assert_eq!(kinds(&plan(&t, &c, &pb, &s, &[])), ["leave a", "create b"]);
+    // Another cluster's record is never ours.
+    let s = snap(vec![kv("/p/subnets/10.5.1.0-24", &va, 0, 2)], vec![rec("10.5.1.0-24", &va, "c2")]);
+    assert_eq!(kinds(&plan(&t, &c, &pb, &s, &[])), ["leave a", "create b"]);
+    // Our record, edited value with other facts: a conflict, nothing planned to write.
+    let edited = value("192.168.1.11", "0a:00:00:00:00:99");
+    let s = snap(vec![kv("/p/subnets/10.5.1.0-24", &edited, 0, 2)], vec![rec("10.5.1.0-24", &va, "c1")]);
+    let p = plan(&t, &c, &pb, &s, &[]);
+    assert_eq!(p.conflicts.len(), 1, "{:?}", p.conflicts);
+    assert_eq!(p.writes(), 0);
+}
+
+#[test]
+fn our_keys_for_removed_nodes_are_deleted_with_their_records() {
+    let (c, pb) = cluster(TOPO);
+    let old = value("192.168.1.13", "0a:00:00:00:00:03");
+    let s = snap(
+        vec![kv("/p/subnets/10.5.3.0-24", &old, 0, 2)],
+        vec![kv("/p/flannel-gen/owned/10.5.3.0-24", &record("c1", "gone", &old), 0, 3)],
+    );
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert_eq!(kinds(&p), ["delete gone", "create a", "create b"]);
+    let (guards, writes) = &p.transactions()[0];
+    assert_eq!(guards[0], Guard::ModRevision("/p/subnets/10.5.3.0-24".into(), 2));
+    assert_eq!(writes[0], Write::Delete { key: "/p/subnets/10.5.3.0-24".into() });
+    assert_eq!(writes[1], Write::Delete { key: "/p/flannel-gen/owned/10.5.3.0-24".into() });
+}
+
+#[test]
+fn overlapping_subnets_and_claimed_public_ips_are_conflicts() {
+    let (c, pb) = cluster(TOPO);
+    let t = target();
+    // A flanneld /25 inside a's /24.
+    let s = snap(vec![kv("/p/subnets/10.5.1.128-25", &value("192.168.1.99", "0a:00:00:00:00:09"), 7, 2)], vec![]);
+    let p = plan(&t, &c, &pb, &s, &[]);
+    assert!(p.conflicts.iter().any(|m| m.contains("overlaps node a")), "{:?}", p.conflicts);
+    // A flanneld lease holding b's public IP under another subnet.
+    let s = snap(vec![kv("/p/subnets/10.5.9.0-24", &value("192.168.1.12", "0a:00:00:00:00:09"), 7, 2)], vec![]);
+    let p = plan(&t, &c, &pb, &s, &[]);
+    assert!(p.conflicts.iter().any(|m| m.contains("claims node b's public IP")), "{:?}", p.conflicts);
+    assert_eq!(p.writes(), 0);
+}
+
+#[test]
+fn a_config_for_another_network_or_vni_is_a_conflict() {
+    let (c, pb) = cluster(TOPO);
+    let mut s = snap(vec![], vec![]);
+    s.config = Some(kv("/p/config", r#"{"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}}"#, 0, 1));
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts[0].contains("IPv4 network is 10.6.0.0/16"), "{:?}", p.conflicts);
+    s.config = Some(kv("/p/config", r#"{"Network":"10.5.0.0/16","Backend":{"Type":"host-gw"}}"#, 0, 1));
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts[0].contains("the backend is host-gw"), "{:?}", p.conflicts);
+    // DirectRouting differs per node in flanneld too: a warning only.
+    s.config =
+        Some(kv("/p/config", r#"{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}}"#, 0, 1));
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+    assert!(p.warnings[0].contains("DirectRouting"), "{:?}", p.warnings);
+}
+
+#[test]
+fn ipv6_only_clusters_cannot_be_published_to_etcd() {
+    let (c, pb) = cluster(
+        "version: 1\ncluster: c6\nipv6Network: fd00:5::/56\nbackend:\n  type: vxlan\nnodes:\n  - name: a\n    ip6: fd01::1/64\n",
+    );
+    let mut s = snap(vec![], vec![]);
+    s.config = None;
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts[0].contains("IPv6-only"), "{:?}", p.conflicts);
+}
+
+#[test]
+fn transactions_stay_within_etcds_operation_limit_without_splitting_a_unit() {
+    let spec = crate::synth::SynthSpec {
+        nodes: 150,
+        backend: crate::topology::BackendKind::Vxlan,
+        direct_routing: false,
+        segments: 1,
+        cluster: "c1".into(),
+    };
+    let (c, pb) = cluster(&crate::synth::topology_yaml(&spec));
+    let mut s = snap(vec![], vec![]);
+    s.config = Some(kv("/p/config", &super::super::config::netconf_json(&c), 0, 1));
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+    let txns = p.transactions();
+    assert_eq!(p.writes(), 300);
+    assert_eq!(txns.len(), 3);
+    for (g, w) in &txns {
+        assert!(w.len() <= MAX_TXN_OPS && g.len() <= MAX_TXN_OPS);
+        assert_eq!(w.len() % 2, 0, "a key and its record travel together");
+    }
+}

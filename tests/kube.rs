@@ -1,0 +1,154 @@
+//! import/publish for flanneld's kube subnet manager. The fixture is
+//! `kubectl get nodes -o json` of a kube-flannel cluster; the annotation
+//! names are flannel's pkg/subnet/kube/annotations.go and the values what
+//! `AcquireLease` in pkg/subnet/kube/kube.go writes (backend-data is the
+//! vxlan lease JSON, `null` for host-gw; kube-subnet-manager "true").
+
+mod common;
+
+use std::path::Path;
+
+use common::{code, root, run, stderr, stdout};
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    root().join("tests/fixtures").join(name).to_string_lossy().into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf8")
+}
+
+fn import(nodes: &str, out: &Path) -> std::process::Output {
+    let conf = fixture("kube-net-conf.json");
+    run(&["import", "kube", nodes, "--net-conf", &conf, "--cluster", "kube", "--out", s(out), "--ip-masq", "true"])
+}
+
+fn plan(topo: &Path, node: &str) -> Value {
+    let o = run(&["plan", s(topo), "--node", node, "--format", "json", "--locked"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    serde_json::from_str(&stdout(&o)).expect("plan.json")
+}
+
+#[test]
+fn node_objects_import_as_the_nodes_flanneld_routes_to() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = dir.path().join("k.yaml");
+    let o = import(&fixture("kube-nodes.json"), &topo);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("Node worker-new: no spec.podCIDR yet"), "{err}");
+    assert!(err.contains("Node windows-1: no `flannel.alpha.coreos.com/kube-subnet-manager"), "{err}");
+    let p = plan(&topo, "cp-1");
+    assert_eq!(p["ipv4"]["subnet"], "10.244.0.0/24");
+    assert_eq!(p["ipv4"]["vtepMAC"], "4e:d2:0b:8c:19:a1");
+    let peers = p["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1);
+    assert_eq!(
+        (&peers[0]["node"], &peers[0]["subnet"], &peers[0]["publicIP"], &peers[0]["vtepMAC"]),
+        (
+            &Value::from("worker-1"),
+            &Value::from("10.244.1.0/24"),
+            &Value::from("192.168.56.12"),
+            &Value::from("b2:1f:6e:02:3d:77")
+        )
+    );
+    assert_eq!(code(&run(&["validate", "--locked", s(&topo)])), 0);
+}
+
+#[test]
+fn published_patches_carry_flanneld_annotations_and_import_back_unchanged() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = dir.path().join("k.yaml");
+    assert_eq!(code(&import(&fixture("kube-nodes.json"), &topo)), 0);
+    let o = run(&["publish", "kube", s(&topo), "--format", "json"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let list: Value = serde_json::from_str(&stdout(&o)).expect("List");
+    let worker = list["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|n| n["metadata"]["name"] == "worker-1")
+        .expect("worker-1");
+    let ann = &worker["metadata"]["annotations"];
+    assert_eq!(ann["flannel.alpha.coreos.com/backend-data"], r#"{"VNI":1,"VtepMAC":"b2:1f:6e:02:3d:77"}"#);
+    assert_eq!(ann["flannel.alpha.coreos.com/backend-type"], "vxlan");
+    assert_eq!(ann["flannel.alpha.coreos.com/kube-subnet-manager"], "true");
+    assert_eq!(ann["flannel.alpha.coreos.com/public-ip"], "192.168.56.12");
+    assert!(ann.get("flannel.alpha.coreos.com/backend-v6-data").is_none(), "IPv4-only: no v6 annotations");
+    assert_eq!(worker["spec"], serde_json::json!({"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24"]}));
+    // The published List is itself Node objects: importing it gives the same topology nodes.
+    let published = dir.path().join("published.json");
+    std::fs::write(&published, stdout(&o)).expect("write");
+    let again = dir.path().join("again.yaml");
+    assert_eq!(code(&import(s(&published), &again)), 0);
+    for node in ["cp-1", "worker-1"] {
+        assert_eq!(plan(&topo, node)["peers"], plan(&again, node)["peers"], "{node}");
+    }
+}
+
+#[test]
+fn the_script_patches_each_node_with_the_same_merge_patch() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = dir.path().join("k.yaml");
+    assert_eq!(code(&import(&fixture("kube-nodes.json"), &topo)), 0);
+    let script = stdout(&run(&["publish", "kube", s(&topo)]));
+    let json: Value =
+        serde_json::from_str(&stdout(&run(&["publish", "kube", s(&topo), "--format", "json"]))).expect("json");
+    let lines: Vec<&str> = script.lines().filter(|l| l.starts_with("kubectl ")).collect();
+    assert_eq!(lines.len(), 2, "{script}");
+    assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -eu\n"), "{script}");
+    for (line, item) in lines.iter().zip(json["items"].as_array().expect("items")) {
+        let name = item["metadata"]["name"].as_str().expect("name");
+        let prefix = format!("kubectl patch node '{name}' --type=merge -p '");
+        let body = line.strip_prefix(&prefix).and_then(|b| b.strip_suffix('\'')).unwrap_or_else(|| panic!("{line}"));
+        let patch: Value = serde_json::from_str(body).expect("patch JSON");
+        assert_eq!(patch["metadata"]["annotations"], item["metadata"]["annotations"]);
+        assert_eq!(patch["spec"], item["spec"]);
+    }
+    // sh parses it (syntax only: no kubectl here).
+    let f = dir.path().join("publish.sh");
+    std::fs::write(&f, &script).expect("write");
+    let sh = std::process::Command::new("sh").arg("-n").arg(&f).status().expect("sh");
+    assert!(sh.success());
+}
+
+#[test]
+fn host_gw_nodes_publish_null_backend_data_as_flanneld_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = run(&["publish", "kube", "examples/hostgw-3node.yaml", "--format", "json", "--node", "node-2"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let list: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    // RawMessage(nil).MarshalJSON() is "null" (kube.go writes it for host-gw).
+    assert_eq!(items[0]["metadata"]["annotations"]["flannel.alpha.coreos.com/backend-data"], "null");
+    assert_eq!(items[0]["metadata"]["annotations"]["flannel.alpha.coreos.com/backend-type"], "host-gw");
+    let bad = run(&["publish", "kube", "examples/hostgw-3node.yaml", "--node", "nope"]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    let prefix = run(&["publish", "kube", "examples/hostgw-3node.yaml", "--annotation-prefix", "Not/A/Prefix"]);
+    assert_eq!(code(&prefix), 2, "{}", stderr(&prefix));
+    drop(dir);
+}
+
+#[test]
+fn malformed_node_annotations_are_located() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let text = std::fs::read_to_string(fixture("kube-nodes.json"))
+        .expect("fixture")
+        .replace("\"192.168.56.12\"", "\"192.168.56.312\"")
+        .replace(r#"\"VtepMAC\":\"4e:d2:0b:8c:19:a1\""#, r#"\"VtepMAC\":\"zz\""#);
+    let nodes = dir.path().join("nodes.json");
+    std::fs::write(&nodes, text).expect("write");
+    let topo = dir.path().join("k.yaml");
+    let o = import(s(&nodes), &topo);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains(r#"items[1].metadata.annotations["flannel.alpha.coreos.com/public-ip"]"#), "{err}");
+    assert!(
+        err.contains(r#"items[0].metadata.annotations["flannel.alpha.coreos.com/backend-data"]: VtepMAC"#),
+        "{err}"
+    );
+    assert!(err.contains(&format!("{}:", nodes.display())), "located in the file: {err}");
+    assert!(!topo.exists());
+}

@@ -37,6 +37,7 @@ enum Command {
     Import(commands::import::Args),
     ImportNetconf(commands::import_netconf::Args),
     Publish(commands::publish::Args),
+    Udp(commands::udp::Args),
     Completions(commands::completions::Args),
 }
 
@@ -73,6 +74,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => commands::import::run(a),
         Command::ImportNetconf(a) => commands::import_netconf::run(a),
         Command::Publish(a) => commands::publish::run(a),
+        Command::Udp(a) => commands::udp::run(a),
         Command::Completions(a) => commands::completions::run(a, Cli::command()),
     }
 }

@@ -102,7 +102,23 @@ fn families(old: &NodePlan, new: &NodePlan, f: Family, s: &mut Vec<String>, w: &
     }
 }
 
+/// How a rollout onto or off the udp backend must be staged: the
+/// forwarders run between phase 1 and phase 2 (onto), or stop after the end.
+const UDP_ONTO: &str = "onto udp: roll out in three phases — `flannel-gen apply --phase 1` on every node (builds flannel0), start `flannel-gen udp` (flannel-gen-udp.service) on every node, `--phase 2` on every node (routes fall to flannel0), then a plain `flannel-gen apply` on every node";
+const UDP_OFF: &str = "off udp: roll out in three phases — `flannel-gen apply --phase 1` on every node, `--phase 2` on every node (flannel0 and its forwarder stay for peers that have not switched), then a plain `flannel-gen apply` on every node (removes flannel0); then stop flannel-gen-udp.service";
+
 fn devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String>) {
+    match (old.tun_device(), new.tun_device()) {
+        (None, Some(t)) => {
+            s.push(format!("+ device {} (TUN, mtu {}) and the udp forwarder (flannel-gen-udp.service)", t.name, t.mtu));
+            w.push(UDP_ONTO.into());
+        }
+        (Some(t), None) => {
+            s.push(format!("- device {} (TUN) and the udp forwarder", t.name));
+            w.push(UDP_OFF.into());
+        }
+        _ => {}
+    }
     for f in Family::ALL {
         match (old.vxlan_device(f), new.vxlan_device(f)) {
             (Some(o), None) => {
@@ -162,11 +178,13 @@ fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String
     let (mut rerouted, mut entries, mut path_changed, mut to_vxlan) = (Vec::new(), 0usize, false, false);
     for (k, n) in &news {
         let Some(o) = olds.get(k) else { continue };
-        let (ro, rn) = (old.route_of(o), new.route_of(n));
+        let (Some(ro), Some(rn)) = (old.path_route(o), new.path_route(n)) else { continue };
+        let via =
+            |r: &crate::plan::objects::Route| r.via.map_or_else(|| format!("dev {}", r.dev), |v| format!("via {v}"));
         if ro.dev != rn.dev {
-            moves.entry((ro.dev.clone(), rn.dev.clone())).or_default().push(rn.dst.to_string());
+            moves.entry((ro.dev.clone(), rn.dev.clone())).or_default().push(n.subnet().to_string());
         } else if ro != rn {
-            rerouted.push(format!("{} via {} → via {}", rn.dst, ro.via, rn.via));
+            rerouted.push(format!("{} {} → {}", n.subnet(), via(&ro), via(&rn)));
         }
         entries += usize::from(
             old.neighbour_of(o) != new.neighbour_of(n)
@@ -185,7 +203,8 @@ fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String
     if entries > 0 {
         s.push(format!("~ {entries} neighbours and {entries} FDB entries change"));
     }
-    if path_changed {
+    let udp = old.tun_device().is_some() != new.tun_device().is_some();
+    if path_changed && !udp {
         w.push(format!("peers change path{}: {TWO_PHASES}", if to_vxlan { " onto VXLAN" } else { "" }));
     }
 }

@@ -26,6 +26,8 @@ pub enum Error {
     Apply(#[from] crate::apply::ApplyError),
     #[error(transparent)]
     Etcd(#[from] crate::registry::etcd::EtcdError),
+    #[error(transparent)]
+    Udp(#[from] crate::udp::UdpError),
     /// A check of flannel-gen's own output failed: a bug, reported as such.
     #[error("{0}")]
     Internal(String),
@@ -48,9 +50,12 @@ impl Error {
             Error::Render(RenderError::Output(OutputError::Io { .. } | OutputError::Unwritable { .. })) => exit::SYSTEM,
             Error::Render(_) => exit::BAD_INPUT,
             Error::Etcd(EtcdError::TlsFile { .. }) => exit::BAD_INPUT,
-            Error::Io { .. } | Error::Apply(_) | Error::Etcd(_) | Error::Internal(_) | Error::Conflict(_) => {
-                exit::SYSTEM
-            }
+            Error::Io { .. }
+            | Error::Apply(_)
+            | Error::Etcd(_)
+            | Error::Internal(_)
+            | Error::Conflict(_)
+            | Error::Udp(_) => exit::SYSTEM,
         }
     }
 

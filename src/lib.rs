@@ -19,6 +19,11 @@
 //!   (pure), then only the changes, stage by stage.
 //! * [`diff`]: back end 3, plan vs plan: a semantic summary per node and the
 //!   unified diff of every rendered file.
+//! * [`registry`]: flanneld's lease registry (etcd keys, Node annotations):
+//!   `import` reads a running cluster into a topology, `publish` writes
+//!   flannel-gen nodes back in flanneld's formats.
+//! * [`udp`]: the udp backend's data path (`flannel-gen udp`), on the TUN
+//!   device [`tun`] makes.
 //! * [`compile`]: the front half of the pipeline every command shares.
 //! * [`cli`], [`commands`]: one module per subcommand; exit codes 0 ok,
 //!   1 changes, 2 bad input, 3 system.
@@ -47,3 +52,5 @@ pub mod synth;
 pub mod textdiff;
 pub mod topology;
 pub mod traffic;
+pub mod tun;
+pub mod udp;

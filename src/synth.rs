@@ -28,6 +28,8 @@ impl SynthSpec {
             Some(format!("--segments must be 1..={MAX_SEGMENTS}"))
         } else if self.backend == BackendKind::HostGw && self.segments > 1 {
             Some("host-gw routes to every node directly: all nodes must share one segment (use --backend vxlan --direct-routing for several)".into())
+        } else if self.backend == BackendKind::Udp && self.direct_routing {
+            Some("--direct-routing is a vxlan option; udp carries everything through the forwarder".into())
         } else if self.backend == BackendKind::HostGw && self.direct_routing {
             Some("--direct-routing is a vxlan option; host-gw routes directly already".into())
         } else {

@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::process::{Child, Stdio};
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::netns::{Netns, flannel_state, ip_json, root_or_skip};
+use common::ping::{ping_totals, start_pingers};
 use common::{code, run, stdout};
 
 const VXLAN: &str = "examples/vxlan-3node.yaml";
@@ -68,42 +68,6 @@ fn fresh_state(c: &Cluster, step: &Step, node: &str) -> String {
     node_state(&ns, step.devices)
 }
 
-/// Pingers from every pod to every pod on another node.
-fn start_pingers(c: &Cluster) -> Vec<(String, Child)> {
-    let mut pingers = Vec::new();
-    for a in &c.pods {
-        for b in c.pods.iter().filter(|b| b.node != a.node) {
-            let child =
-                a.ns.exec("ping", &["-n", "-q", "-i", "0.01", "-c", &COUNT.to_string(), "-W", "1", &b.ip])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("ping");
-            pingers.push((format!("{} ({}) -> {} ({})", a.ip, a.node, b.ip, b.node), child));
-        }
-    }
-    pingers
-}
-
-/// Waits for the pingers; (sent, lost, report).
-fn ping_totals(pingers: Vec<(String, Child)>) -> (usize, usize, Vec<String>) {
-    let (mut sent, mut lost, mut report) = (0, 0, Vec::new());
-    for (pair, child) in pingers {
-        let out = child.wait_with_output().expect("ping");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let line = text
-            .lines()
-            .find(|l| l.contains("packets transmitted"))
-            .unwrap_or_else(|| panic!("{pair}: no ping summary: {text}"))
-            .to_string();
-        let nums: Vec<usize> = line.split(|ch: char| !ch.is_ascii_digit()).filter_map(|t| t.parse().ok()).collect();
-        sent += nums[0];
-        lost += nums[0] - nums[1];
-        report.push(format!("{pair}: {line}"));
-    }
-    (sent, lost, report)
-}
-
 /// Starts a cluster on `start`, then rolls out each step while pods ping;
 /// after each, every node has exactly the step's devices and a fresh
 /// apply's state. No ping may be lost.
@@ -112,7 +76,7 @@ fn migrate_without_loss(start: &Step, steps: &[Step]) {
     c.apply_all(start.topology);
     c.attach_pods(1);
     assert!(c.ping_across().is_empty(), "cluster works before the migration");
-    let pingers = start_pingers(&c);
+    let pingers = start_pingers(&c, COUNT);
     sleep(Duration::from_millis(500));
     for step in steps {
         roll_out(&c, step);

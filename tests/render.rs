@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use common::{code, golden, root, run, stderr, stdout};
 
-const EXAMPLES: &[&str] = &["vxlan-3node", "hostgw-3node", "vxlan-directrouting"];
+const EXAMPLES: &[&str] = &["vxlan-3node", "hostgw-3node", "vxlan-directrouting", "udp-3node"];
 
 /// Every file under `dir`, relative path -> contents.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {

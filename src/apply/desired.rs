@@ -14,7 +14,7 @@ use super::live::Live;
 use super::reconcile::ROUTE_PROTOCOL_STATIC;
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use crate::plan::{NodePlan, Sysctl};
 use crate::traffic::iptables::{self, SavedChain};
 use crate::traffic::nft;
@@ -30,6 +30,14 @@ pub struct RouteScope {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceState {
     pub vxlan: VxlanDevice,
+    pub up: bool,
+    pub alias: Option<String>,
+}
+
+/// The udp backend's TUN device as it should be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunState {
+    pub tun: TunDevice,
     pub up: bool,
     pub alias: Option<String>,
 }
@@ -58,6 +66,8 @@ pub struct Desired {
     /// The families whose rules are in scope.
     pub rule_families: Vec<Family>,
     pub devices: Vec<DeviceState>,
+    #[serde(default)]
+    pub tun: Option<TunState>,
     pub addresses: Vec<(String, IpNet)>,
     pub neighbours: Vec<Neighbour>,
     pub fdb: Vec<Fdb>,
@@ -72,6 +82,7 @@ impl Desired {
     /// What a plan calls for.
     pub fn from_plan(plan: &NodePlan) -> Desired {
         let devices = plan.vxlan_devices();
+        let tun = plan.tun_device();
         let mut rules = RulesState::default();
         if let Some(t) = plan.traffic_rules {
             for r in plan.family_rules() {
@@ -93,14 +104,23 @@ impl Desired {
             uplink: plan.uplink.name.clone(),
             scope: plan.families().map(|(_, f)| RouteScope { network: f.network, subnet: f.subnet }).collect(),
             rule_families: plan.families().map(|(f, _)| f).collect(),
-            addresses: devices.iter().map(|d| (d.name.clone(), d.address)).collect(),
+            addresses: devices
+                .iter()
+                .map(|d| (d.name.clone(), d.address))
+                .chain(tun.iter().map(|t| (t.name.clone(), t.address)))
+                .collect(),
             devices: devices
                 .into_iter()
                 .map(|vxlan| DeviceState { vxlan, up: true, alias: Some(crate::plan::marker(&plan.cluster)) })
                 .collect(),
+            tun: tun.map(|tun| TunState { tun, up: true, alias: Some(crate::plan::marker(&plan.cluster)) }),
             neighbours: plan.neighbours().collect(),
             fdb: plan.fdb().collect(),
-            routes: plan.routes().map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC }).collect(),
+            routes: plan
+                .routes()
+                .into_iter()
+                .map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC })
+                .collect(),
             rules,
             sysctls: plan.sysctls.clone(),
             retire_reason: "not in the plan".into(),
@@ -114,6 +134,7 @@ impl Desired {
         Desired {
             rule_families: Family::ALL.to_vec(),
             devices: Vec::new(),
+            tun: None,
             addresses: Vec::new(),
             neighbours: Vec::new(),
             fdb: Vec::new(),
@@ -132,6 +153,7 @@ impl Desired {
     pub fn snapshot(live: &Live, around: &Desired) -> Desired {
         let mut s = Desired {
             devices: Vec::new(),
+            tun: None,
             addresses: Vec::new(),
             neighbours: Vec::new(),
             fdb: Vec::new(),
@@ -139,22 +161,28 @@ impl Desired {
             retire_reason: "not in the snapshot".into(),
             ..around.clone()
         };
-        let planned: Vec<&str> = around.devices.iter().map(|d| d.vxlan.name.as_str()).collect();
+        let planned = around.planned_names();
         for l in live.links.values() {
             let ours = l.alias.as_deref() == Some(around.marker.as_str()) || planned.contains(&l.name.as_str());
-            if let Some(d) = ours.then(|| snapshot_device(live, l)).flatten() {
+            if !ours {
+                continue;
+            }
+            if let Some(d) = snapshot_device(live, l) {
                 collect_entries(live, l.index, &d.vxlan.name, &mut s);
                 s.devices.push(d);
+            } else if let Some(t) = snapshot_tun(live, l, around) {
+                s.addresses.push((t.tun.name.clone(), t.tun.address));
+                s.tun = Some(t);
             }
         }
         s.routes = live
             .routes
             .iter()
-            .filter(|r| owns(&around.scope, &r.dst))
+            .filter(|r| around.owns_route(live, r))
             .filter_map(|r| {
                 let dev = r.oif.and_then(|i| live.name_of(i))?.to_string();
                 Some(RouteState {
-                    route: Route { dst: r.dst, via: r.gateway?, dev, onlink: r.onlink },
+                    route: Route { dst: r.dst, via: r.gateway, dev, onlink: r.onlink },
                     protocol: r.protocol,
                 })
             })
@@ -181,6 +209,36 @@ impl Desired {
             .collect();
         s
     }
+}
+
+impl Desired {
+    /// Devices this state has, by name.
+    pub fn planned_names(&self) -> Vec<&str> {
+        let tun = self.tun.iter().map(|t| t.tun.name.as_str());
+        self.devices.iter().map(|d| d.vxlan.name.as_str()).chain(tun).collect()
+    }
+
+    /// Whether a live route is flannel-gen's: inside a cluster network and
+    /// more specific than it ([`owns`]), or the network route itself on a
+    /// device flannel-gen owns (udp's `<network> dev flannel0`).
+    pub fn owns_route(&self, live: &Live, r: &super::live::LiveRoute) -> bool {
+        if owns(&self.scope, &r.dst) {
+            return true;
+        }
+        let on_ours = r.oif.and_then(|i| live.links.values().find(|l| l.index == i)).is_some_and(|l| {
+            l.alias.as_deref() == Some(self.marker.as_str()) || self.planned_names().contains(&l.name.as_str())
+        });
+        on_ours && self.scope.iter().any(|s| s.network == r.dst)
+    }
+}
+
+/// A live TUN device as a desired one (a revert makes it again).
+fn snapshot_tun(live: &Live, l: &super::live::LiveLink, around: &Desired) -> Option<TunState> {
+    l.tun.as_ref().filter(|_| l.kind.as_deref() == Some("tun"))?;
+    let network = around.scope.iter().map(|s| s.network).find(|n| n.addr().is_ipv4())?;
+    let address = live.addrs_of(l.index).iter().copied().find(|a| a.addr().is_ipv4() && a.prefix_len() == 32)?;
+    let tun = TunDevice { name: l.name.clone(), mtu: l.mtu?, address, network };
+    Some(TunState { tun, up: l.up, alias: l.alias.clone() })
 }
 
 /// Whether a route to `dst` is flannel-gen's in `scope`.

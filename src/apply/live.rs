@@ -20,6 +20,16 @@ pub struct LiveVxlan {
     pub gbp: Option<bool>,
 }
 
+/// IFLA_TUN_* of a TUN/TAP device (`ip -d link` shows the same).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LiveTun {
+    /// IFLA_TUN_TYPE: 1 tun, 2 tap.
+    pub tun_type: Option<u8>,
+    pub pi: Option<bool>,
+    pub multi_queue: Option<bool>,
+    pub persist: Option<bool>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct LiveLink {
     pub index: u32,
@@ -27,6 +37,7 @@ pub struct LiveLink {
     /// `info_kind` (vxlan, veth, ...); `None` for devices without one.
     pub kind: Option<String>,
     pub vxlan: Option<LiveVxlan>,
+    pub tun: Option<LiveTun>,
     pub mtu: Option<u32>,
     pub mac: Option<Mac>,
     pub up: bool,
@@ -44,6 +55,8 @@ pub struct LiveRoute {
     pub onlink: bool,
     /// rtm_protocol (4 = static).
     pub protocol: u8,
+    /// rtm_scope: 0 universe (every route flannel-gen makes), 253 link.
+    pub scope: u8,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 pub enum LockError {
     #[error("{path}: {source}{}", super::netns::root_hint(source))]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("another flannel-gen apply holds {path} (waited {secs}s); nothing was changed")]
-    Busy { path: PathBuf, secs: u64 },
+    #[error("another flannel-gen {what} holds {path} (waited {secs}s); nothing was changed")]
+    Busy { what: &'static str, path: PathBuf, secs: u64 },
 }
 
 pub const LOCK_DIR: &str = "/run/flannel-gen";
@@ -25,15 +25,25 @@ pub struct ApplyLock {
 }
 
 pub fn lock_path(netns: Option<&str>) -> PathBuf {
+    named_path("apply", netns)
+}
+
+/// `/run/flannel-gen/<what>[-netns-<ns>].lock`.
+fn named_path(what: &str, netns: Option<&str>) -> PathBuf {
     PathBuf::from(LOCK_DIR).join(match netns {
-        Some(ns) => format!("apply-netns-{ns}.lock"),
-        None => "apply.lock".to_string(),
+        Some(ns) => format!("{what}-netns-{ns}.lock"),
+        None => format!("{what}.lock"),
     })
 }
 
 /// Takes the lock, waiting up to `wait` for another apply to finish.
 pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockError> {
-    let path = lock_path(netns);
+    acquire_named("apply", netns, wait)
+}
+
+/// The lock of `what` (apply, udp) in a namespace.
+pub fn acquire_named(what: &'static str, netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockError> {
+    let path = named_path(what, netns);
     std::fs::create_dir_all(LOCK_DIR).map_err(|source| LockError::Io { path: LOCK_DIR.into(), source })?;
     let file = OpenOptions::new()
         .create(true)
@@ -53,10 +63,10 @@ pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockErr
             return Err(LockError::Io { path, source: err });
         }
         if Instant::now() >= deadline {
-            return Err(LockError::Busy { path, secs: wait.as_secs() });
+            return Err(LockError::Busy { what, path, secs: wait.as_secs() });
         }
         if !told {
-            eprintln!("flannel-gen: waiting for another apply to finish ({})", path.display());
+            eprintln!("flannel-gen: waiting for another {what} to finish ({})", path.display());
             told = true;
         }
         std::thread::sleep(POLL);

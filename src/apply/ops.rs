@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use crate::topology::RulesBackend;
 
 /// In-place corrections of an existing device.
@@ -63,6 +63,12 @@ pub enum Op {
     CreateLink {
         device: VxlanDevice,
         /// flannel-gen's marker (or none, restoring an unmarked device).
+        alias: Option<String>,
+        up: bool,
+    },
+    /// The udp backend's persistent TUN device (ioctl, then netlink).
+    CreateTun {
+        device: TunDevice,
         alias: Option<String>,
         up: bool,
     },
@@ -151,7 +157,7 @@ impl Op {
     pub fn stage(&self) -> Stage {
         match self {
             Op::DeleteLink { replacing: true, .. } => Stage::ReplaceLinks,
-            Op::CreateLink { .. } => Stage::CreateLinks,
+            Op::CreateLink { .. } | Op::CreateTun { .. } => Stage::CreateLinks,
             Op::Sysctl { .. } | Op::FixLink { .. } => Stage::Settings,
             Op::SetRules(_) => Stage::Rules,
             Op::DelRules(_) => Stage::PruneRoutes,
@@ -172,6 +178,7 @@ impl Op {
             Op::SetRules(_) => '+',
             Op::DelRules(_) => '-',
             Op::CreateLink { .. }
+            | Op::CreateTun { .. }
             | Op::AddAddress { .. }
             | Op::AddNeigh(_)
             | Op::AddFdb(_)
@@ -187,7 +194,7 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Sysctl { .. } => "sysctl",
-            Op::DeleteLink { .. } | Op::CreateLink { .. } | Op::FixLink { .. } => "link",
+            Op::DeleteLink { .. } | Op::CreateLink { .. } | Op::CreateTun { .. } | Op::FixLink { .. } => "link",
             Op::AddAddress { .. } | Op::DelAddress { .. } => "address",
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
@@ -202,6 +209,7 @@ impl Op {
             Op::Sysctl { key, from, to } => format!("{key}={to} (was {from})"),
             Op::DeleteLink { name, why, .. } => format!("{name} ({why})"),
             Op::CreateLink { device, .. } => device.to_string(),
+            Op::CreateTun { device, .. } => device.to_string(),
             Op::FixLink { name, fix } => format!("{name} ({})", fix_parts(fix).join(", ")),
             Op::AddAddress { dev, addr } | Op::DelAddress { dev, addr } => format!("{addr} dev {dev}"),
             Op::AddNeigh(n) => n.to_string(),

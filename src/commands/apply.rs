@@ -1,9 +1,8 @@
 //! `flannel-gen apply (TOPO [--node N] | --plan FILE)`
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{Format, compile_warned, out};
+use super::{Format, out};
 use crate::apply::snapshot::{self, Outcome};
 use crate::apply::watch::{Event, WatchOptions};
 use crate::apply::{self, ApplyError, Desired, Op, Phase, Session, Target};
@@ -27,17 +26,9 @@ use crate::plan::NodePlan;
 ///   flannel-gen apply cluster.yaml --confirm-timeout 120   # then: flannel-gen confirm
 ///   flannel-gen apply --plan /etc/flannel-gen/plan.json --watch
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["topology", "plan"])))]
 pub struct Args {
-    /// The topology file (`-` reads standard input).
-    #[arg(value_name = "TOPO")]
-    pub topology: Option<PathBuf>,
-    /// The node to apply (with a topology); default: this host's name.
-    #[arg(long, value_name = "N", conflicts_with = "plan")]
-    pub node: Option<String>,
-    /// A rendered plan.json instead of a topology.
-    #[arg(long, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::source::PlanSource,
     /// Print the changes without making them; exit 1 when any are pending.
     #[arg(long)]
     pub dry_run: bool,
@@ -99,34 +90,8 @@ pub fn parse_netns(s: &str) -> Result<String, String> {
     if apply::netns::is_name(s) { Ok(s.to_string()) } else { Err(format!("`{s}` is not a namespace name")) }
 }
 
-/// The plan of `--plan FILE`, or of a node of a topology.
-pub fn load_plan(
-    topology: Option<&PathBuf>,
-    node: Option<String>,
-    plan: Option<&PathBuf>,
-    locked: bool,
-) -> Result<NodePlan, Error> {
-    match (topology, plan) {
-        (Some(topo), _) => {
-            let c = compile_warned(topo, locked)?;
-            let node = match node {
-                Some(n) => n,
-                None => hostname()?,
-            };
-            Ok(crate::plan::build(&c.cluster, &c.leases, &node)?)
-        }
-        (None, Some(file)) => Ok(crate::plan::read_plan(file)?),
-        (None, None) => Err(Error::Usage("give a topology and --node, or --plan FILE".into())),
-    }
-}
-
-fn hostname() -> Result<String, Error> {
-    let path = "/proc/sys/kernel/hostname";
-    Ok(std::fs::read_to_string(path).map_err(Error::io(path))?.trim().to_string())
-}
-
 pub fn run(a: Args) -> Result<u8, Error> {
-    let p = load_plan(a.topology.as_ref(), a.node, a.plan.as_ref(), a.locked)?;
+    let p = a.source.load(a.locked)?;
     let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
     let opts = apply::Options { dry_run: a.dry_run, phase: a.phase.into(), adopt: a.adopt };
     if let Some(secs) = a.confirm_timeout {

@@ -36,6 +36,7 @@ pub enum BackendArg {
     Vxlan,
     #[value(name = "host-gw")]
     HostGw,
+    Udp,
 }
 
 fn parse_cluster(s: &str) -> Result<String, String> {
@@ -48,6 +49,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let backend = match a.backend {
         BackendArg::Vxlan => BackendKind::Vxlan,
         BackendArg::HostGw => BackendKind::HostGw,
+        BackendArg::Udp => BackendKind::Udp,
     };
     let spec = SynthSpec {
         nodes: a.nodes as usize,

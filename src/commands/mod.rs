@@ -14,7 +14,9 @@ pub mod plan;
 pub mod publish;
 pub mod render;
 pub mod rollback;
+pub mod source;
 pub mod teardown;
+pub mod udp;
 pub mod validate;
 
 use std::io::Write;

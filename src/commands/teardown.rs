@@ -1,10 +1,9 @@
 //! `flannel-gen teardown (TOPO [--node N] | --plan FILE)`
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Format;
-use super::apply::{load_plan, parse_netns, report_text};
+use super::apply::{parse_netns, report_text};
 use crate::apply::{self, Target};
 use crate::error::{Error, exit};
 
@@ -21,17 +20,9 @@ use crate::error::{Error, exit};
 ///   flannel-gen teardown --plan /etc/flannel-gen/plan.json
 ///   flannel-gen teardown cluster.yaml --node node-1 --dry-run
 #[derive(clap::Args, Debug)]
-#[command(group(clap::ArgGroup::new("source").required(true).args(["topology", "plan"])))]
 pub struct Args {
-    /// The topology file (`-` reads standard input): says the cluster and its networks.
-    #[arg(value_name = "TOPO")]
-    pub topology: Option<PathBuf>,
-    /// The node (with a topology); default: this host's name.
-    #[arg(long, value_name = "N", conflicts_with = "plan")]
-    pub node: Option<String>,
-    /// A rendered plan.json instead of a topology.
-    #[arg(long, value_name = "FILE")]
-    pub plan: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: super::source::PlanSource,
     /// Print what would be removed; exit 1 when anything would.
     #[arg(long)]
     pub dry_run: bool,
@@ -47,7 +38,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let p = load_plan(a.topology.as_ref(), a.node, a.plan.as_ref(), false)?;
+    let p = a.source.load(false)?;
     let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
     let changes = apply::teardown(&p, &target, a.dry_run)?;
     super::out(&report_text(&p.node, &changes, a.dry_run, a.format))?;

@@ -46,6 +46,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
             tx_checksum_offload: b.tx_checksum_offload,
         },
         BackendKind::HostGw => BackendPlan::HostGw,
+        BackendKind::Udp => BackendPlan::Udp { port: b.port },
     };
     let t = &cluster.traffic;
     let traffic_rules =
@@ -88,13 +89,17 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
     })
 }
 
-/// How `node` reaches `other` in family `f`: directly when the backend is
-/// host-gw, or with directRouting when `other` is on-link; else over VXLAN.
+/// How `node` reaches `other` in family `f`: through the udp forwarder with
+/// that backend; directly when the backend is host-gw, or with directRouting
+/// when `other` is on-link; else over VXLAN.
 fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease) -> Option<Peer> {
     let public_ip = other.ips.get(f)?.addr();
     let b = &cluster.backend;
     let direct = b.kind == BackendKind::HostGw || (b.direct_routing && node.on_link(f, other));
     let name = other.name.clone();
+    if b.kind == BackendKind::Udp {
+        return Some(Peer::Udp { node: name, subnet: l.subnet, public_ip });
+    }
     Some(if direct {
         Peer::HostGw { node: name, subnet: l.subnet, public_ip }
     } else {
@@ -103,7 +108,7 @@ fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease
 }
 
 /// Kernel settings the node needs: forwarding per family, and loose
-/// reverse-path filtering (IPv4) on the uplink and the VXLAN device: while a
+/// reverse-path filtering (IPv4) on the uplink and the overlay device: while a
 /// cluster migrates between backends, replies come back on another interface
 /// than the request left by, and strict filtering (rp_filter=1) drops them.
 /// Per-interface keys use sysctl.d's slash form, as names may contain dots.
@@ -111,9 +116,14 @@ pub fn sysctls(p: &PlanData) -> Vec<Sysctl> {
     let mut v = Vec::new();
     if p.ipv4.is_some() {
         v.push(Sysctl { key: "net.ipv4.ip_forward".into(), value: "1".into() });
-        let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name);
+        let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name).or_else(|| p.tun_device().map(|t| t.name));
         for dev in std::iter::once(p.uplink.name.clone()).chain(v4_dev) {
             v.push(Sysctl { key: format!("net/ipv4/conf/{dev}/rp_filter"), value: "2".into() });
+        }
+        // flanneld's ICMP errors come from the TUN device's own address, which
+        // the kernel drops as a martian source unless the device accepts it.
+        if let Some(t) = p.tun_device() {
+            v.push(Sysctl { key: format!("net/ipv4/conf/{}/accept_local", t.name), value: "1".into() });
         }
     }
     if p.ipv6.is_some() {

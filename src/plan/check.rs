@@ -82,6 +82,12 @@ fn header(c: &mut Checker, p: &PlanData) {
             c.fail("backend.port", "0 is not a UDP port");
         }
     }
+    if let BackendPlan::Udp { port: 0 } = p.backend {
+        c.fail("backend.port", "0 is not a UDP port");
+    }
+    if matches!(p.backend, BackendPlan::Udp { .. }) && p.ipv6.is_some() {
+        c.fail("ipv6", "the udp backend carries IPv4 only");
+    }
     if p.ipv4.is_none() && p.ipv6.is_none() {
         c.fail("ipv4", "the plan has neither ipv4 nor ipv6");
     }
@@ -212,6 +218,9 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
     }
     let on_link = p.uplink.address(f).is_some_and(|a| a.trunc().contains(&ip));
     match (&p.backend, peer) {
+        (BackendPlan::Udp { .. }, Peer::Udp { .. }) => {}
+        (BackendPlan::Udp { .. }, _) => c.fail(format!("peers[{i}].path"), "a udp plan reaches every peer over udp"),
+        (_, Peer::Udp { .. }) => c.fail(format!("peers[{i}].path"), "only a udp plan has udp peers"),
         (BackendPlan::HostGw, Peer::Vxlan { .. }) => {
             c.fail(format!("peers[{i}].path"), "a host-gw plan has no VXLAN device to reach a vxlan peer")
         }

@@ -98,6 +98,10 @@ pub enum BackendPlan {
         tx_checksum_offload: bool,
     },
     HostGw,
+    /// flanneld's udp backend: TUN `flannel0` and `flannel-gen udp` on `port`.
+    Udp {
+        port: u16,
+    },
 }
 
 impl BackendPlan {
@@ -105,13 +109,14 @@ impl BackendPlan {
         match self {
             BackendPlan::Vxlan { .. } => BackendKind::Vxlan,
             BackendPlan::HostGw => BackendKind::HostGw,
+            BackendPlan::Udp { .. } => BackendKind::Udp,
         }
     }
 
     pub fn vni(&self) -> Option<u32> {
         match self {
             BackendPlan::Vxlan { vni, .. } => Some(*vni),
-            BackendPlan::HostGw => None,
+            BackendPlan::HostGw | BackendPlan::Udp { .. } => None,
         }
     }
 }
@@ -160,6 +165,8 @@ pub enum Peer {
     Vxlan { node: String, subnet: IpNet, public_ip: IpAddr, vtep_mac: Mac },
     /// Routed to the peer's underlay address, which is on-link.
     HostGw { node: String, subnet: IpNet, public_ip: IpAddr },
+    /// Carried by `flannel-gen udp` to the peer's public IP and the cluster's port.
+    Udp { node: String, subnet: IpNet, public_ip: IpAddr },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -167,6 +174,7 @@ pub enum Peer {
 pub enum PeerPath {
     Vxlan,
     HostGw,
+    Udp,
 }
 
 /// A peer as plan.json writes it.
@@ -193,6 +201,8 @@ impl TryFrom<PeerDoc> for Peer {
             (PeerPath::Vxlan, None) => Err("a vxlan peer needs `vtepMAC`".into()),
             (PeerPath::HostGw, None) => Ok(Peer::HostGw { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
             (PeerPath::HostGw, Some(_)) => Err("a host-gw peer has no `vtepMAC`".into()),
+            (PeerPath::Udp, None) => Ok(Peer::Udp { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
+            (PeerPath::Udp, Some(_)) => Err("a udp peer has no `vtepMAC`".into()),
         }
     }
 }
@@ -206,6 +216,9 @@ impl From<Peer> for PeerDoc {
             Peer::HostGw { node, subnet, public_ip } => {
                 PeerDoc { path: PeerPath::HostGw, node, subnet, public_ip, vtep_mac: None }
             }
+            Peer::Udp { node, subnet, public_ip } => {
+                PeerDoc { path: PeerPath::Udp, node, subnet, public_ip, vtep_mac: None }
+            }
         }
     }
 }
@@ -213,19 +226,19 @@ impl From<Peer> for PeerDoc {
 impl Peer {
     pub fn node(&self) -> &str {
         match self {
-            Peer::Vxlan { node, .. } | Peer::HostGw { node, .. } => node,
+            Peer::Vxlan { node, .. } | Peer::HostGw { node, .. } | Peer::Udp { node, .. } => node,
         }
     }
 
     pub fn subnet(&self) -> IpNet {
         match self {
-            Peer::Vxlan { subnet, .. } | Peer::HostGw { subnet, .. } => *subnet,
+            Peer::Vxlan { subnet, .. } | Peer::HostGw { subnet, .. } | Peer::Udp { subnet, .. } => *subnet,
         }
     }
 
     pub fn public_ip(&self) -> IpAddr {
         match self {
-            Peer::Vxlan { public_ip, .. } | Peer::HostGw { public_ip, .. } => *public_ip,
+            Peer::Vxlan { public_ip, .. } | Peer::HostGw { public_ip, .. } | Peer::Udp { public_ip, .. } => *public_ip,
         }
     }
 
@@ -233,7 +246,7 @@ impl Peer {
     pub fn vtep_mac(&self) -> Option<Mac> {
         match self {
             Peer::Vxlan { vtep_mac, .. } => Some(*vtep_mac),
-            Peer::HostGw { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } => None,
         }
     }
 
@@ -245,6 +258,7 @@ impl Peer {
         match self {
             Peer::Vxlan { .. } => "vxlan",
             Peer::HostGw { .. } => "host-gw",
+            Peer::Udp { .. } => "udp",
         }
     }
 }

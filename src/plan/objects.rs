@@ -7,7 +7,10 @@
 //! `<subnet.0> lladdr <VTEP MAC>`, FDB `<VTEP MAC> dst <public IP> self
 //! permanent`, then the route `<subnet> via <subnet.0> onlink` last, so the
 //! kernel never has to resolve the gateway. Per host-gw peer: the route
-//! `<subnet> via <public IP>` on the uplink.
+//! `<subnet> via <public IP>` on the uplink. udp (pkg/backend/udp/
+//! udp_network_amd64.go `configureIface`): the TUN device `flannel0` with the
+//! subnet's network address as /32, MTU uplink − 28, and one route
+//! `<network> dev flannel0`; peers live in the forwarder's table, not the kernel.
 
 use std::net::IpAddr;
 
@@ -40,6 +43,26 @@ pub struct VxlanDevice {
     pub address: IpNet,
 }
 
+/// The udp backend's TUN device (IFF_TUN, no packet info, multi-queue,
+/// persistent): made by apply, read and written by `flannel-gen udp`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TunDevice {
+    pub name: String,
+    pub mtu: u32,
+    /// The subnet's network address as a /32, as flanneld configures it.
+    pub address: IpNet,
+    /// The pod network, routed to the device.
+    pub network: IpNet,
+}
+
+impl TunDevice {
+    /// `<network> dev flannel0`: everything in the pod network that is not
+    /// more specific (this node's own subnet on the bridge) goes to the forwarder.
+    pub fn route(&self) -> Route {
+        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false }
+    }
+}
+
 /// flanneld's masquerade and forward rules for one family
 /// (pkg/trafficmngr): what to masquerade, and the network to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,7 +92,8 @@ pub struct Fdb {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Route {
     pub dst: IpNet,
-    pub via: IpAddr,
+    /// `None`: a device route (udp's `<network> dev flannel0`).
+    pub via: Option<IpAddr>,
     pub dev: String,
     pub onlink: bool,
 }
@@ -97,6 +121,18 @@ impl PlanData {
         })
     }
 
+    /// The TUN device, when the backend is udp.
+    pub fn tun_device(&self) -> Option<TunDevice> {
+        let BackendPlan::Udp { .. } = self.backend else { return None };
+        let fam = self.family(Family::V4)?;
+        Some(TunDevice {
+            name: crate::topology::UDP_DEVICE.to_string(),
+            mtu: self.mtu,
+            address: IpNet::new(fam.subnet.network(), 32).ok()?,
+            network: fam.network,
+        })
+    }
+
     /// The rules each family needs (none when the plan keeps no rules, or a
     /// family has neither masquerade nor forward rules).
     pub fn family_rules(&self) -> Vec<FamilyRules> {
@@ -121,7 +157,8 @@ impl PlanData {
 
     /// Names of the devices this plan creates.
     pub fn device_names(&self) -> Vec<String> {
-        self.vxlan_devices().into_iter().map(|d| d.name).collect()
+        let tun = self.tun_device().map(|t| t.name);
+        self.vxlan_devices().into_iter().map(|d| d.name).chain(tun).collect()
     }
 
     /// The device a vxlan peer of family `f` is reached through.
@@ -145,7 +182,7 @@ impl NodePlan {
             Peer::Vxlan { subnet, vtep_mac, .. } => {
                 Some(Neighbour { dev: self.vxlan_dev_name(p.family()), ip: subnet.network(), lladdr: *vtep_mac })
             }
-            Peer::HostGw { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } => None,
         }
     }
 
@@ -155,23 +192,36 @@ impl NodePlan {
             Peer::Vxlan { public_ip, vtep_mac, .. } => {
                 Some(Fdb { dev: self.vxlan_dev_name(p.family()), lladdr: *vtep_mac, dst: *public_ip })
             }
-            Peer::HostGw { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } => None,
         }
     }
 
-    pub fn routes(&self) -> impl Iterator<Item = Route> + '_ {
-        self.peers.iter().map(|p| self.route_of(p))
+    /// Every route the plan makes: one per vxlan or host-gw peer, or udp's
+    /// one network route.
+    pub fn routes(&self) -> Vec<Route> {
+        let tun = self.tun_device().map(|t| t.route());
+        self.peers.iter().filter_map(|p| self.route_of(p)).chain(tun).collect()
     }
 
-    /// The route to one peer's subnet.
-    pub fn route_of(&self, p: &Peer) -> Route {
+    /// The kernel route traffic to `p` takes: its own, or udp's network route.
+    pub fn path_route(&self, p: &Peer) -> Option<Route> {
+        self.route_of(p).or_else(|| self.tun_device().map(|t| t.route()))
+    }
+
+    /// The kernel route to one peer's subnet (none for a udp peer: the
+    /// forwarder's table routes it).
+    pub fn route_of(&self, p: &Peer) -> Option<Route> {
         match p {
-            Peer::Vxlan { subnet, .. } => {
-                Route { dst: *subnet, via: subnet.network(), dev: self.vxlan_dev_name(p.family()), onlink: true }
-            }
+            Peer::Vxlan { subnet, .. } => Some(Route {
+                dst: *subnet,
+                via: Some(subnet.network()),
+                dev: self.vxlan_dev_name(p.family()),
+                onlink: true,
+            }),
             Peer::HostGw { subnet, public_ip, .. } => {
-                Route { dst: *subnet, via: *public_ip, dev: self.uplink.name.clone(), onlink: false }
+                Some(Route { dst: *subnet, via: Some(*public_ip), dev: self.uplink.name.clone(), onlink: false })
             }
+            Peer::Udp { .. } => None,
         }
     }
 }

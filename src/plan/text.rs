@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use super::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use super::{BackendPlan, NodePlan, Peer};
 
 impl fmt::Display for VxlanDevice {
@@ -36,9 +36,19 @@ impl fmt::Display for Fdb {
     }
 }
 
+impl fmt::Display for TunDevice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} type tun multi_queue persist mtu {}", self.name, self.mtu)
+    }
+}
+
 impl fmt::Display for Route {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {} dev {}", self.dst, self.via, self.dev)?;
+        write!(f, "{}", self.dst)?;
+        if let Some(via) = self.via {
+            write!(f, " via {via}")?;
+        }
+        write!(f, " dev {}", self.dev)?;
         if self.onlink {
             write!(f, " onlink")?;
         }
@@ -64,6 +74,7 @@ impl fmt::Display for BackendPlan {
                 f.write_str(")")
             }
             BackendPlan::HostGw => f.write_str("host-gw"),
+            BackendPlan::Udp { port } => write!(f, "udp (port {port})"),
         }
     }
 }
@@ -85,6 +96,11 @@ impl fmt::Display for NodePlan {
             writeln!(f, "link {d}")?;
             writeln!(f, "address {} dev {}", d.address, d.name)?;
         }
+        if let Some(t) = self.tun_device() {
+            writeln!(f, "link {t}")?;
+            writeln!(f, "address {} dev {}", t.address, t.name)?;
+            writeln!(f, "route {} dev {}", t.network, t.name)?;
+        }
         for p in &self.peers {
             writeln!(f, "# peer {} {} {} ({})", p.node(), p.public_ip(), p.subnet(), p.path())?;
             if let Peer::Vxlan { .. } = p {
@@ -93,7 +109,9 @@ impl fmt::Display for NodePlan {
                     writeln!(f, "neigh {n}\nfdb {d}")?;
                 }
             }
-            writeln!(f, "route {}", self.route_of(p))?;
+            if let Some(r) = self.route_of(p) {
+                writeln!(f, "route {r}")?;
+            }
         }
         Ok(())
     }

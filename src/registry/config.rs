@@ -35,6 +35,9 @@ pub fn netconf_json(c: &Cluster) -> String {
     }
     let b = &c.backend;
     let _ = write!(out, r#""Backend":{{"Type":"{}""#, b.kind.as_str());
+    if b.kind == BackendKind::Udp {
+        let _ = write!(out, r#","Port":{}"#, b.port);
+    }
     if b.kind == BackendKind::Vxlan {
         let _ = write!(out, r#","VNI":{},"Port":{}"#, b.vni, b.port);
         for (on, key) in [(b.direct_routing, "DirectRouting"), (b.gbp, "GBP"), (b.learning, "Learning")] {
@@ -105,6 +108,9 @@ fn differences(key: &str, theirs: &Cluster, c: &Cluster) -> (Vec<String>, Vec<St
     }
     let (tb, ob) = (&theirs.backend, &c.backend);
     check(true, "the backend", tb.kind.as_str().into(), ob.kind.as_str().into());
+    if tb.kind == BackendKind::Udp && ob.kind == BackendKind::Udp {
+        check(true, "the udp port", tb.port.to_string(), ob.port.to_string());
+    }
     if tb.kind == BackendKind::Vxlan && ob.kind == BackendKind::Vxlan {
         check(true, "the VNI", tb.vni.to_string(), ob.vni.to_string());
         check(true, "the VXLAN port", tb.port.to_string(), ob.port.to_string());

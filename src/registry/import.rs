@@ -88,7 +88,7 @@ pub fn import(conf: &NetConf, leases: &[Lease], o: &Options) -> Result<Imported,
             Ok(None) => skipped.push(format!(
                 "{}: backend `{}`, not the cluster's {}; left out, as flanneld's {} backend ignores it too (its subnet stays taken: publish refuses to give it to a flannel-gen node)",
                 l.origin.describe(),
-                l.attrs.backend_type,
+                if l.attrs.backend_type.is_empty() { "udp (none given)" } else { &l.attrs.backend_type },
                 conf.backend.kind.as_str(),
                 conf.backend.kind.as_str()
             )),
@@ -97,6 +97,15 @@ pub fn import(conf: &NetConf, leases: &[Lease], o: &Options) -> Result<Imported,
     }
     if !problems.is_empty() {
         return Err(Diagnostics(problems).into());
+    }
+    if nodes.is_empty() {
+        let msg = format!(
+            "none of the {} leases in {} belongs to the cluster's {} backend; nothing to import",
+            leases.len(),
+            o.source,
+            conf.backend.kind.as_str()
+        );
+        return Err(Diagnostics::whole_file(o.out, msg).into());
     }
     unused_names(o, &nodes, &mut warnings);
     nodes.sort_by(|a, b| (a.ips, &a.name).cmp(&(b.ips, &b.name)));
@@ -121,7 +130,7 @@ fn node_of(
     warnings: &mut Vec<String>,
 ) -> Result<Option<ImportedNode>, Diagnostic> {
     let fail = |m: String| Diagnostic::new(&PathBuf::from(l.origin.label()), Pos::FILE, "", m);
-    if l.attrs.backend_type != conf.backend.kind.as_str() {
+    if !super::of_backend(conf.backend.kind, &l.attrs.backend_type) {
         return Ok(None);
     }
     let mut ips = [None, None];

@@ -112,6 +112,21 @@ pub struct Lease {
     pub name: Option<String>,
 }
 
+/// The `BackendType` a backend's leases carry. flanneld's udp backend sets
+/// none (pkg/backend/udp/udp_amd64.go builds `LeaseAttrs{PublicIP}` only).
+pub fn lease_type(kind: crate::topology::BackendKind) -> &'static str {
+    match kind {
+        crate::topology::BackendKind::Udp => "",
+        k => k.as_str(),
+    }
+}
+
+/// Whether a lease of type `t` belongs to a cluster of backend `kind`
+/// (for udp, a lease that says `udp` too).
+pub fn of_backend(kind: crate::topology::BackendKind, t: &str) -> bool {
+    t == lease_type(kind) || t == kind.as_str()
+}
+
 /// What a flannel-gen node publishes: its subnets and attributes, from its
 /// plan (the one contract `apply` programs too).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +152,7 @@ impl Published {
                 Some(std::net::IpAddr::V6(a)) => Some(a),
                 _ => None,
             },
-            backend_type: d.backend.kind().as_str().to_string(),
+            backend_type: lease_type(d.backend.kind()).to_string(),
             backend_data: data(Family::V4),
             backend_v6_data: data(Family::V6),
         };

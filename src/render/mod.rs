@@ -111,6 +111,13 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         v.push(job("etc/flannel-gen/neigh.batch", "neigh.batch.j2"));
         v.push(job("etc/flannel-gen/fdb.batch", "fdb.batch.j2"));
     }
+    if let Some(t) = plan.tun_device() {
+        let base = format!("etc/systemd/network/50-{}", t.name);
+        v.push(job(format!("{base}.netdev"), "flannel0.netdev.j2"));
+        v.push(job(format!("{base}.network"), "flannel0.network.j2"));
+        v.push(job("etc/flannel-gen/link.batch", "link.batch.j2"));
+        v.push(job("etc/systemd/system/flannel-gen-udp.service", "flannel-gen-udp.service.j2"));
+    }
     rule_files(plan, &mut v);
     if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));

@@ -35,6 +35,9 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
     "flannel-gen.nft.j2",
     "flannel-gen-rules.service.j2",
     "flannel-gen-watch.service.j2",
+    "flannel0.netdev.j2",
+    "flannel0.network.j2",
+    "flannel-gen-udp.service.j2",
 ];
 
 /// A compiled, reusable template environment.

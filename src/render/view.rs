@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::mac::Mac;
-use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use crate::plan::{NodePlan, Sysctl, Uplink};
 
 #[derive(Serialize)]
@@ -25,9 +25,12 @@ pub struct View<'a> {
     pub ipv4: Option<FamilyView>,
     pub ipv6: Option<FamilyView>,
     pub devices: Vec<DeviceView>,
+    /// udp: the TUN device, and the port the forwarder listens on.
+    pub tun: Option<TunDevice>,
+    pub udp_port: Option<u16>,
     /// Routes to peers reached directly over the uplink (host-gw, directRouting).
     pub direct_routes: Vec<RouteView>,
-    /// Every route of the plan, in peer order.
+    /// Every route of the plan, in peer order (udp: its network route).
     pub routes: Vec<RouteView>,
     pub sysctls: &'a [Sysctl],
     /// Where flannel-gen is installed on the node (for the boot unit).
@@ -128,7 +131,7 @@ pub struct FdbView {
 pub struct RouteView {
     pub node: String,
     pub dst: IpNet,
-    pub via: IpAddr,
+    pub via: Option<IpAddr>,
     pub dev: String,
     pub onlink: bool,
 }
@@ -161,7 +164,7 @@ fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
                 public_ip: p.public_ip(),
                 neighbour: n.into(),
                 fdb: f.into(),
-                route: route_view(p.node(), plan.route_of(p)),
+                route: route_view(p.node(), plan.route_of(p)?),
             })
         })
         .collect();
@@ -193,13 +196,20 @@ impl<'a> View<'a> {
                 gateway: plan.gateway(f)?,
             })
         };
-        let routes: Vec<RouteView> = plan.peers.iter().map(|p| route_view(p.node(), plan.route_of(p))).collect();
+        let peer_routes = plan.peers.iter().filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?)));
+        let tun = plan.tun_device();
+        let network_route = tun.iter().map(|t| route_view("", t.route()));
+        let routes: Vec<RouteView> = peer_routes.chain(network_route).collect();
         let direct_routes = plan
             .peers
             .iter()
             .filter(|p| p.path() == "host-gw")
-            .map(|p| route_view(p.node(), plan.route_of(p)))
+            .filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?)))
             .collect();
+        let udp_port = match plan.backend {
+            crate::plan::BackendPlan::Udp { port } => Some(port),
+            _ => None,
+        };
         View {
             node: &plan.node,
             cluster: &plan.cluster,
@@ -211,6 +221,8 @@ impl<'a> View<'a> {
             ipv4: family(crate::netaddr::Family::V4),
             ipv6: family(crate::netaddr::Family::V6),
             devices: plan.vxlan_devices().into_iter().map(|d| device_view(plan, d)).collect(),
+            tun,
+            udp_port,
             direct_routes,
             routes,
             sysctls: &plan.sysctls,

@@ -18,6 +18,13 @@ use crate::netaddr::{Family, PerFamily, SubnetPool};
 /// flanneld's defaults, and the kernel's VXLAN port that flannel relies on.
 pub const DEFAULT_VNI: u32 = 1;
 pub const DEFAULT_VXLAN_PORT: u16 = 8472;
+/// flanneld's udp backend port (pkg/backend/udp/udp_amd64.go `defaultPort`).
+pub const DEFAULT_UDP_PORT: u16 = 8285;
+/// flanneld's udp `encapOverhead`: outer IPv4 (20) + UDP (8) headers.
+pub const UDP_OVERHEAD: u32 = 28;
+/// The TUN device of the udp backend (flanneld opens `flannel%d`, which is
+/// `flannel0` on a node running one flanneld).
+pub const UDP_DEVICE: &str = "flannel0";
 pub const DEFAULT_INTERFACE: &str = "eth0";
 pub const DEFAULT_MTU: u32 = 1500;
 /// Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
@@ -29,15 +36,24 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 pub enum BackendKind {
     Vxlan,
     HostGw,
+    /// flannel's original backend: a TUN device and a userspace forwarder.
+    Udp,
 }
 
 impl BackendKind {
-    pub const NAMES: &[&str] = &["vxlan", "host-gw"];
+    pub const NAMES: &[&str] = &["vxlan", "host-gw", "udp"];
+
+    /// "vxlan, host-gw or udp", for messages.
+    pub fn names_text() -> String {
+        let (last, rest) = Self::NAMES.split_last().unwrap_or((&"", &[]));
+        format!("{} or {last}", rest.join(", "))
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
             BackendKind::Vxlan => "vxlan",
             BackendKind::HostGw => "host-gw",
+            BackendKind::Udp => "udp",
         }
     }
 
@@ -45,6 +61,7 @@ impl BackendKind {
         match s {
             "vxlan" => Some(BackendKind::Vxlan),
             "host-gw" => Some(BackendKind::HostGw),
+            "udp" => Some(BackendKind::Udp),
             _ => None,
         }
     }
@@ -54,6 +71,7 @@ impl BackendKind {
         match self {
             BackendKind::Vxlan => VXLAN_OVERHEAD,
             BackendKind::HostGw => 0,
+            BackendKind::Udp => UDP_OVERHEAD,
         }
     }
 }

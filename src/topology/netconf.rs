@@ -41,6 +41,7 @@ const TOP_KEYS: &[&str] = &[
 ];
 const VXLAN_KEYS: &[&str] = &["Type", "VNI", "Port", "MTU", "GBP", "Learning", "DirectRouting"];
 const HOSTGW_KEYS: &[&str] = &["Type"];
+const UDP_KEYS: &[&str] = &["Type", "Port"];
 
 /// Reads a JSON object's fields the way Go does, and collects located problems.
 struct Reader<'a> {
@@ -195,17 +196,8 @@ fn family(r: &mut Reader, obj: &Map<String, Value>, f: Family) -> Option<FamilyC
 
 /// The backend section, checked per type as flanneld reads it.
 fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
-    let Some((bkey, b)) = Reader::field(obj, "Backend") else {
-        r.fail("", "no `Backend`: flanneld would run its udp backend, which flannel-gen does not build; set Backend.Type to vxlan or host-gw");
-        return None;
-    };
-    let Some(b) = b.as_object() else {
-        r.fail(bkey, format!("expected an object, got {b}"));
-        return None;
-    };
-    let kind = r.string(b, bkey, "Type").unwrap_or_default().to_ascii_lowercase();
     let mut conf = BackendConf {
-        kind: BackendKind::HostGw,
+        kind: BackendKind::Udp,
         vni: None,
         port: None,
         direct_routing: false,
@@ -213,6 +205,16 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
         learning: false,
         mtu: None,
     };
+    // pkg/subnet/config.go parseBackendType: no Backend at all is udp.
+    let Some((bkey, b)) = Reader::field(obj, "Backend") else {
+        r.warnings.push("no `Backend`: flanneld runs its udp backend, and so does the topology".into());
+        return Some(conf);
+    };
+    let Some(b) = b.as_object() else {
+        r.fail(bkey, format!("expected an object, got {b}"));
+        return None;
+    };
+    let kind = r.string(b, bkey, "Type").unwrap_or_default().to_ascii_lowercase();
     match kind.as_str() {
         "vxlan" => {
             r.unknown(b, bkey, VXLAN_KEYS);
@@ -224,14 +226,24 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
             conf.learning = r.boolean(b, bkey, "Learning").unwrap_or(false);
             conf.mtu = r.uint(b, bkey, "MTU").filter(|m| *m != 0);
         }
-        "host-gw" => r.unknown(b, bkey, HOSTGW_KEYS),
+        "host-gw" => {
+            r.unknown(b, bkey, HOSTGW_KEYS);
+            conf.kind = BackendKind::HostGw;
+        }
+        "udp" => {
+            r.unknown(b, bkey, UDP_KEYS);
+            conf.port = r.uint(b, bkey, "Port").filter(|n| *n != 0);
+        }
         "" => {
             r.fail(&Reader::path(bkey, "Type"), "the backend needs a `Type`");
             return None;
         }
         other => {
             let path = Reader::field(b, "Type").map(|(k, _)| Reader::path(bkey, k)).unwrap_or_default();
-            r.fail(&path, format!("backend `{other}` is not one flannel-gen builds; use vxlan or host-gw"));
+            r.fail(
+                &path,
+                format!("backend `{other}` is not one flannel-gen builds; use {}", BackendKind::names_text()),
+            );
             return None;
         }
     }
@@ -303,7 +315,7 @@ impl NetConf {
         }
         let b = &self.backend;
         let _ = writeln!(out, "backend:\n  type: {}", b.kind.as_str());
-        if b.kind == BackendKind::Vxlan {
+        if b.kind != BackendKind::HostGw {
             for (v, name) in [(b.vni, "vni"), (b.port, "port")] {
                 if let Some(n) = v {
                     let _ = writeln!(out, "  {name}: {n}");

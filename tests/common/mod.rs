@@ -48,4 +48,6 @@ pub fn golden(path: &Path, actual: &str) {
 }
 pub mod cluster;
 pub mod etcd;
+pub mod forwarder;
 pub mod netns;
+pub mod ping;

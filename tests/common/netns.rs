@@ -81,7 +81,9 @@ impl Netns {
     pub fn networkd(&self) -> Networkd {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, "unshare", "-m", "sh", "-c"])
-            .arg("mount -o remount,bind,ro /sys && mount -t tmpfs tmpfs /run/systemd/netif && chown systemd-network:systemd-network /run/systemd/netif && exec /lib/systemd/systemd-networkd")
+            // /dev/net/tun as udev leaves it on a host (0666; it is 0600 in
+            // this container), so networkd's unprivileged user can make TUN devices.
+            .arg("mount -o remount,bind,ro /sys && mount -t tmpfs tmpfs /run/systemd/netif && chown systemd-network:systemd-network /run/systemd/netif && mount -t tmpfs tmpfs /dev/net && mknod -m 0666 /dev/net/tun c 10 200 && exec /lib/systemd/systemd-networkd")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -101,8 +103,10 @@ impl Drop for Netns {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(self.etc());
-        // The apply lock flannel-gen keeps for this namespace.
-        let _ = std::fs::remove_file(format!("/run/flannel-gen/apply-netns-{}.lock", self.name));
+        // The apply and udp locks flannel-gen keeps for this namespace.
+        for what in ["apply", "udp"] {
+            let _ = std::fs::remove_file(format!("/run/flannel-gen/{what}-netns-{}.lock", self.name));
+        }
     }
 }
 
@@ -131,8 +135,11 @@ impl Drop for Networkd {
     }
 }
 
-/// The overlay devices a plan.json calls for (`flannel.<vni>`, `flannel-v6.<vni>`).
+/// The overlay devices a plan.json calls for (`flannel.<vni>`, `flannel-v6.<vni>`, `flannel0`).
 pub fn plan_devices(plan: &serde_json::Value) -> Vec<String> {
+    if plan["backend"]["type"] == "udp" {
+        return vec!["flannel0".into()];
+    }
     let Some(vni) = plan["backend"]["vni"].as_u64().filter(|_| plan["backend"]["type"] == "vxlan") else {
         return Vec::new();
     };
@@ -172,6 +179,7 @@ pub fn flannel_state(ns: &Netns, devs: &[&str]) -> String {
             "mtu": l["mtu"], "mac": l["address"], "kind": l["linkinfo"]["info_kind"],
             "vni": d["id"], "local": d["local"], "dev": d["link"], "port": d["port"],
             "learning": d["learning"], "udp_csum": d["udp_csum"], "addrgenmode": l["inet6_addr_gen_mode"],
+            "tun": d["type"], "pi": d["pi"], "multi_queue": d["multi_queue"], "persist": d["persist"],
         }));
         let dev = l["ifname"].as_str().unwrap_or_default();
         for a in ip_json(ns, "ip", &["addr", "show", "dev", dev]).as_array().into_iter().flatten() {
@@ -200,4 +208,21 @@ pub fn flannel_state(ns: &Netns, devs: &[&str]) -> String {
     let mut lines: Vec<String> = lines.iter().map(Value::to_string).collect();
     lines.sort();
     lines.join("\n")
+}
+
+/// Runs `f` on a thread inside the namespace (sockets it makes live there).
+pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    use std::os::fd::AsRawFd;
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = std::fs::File::open(&path).expect("netns file");
+            // SAFETY: setns only reads the descriptor; it moves this thread alone.
+            let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(r, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("netns thread")
+    })
 }

@@ -9,14 +9,14 @@ use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, InfoData, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoTun, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType};
 
 use super::{NetlinkError, collect};
 use crate::apply::desired::Desired;
-use crate::apply::live::{Live, LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveVxlan};
+use crate::apply::live::{Live, LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveTun, LiveVxlan};
 use crate::mac::Mac;
 
 const RT_TABLE_MAIN: u32 = 254;
@@ -43,6 +43,29 @@ fn vxlan_info(v: &[InfoVxlan]) -> LiveVxlan {
     x
 }
 
+/// IFLA_TUN_TYPE, _PI, _MULTI_QUEUE, _PERSIST (linux/if_link.h): u8 each.
+/// netlink-packet-route keeps them as raw attributes.
+fn tun_info(v: &[InfoTun]) -> LiveTun {
+    use rtnetlink::packet_core::Nla;
+    let mut t = LiveTun::default();
+    for a in v {
+        let InfoTun::Other(nla) = a else { continue };
+        let mut byte = [0u8; 1];
+        if nla.value_len() != 1 {
+            continue;
+        }
+        nla.emit_value(&mut byte);
+        match nla.kind() {
+            3 => t.tun_type = Some(byte[0]),
+            4 => t.pi = Some(byte[0] != 0),
+            6 => t.persist = Some(byte[0] != 0),
+            7 => t.multi_queue = Some(byte[0] != 0),
+            _ => {}
+        }
+    }
+    t
+}
+
 pub fn live_link(m: &LinkMessage) -> LiveLink {
     let mut l = LiveLink { index: m.header.index, up: m.header.flags.contains(LinkFlags::Up), ..LiveLink::default() };
     for a in &m.attributes {
@@ -56,6 +79,7 @@ pub fn live_link(m: &LinkMessage) -> LiveLink {
                     match i {
                         LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
                         LinkInfo::Data(InfoData::Vxlan(v)) => l.vxlan = Some(vxlan_info(v)),
+                        LinkInfo::Data(InfoData::Tun(v)) => l.tun = Some(tun_info(v)),
                         _ => {}
                     }
                 }
@@ -116,6 +140,7 @@ pub fn live_route(m: &RouteMessage) -> Option<LiveRoute> {
         oif,
         onlink: h.flags.contains(RouteFlags::Onlink),
         protocol: u8::from(h.protocol),
+        scope: u8::from(h.scope),
     })
 }
 
@@ -157,7 +182,7 @@ pub async fn dump(h: &Handle, desired: &Desired) -> Result<Live, NetlinkError> {
     let ours: BTreeSet<u32> = live
         .links
         .values()
-        .filter(|l| desired.devices.iter().any(|d| d.vxlan.name == l.name) || l.alias.as_deref() == Some(marker))
+        .filter(|l| desired.planned_names().contains(&l.name.as_str()) || l.alias.as_deref() == Some(marker))
         .map(|l| l.index)
         .collect();
     let uplink = live.index_of(&desired.uplink);

@@ -47,6 +47,20 @@ impl Executor {
                 }
                 Ok(())
             }
+            Op::CreateTun { device, alias, up } => {
+                crate::tun::create_persistent(&device.name)
+                    .map_err(|source| NetlinkError::Tun { dev: device.name.clone(), source })?;
+                self.refresh(&device.name).await?;
+                let i = self.idx(&device.name)?;
+                timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+                let fix = crate::apply::ops::LinkFix {
+                    mtu: Some((0, device.mtu)),
+                    up: Some(*up),
+                    alias: Some((None, alias.clone())),
+                    ..Default::default()
+                };
+                timed(h.link().change(msg::fix_link(i, &fix)).execute()).await
+            }
             Op::DeleteLink { name, .. } => {
                 match timed(h.link().del(self.idx(name)?).execute()).await {
                     Err(e) if !e.is_gone() => return Err(e),
@@ -122,7 +136,7 @@ impl Executor {
             }
             Op::DelRoute { dst, .. } => gone_ok(timed(h.route().del(msg::route_del(*dst)).execute()).await),
             Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),
-            Op::CreateLink { .. } | Op::DeleteLink { .. } => {
+            Op::CreateLink { .. } | Op::CreateTun { .. } | Op::DeleteLink { .. } => {
                 Err(NetlinkError::Protocol("link creation and deletion run one at a time".into()))
             }
         }

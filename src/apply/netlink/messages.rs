@@ -85,7 +85,7 @@ fn route_header(dst: IpNet) -> RouteMessage {
     m
 }
 
-/// `route replace DST via VIA dev OIF [onlink] proto PROTOCOL`.
+/// `route replace DST [via VIA] dev OIF [onlink] proto PROTOCOL`.
 pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     let mut m = route_header(r.dst);
     m.header.protocol = RouteProtocol::from(protocol);
@@ -94,7 +94,9 @@ pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     if r.onlink {
         m.header.flags |= RouteFlags::Onlink;
     }
-    m.attributes.push(RouteAttribute::Gateway(r.via.into()));
+    if let Some(via) = r.via {
+        m.attributes.push(RouteAttribute::Gateway(via.into()));
+    }
     m.attributes.push(RouteAttribute::Oif(oif));
     m
 }

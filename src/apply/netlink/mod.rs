@@ -35,6 +35,8 @@ pub enum NetlinkError {
     Rules(#[from] crate::apply::rules::RulesError),
     #[error("ethtool {dev}: {source}")]
     Ethtool { dev: String, source: std::io::Error },
+    #[error("TUN device {dev}: /dev/net/tun: {source}")]
+    Tun { dev: String, source: std::io::Error },
 }
 
 impl NetlinkError {

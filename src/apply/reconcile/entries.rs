@@ -15,8 +15,8 @@ fn link_local(a: &ipnet::IpNet) -> bool {
 /// The desired addresses of each device; others go once the migration no
 /// longer needs them.
 pub fn addresses(ctx: &Ctx, ops: &mut Vec<Op>) {
-    for d in &ctx.desired.devices {
-        let name = &d.vxlan.name;
+    for name in ctx.desired.planned_names() {
+        let name = &name.to_string();
         let want: Vec<ipnet::IpNet> =
             ctx.desired.addresses.iter().filter(|(dev, _)| dev == name).map(|(_, a)| *a).collect();
         let have = ctx.kept_index(name).map_or(&[][..], |i| ctx.live.addrs_of(i));

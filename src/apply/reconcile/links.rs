@@ -1,7 +1,7 @@
 //! Devices: create, replace, correct in place, adopt, retire.
 
 use super::{ADDRGEN_NONE, Ctx, Phase, Refusal};
-use crate::apply::desired::DeviceState;
+use crate::apply::desired::{DeviceState, TunState};
 use crate::apply::live::{Live, LiveLink};
 use crate::apply::ops::{LinkFix, Op};
 use crate::plan::objects::VxlanDevice;
@@ -81,13 +81,75 @@ pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
             ops.push(Op::FixLink { name: w.name.clone(), fix: f });
         }
     }
-    let wanted: Vec<&str> = ctx.desired.devices.iter().map(|d| d.vxlan.name.as_str()).collect();
+    tun(ctx, ops)?;
+    let wanted = ctx.desired.planned_names();
     ctx.retired = ctx
         .live
         .links
         .values()
         .filter(|l| l.alias.as_deref() == Some(marker) && !wanted.contains(&l.name.as_str()))
         .collect();
+    Ok(())
+}
+
+/// What about an existing device keeps it from being the udp backend's
+/// TUN device: flanneld's flannel0 is single-queue and not persistent, so it
+/// is replaced, never adopted.
+fn tun_replace_reasons(have: &LiveLink) -> Vec<String> {
+    let Some(t) = have.tun.as_ref().filter(|_| have.kind.as_deref() == Some("tun")) else {
+        return vec![format!("kind {}, want tun", have.kind.as_deref().unwrap_or("none"))];
+    };
+    let mut why = Vec::new();
+    if t.tun_type != Some(crate::tun::TYPE_TUN) {
+        why.push("tap, want tun".to_string());
+    }
+    if t.pi != Some(false) {
+        why.push("packet info on".to_string());
+    }
+    if t.multi_queue != Some(true) {
+        why.push("single queue".to_string());
+    }
+    if t.persist != Some(true) {
+        why.push("not persistent".to_string());
+    }
+    why
+}
+
+fn tun_fix(want: &TunState, have: &LiveLink) -> LinkFix {
+    LinkFix {
+        mtu: (have.mtu != Some(want.tun.mtu)).then(|| (have.mtu.unwrap_or(0), want.tun.mtu)),
+        addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
+        up: (have.up != want.up).then_some(want.up),
+        alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
+        ..LinkFix::default()
+    }
+}
+
+/// The udp backend's TUN device: made, replaced, corrected or adopted.
+fn tun(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
+    let Some(want) = &ctx.desired.tun else { return Ok(()) };
+    let name = &want.tun.name;
+    let create = Op::CreateTun { device: want.tun.clone(), alias: want.alias.clone(), up: want.up };
+    let Some(have) = ctx.live.links.get(name) else {
+        ops.push(create);
+        ctx.fresh.insert(name.clone());
+        return Ok(());
+    };
+    let why = tun_replace_reasons(have);
+    if why.is_empty() {
+        let f = tun_fix(want, have);
+        if !f.is_empty() {
+            ops.push(Op::FixLink { name: name.clone(), fix: f });
+        }
+        return Ok(());
+    }
+    let owned = have.alias.as_deref() == Some(ctx.desired.marker.as_str());
+    if !owned && !ctx.opts.adopt {
+        return Err(Refusal::Unowned { name: name.clone(), differences: why.join(", ") });
+    }
+    ops.push(Op::DeleteLink { name: name.clone(), why: why.join(", "), replacing: true });
+    ops.push(create);
+    ctx.fresh.insert(name.clone());
     Ok(())
 }
 

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveVxlan};
+use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
 use crate::plan::{NodePlan, build};
 use crate::topology;
@@ -59,10 +59,15 @@ fn converged(plan: &NodePlan) -> Live {
             up: true,
             addrgen: Some(ADDRGEN_NONE),
             alias: Some(marker(&plan.cluster)),
+            tun: None,
         };
         live.links.insert(d.name.clone(), link);
         live.addrs.insert(index, vec![d.address]);
         live.tx_checksum.insert(d.name.clone(), d.tx_checksum_offload);
+    }
+    if let Some(t) = plan.tun_device() {
+        live.links.insert(t.name.clone(), tun_link(&t.name, 20, plan));
+        live.addrs.insert(20, vec![t.address]);
     }
     live.rules = converged_rules(plan);
     let index_of = |live: &Live, dev: &str| live.index_of(dev).expect("device");
@@ -77,13 +82,28 @@ fn converged(plan: &NodePlan) -> Live {
     for r in plan.routes() {
         let oif = Some(index_of(&live, &r.dev));
         let route =
-            LiveRoute { dst: r.dst, gateway: Some(r.via), oif, onlink: r.onlink, protocol: ROUTE_PROTOCOL_STATIC };
+            LiveRoute { dst: r.dst, gateway: r.via, oif, onlink: r.onlink, protocol: ROUTE_PROTOCOL_STATIC, scope: 0 };
         live.routes.push(route);
     }
     for s in &plan.sysctls {
         live.sysctls.insert(s.key.clone(), s.value.clone());
     }
     live
+}
+
+/// flannel0 as apply makes it: persistent multi-queue TUN, no packet info.
+fn tun_link(name: &str, index: u32, plan: &NodePlan) -> LiveLink {
+    LiveLink {
+        index,
+        name: name.into(),
+        kind: Some("tun".into()),
+        tun: Some(LiveTun { tun_type: Some(1), pi: Some(false), multi_queue: Some(true), persist: Some(true) }),
+        mtu: Some(plan.mtu),
+        up: true,
+        addrgen: Some(ADDRGEN_NONE),
+        alias: Some(marker(&plan.cluster)),
+        ..LiveLink::default()
+    }
 }
 
 /// The rules a correct apply leaves: iptables-save showing exactly the
@@ -111,7 +131,12 @@ fn lines(plan: &NodePlan, live: &Live, phase: Phase) -> Vec<String> {
 
 #[test]
 fn converged_node_needs_nothing() {
-    for (ex, node) in [("vxlan-3node", "node-1"), ("hostgw-3node", "node-2"), ("vxlan-directrouting", "rack2-a")] {
+    for (ex, node) in [
+        ("vxlan-3node", "node-1"),
+        ("hostgw-3node", "node-2"),
+        ("vxlan-directrouting", "rack2-a"),
+        ("udp-3node", "node-3"),
+    ] {
         let p = plan_of(ex, node);
         for phase in [Phase::Prepare, Phase::Switch, Phase::Complete] {
             assert_eq!(lines(&p, &converged(&p), phase), Vec::<String>::new(), "{ex}/{node} {phase:?}");
@@ -161,6 +186,7 @@ fn only_owned_routes_are_pruned() {
         oif: Some(UPLINK),
         onlink: false,
         protocol: 3,
+        scope: 0,
     };
     live.routes.push(route("10.244.77.0/24")); // stale peer inside the network: ours
     live.routes.push(route("10.99.0.0/24")); // outside: foreign
@@ -405,4 +431,112 @@ fn a_replaced_device_gets_its_sysctls_again() {
     let l = lines(&p, &live, Phase::Complete);
     assert!(l.contains(&"~ sysctl net/ipv4/conf/flannel.1/rp_filter=2 (was )".to_string()), "{l:?}");
     assert!(!l.iter().any(|o| o.contains("net/ipv4/conf/eth0")), "the uplink's stays: {l:?}");
+}
+
+#[test]
+fn a_route_of_another_scope_is_replaced() {
+    let p = plan_of("udp-3node", "node-1");
+    let mut live = converged(&p);
+    for r in &mut live.routes {
+        r.scope = 253;
+    }
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        ["~ route 10.244.0.0/16 dev flannel0 (was 10.244.0.0/16 dev flannel0 scope 253)"]
+    );
+}
+
+#[test]
+fn a_udp_node_gets_a_tun_device_its_address_and_the_network_route() {
+    let p = plan_of("udp-3node", "node-1");
+    let mut live = converged(&p);
+    live.links.remove("flannel0");
+    live.addrs.remove(&20);
+    live.routes.clear();
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        [
+            "+ link flannel0 type tun multi_queue persist mtu 1472",
+            "~ sysctl net/ipv4/conf/flannel0/rp_filter=2 (was )",
+            "~ sysctl net/ipv4/conf/flannel0/accept_local=1 (was )",
+            "+ address 10.244.1.0/32 dev flannel0",
+            "+ route 10.244.0.0/16 dev flannel0"
+        ]
+    );
+}
+
+#[test]
+fn flanneld_flannel0_is_replaced_only_with_adopt_and_its_network_route_is_ours() {
+    let p = plan_of("udp-3node", "node-1");
+    let mut live = converged(&p);
+    // flanneld's own: single queue, gone when flanneld exits, no marker.
+    let mut theirs = tun_link("flannel0", 20, &p);
+    theirs.tun = Some(LiveTun { multi_queue: Some(false), persist: Some(false), ..theirs.tun.clone().expect("tun") });
+    theirs.alias = None;
+    live.links.insert("flannel0".into(), theirs);
+    let e = reconcile_plan(&p, &live, opts(Phase::Complete)).expect_err("refused");
+    assert!(e.to_string().contains("single queue, not persistent"), "{e}");
+    let ops = reconcile_plan(&p, &live, Options { phase: Phase::Complete, adopt: true }).expect("adopt");
+    assert!(matches!(&ops[0], Op::DeleteLink { replacing: true, .. }), "{ops:?}");
+    assert!(matches!(&ops[1], Op::CreateTun { .. }), "{ops:?}");
+    // The /16 on an owned flannel0 is ours to remove; on a foreign device it is not.
+    let mut stale = converged(&plan_of("vxlan-3node", "node-1"));
+    stale.links.insert("flannel0".into(), tun_link("flannel0", 20, &p));
+    let network = LiveRoute {
+        dst: "10.244.0.0/16".parse().expect("net"),
+        gateway: None,
+        oif: Some(20),
+        onlink: false,
+        protocol: ROUTE_PROTOCOL_STATIC,
+        scope: 0,
+    };
+    stale.routes.push(network.clone());
+    let to_vxlan = lines(&plan_of("vxlan-3node", "node-1"), &stale, Phase::Complete);
+    assert_eq!(to_vxlan, ["- route 10.244.0.0/16 dev flannel0", "- link flannel0 (not in the plan)"]);
+    let mut foreign = converged(&plan_of("vxlan-3node", "node-1"));
+    foreign.routes.push(LiveRoute { oif: Some(UPLINK), ..network });
+    assert_eq!(lines(&plan_of("vxlan-3node", "node-1"), &foreign, Phase::Complete), Vec::<String>::new());
+}
+
+#[test]
+fn vxlan_to_udp_adds_the_network_route_first_and_drops_peer_routes_in_phase_2() {
+    let (from, to) = (plan_of("vxlan-3node", "node-1"), plan_of("udp-3node", "node-1"));
+    let live = converged(&from);
+    let p1 = lines(&to, &live, Phase::Prepare);
+    assert!(p1.contains(&"+ route 10.244.0.0/16 dev flannel0".to_string()), "{p1:?}");
+    assert!(p1.iter().all(|l| !l.starts_with('-')), "phase 1 removes nothing: {p1:?}");
+    // After phase 1 everywhere: phase 2 removes the /24s, traffic falls to the /16.
+    let mut after_1 = converged(&from);
+    after_1.links.insert("flannel0".into(), tun_link("flannel0", 20, &to));
+    after_1.addrs.insert(20, vec![to.tun_device().expect("tun").address]);
+    after_1.routes.push(LiveRoute {
+        dst: "10.244.0.0/16".parse().expect("net"),
+        gateway: None,
+        oif: Some(20),
+        onlink: false,
+        protocol: ROUTE_PROTOCOL_STATIC,
+        scope: 0,
+    });
+    for s in &to.sysctls {
+        after_1.sysctls.insert(s.key.clone(), s.value.clone());
+    }
+    let p2 = lines(&to, &after_1, Phase::Switch);
+    assert_eq!(p2.iter().filter(|l| l.starts_with("- route 10.244.")).count(), 2, "{p2:?}");
+    assert!(!p2.iter().any(|l| l.contains("- link flannel.1")), "flannel.1 stays for peers not switched: {p2:?}");
+    assert!(lines(&to, &after_1, Phase::Complete).contains(&"- link flannel.1 (not in the plan)".to_string()));
+}
+
+#[test]
+fn udp_to_vxlan_keeps_traffic_on_the_forwarder_until_phase_2() {
+    let (from, to) = (plan_of("udp-3node", "node-1"), plan_of("vxlan-3node", "node-1"));
+    let mut live = converged(&from);
+    for s in &to.sysctls {
+        live.sysctls.insert(s.key.clone(), s.value.clone());
+    }
+    let p1 = lines(&to, &live, Phase::Prepare);
+    assert!(p1.iter().any(|l| l.starts_with("+ link flannel.1")), "{p1:?}");
+    assert!(!p1.iter().any(|l| l.contains("route")), "the /16 still carries every peer: {p1:?}");
+    let p2 = lines(&to, &live, Phase::Switch);
+    assert_eq!(p2.iter().filter(|l| l.starts_with("+ route 10.244.") && l.contains("flannel.1")).count(), 2, "{p2:?}");
+    assert!(!p2.iter().any(|l| l.contains("- link flannel0")), "flannel0 stays for peers not switched: {p2:?}");
 }

@@ -134,3 +134,20 @@ fn host_gw_and_direct_routing_plans_still_equal_the_leases() {
     let i = import(&conf(dr), &leases, &opts(&names)).expect("direct routing");
     assert!(i.topology.contains("directRouting: true"), "{}", i.topology);
 }
+
+/// flanneld's udp backend writes leases without a BackendType (pkg/backend/udp/udp_amd64.go).
+#[test]
+fn udp_leases_carry_no_backend_type() {
+    let names = Names::default();
+    let udp = r#"{"Network":"10.5.0.0/16","Backend":{"Type":"udp"}}"#;
+    let leases =
+        [lease("10.5.1.0/24", [10, 0, 0, 11], "", None, 0), lease("10.5.2.0/24", [10, 0, 0, 12], "udp", None, 0)];
+    let i = import(&conf(udp), &leases, &opts(&names)).expect("udp");
+    assert_eq!(i.nodes.len(), 2);
+    assert!(i.topology.contains("backend:\n  type: udp\n") && !i.topology.contains("vtepMAC"), "{}", i.topology);
+    let mixed = [leases[0].clone(), lease("10.5.3.0/24", [10, 0, 0, 13], "vxlan", Some("0a:00:00:00:00:03"), 1)];
+    let vxlan_view = import(&conf(VXLAN), &mixed, &opts(&names)).expect("imports");
+    assert!(vxlan_view.skipped[0].contains("backend `udp (none given)`"), "{:?}", vxlan_view.skipped);
+    let Err(ImportError::Invalid(d)) = import(&conf(VXLAN), &leases[..1], &opts(&names)) else { panic!("imported") };
+    assert!(d.to_string().contains("none of the 1 leases in a test belongs to the cluster's vxlan backend"), "{d}");
+}

@@ -204,3 +204,21 @@ fn transactions_stay_within_etcds_operation_limit_without_splitting_a_unit() {
         assert_eq!(w.len() % 2, 0, "a key and its record travel together");
     }
 }
+
+#[test]
+fn a_udp_node_publishes_flanneld_udp_lease_bytes() {
+    let (c, pb) = cluster(
+        &TOPO
+            .replace("type: vxlan", "type: udp")
+            .replace("    vtepMAC: \"0a:00:00:00:00:01\"\n", "")
+            .replace("    vtepMAC: \"0a:00:00:00:00:02\"\n", ""),
+    );
+    let mut s = snap(vec![], vec![]);
+    s.config = None;
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+    let Action::CreateConfig { value, .. } = &p.actions[0] else { panic!("{:?}", p.actions) };
+    assert!(value.ends_with(r#""Backend":{"Type":"udp","Port":8285}}"#), "{value}");
+    let Action::Create(e) = &p.actions[1] else { panic!("{:?}", p.actions) };
+    assert_eq!(e.value, r#"{"PublicIP":"192.168.1.11","PublicIPv6":null}"#);
+}

@@ -93,8 +93,6 @@ fn flanneld_rejections_are_rejections_here() {
             "net-conf.json:1:41: error: SubnetLen: 17 is outside 18..=30: flanneld needs room for four subnets of at least four addresses"
         ]
     );
-    let e = errors(r#"{"Network": "10.1.0.0/16"}"#);
-    assert!(e[0].contains("no `Backend`: flanneld would run its udp backend"), "{e:?}");
     let e = errors(r#"{"Network": "10.1.0.0/16", "Backend": {"Type": "ipip"}}"#);
     assert!(e[0].contains("Backend.Type: backend `ipip` is not one flannel-gen builds"), "{e:?}");
     let e = errors(r#"{"EnableIPv6": true, "Backend": {"Type": "vxlan"}}"#);
@@ -115,4 +113,16 @@ fn dual_stack_and_ipv6_only_import() {
         r#"{"EnableIPv4": false, "EnableIPv6": true, "IPv6Network": "fd00:42::/56", "Backend": {"Type": "host-gw"}}"#,
     );
     assert!(!i.yaml.contains("\nnetwork:") && i.yaml.contains("ipv6Network: fd00:42::/56\n"), "{}", i.yaml);
+}
+
+/// pkg/subnet/config.go: no Backend means udp; udp reads Port (pkg/backend/udp/udp_amd64.go).
+#[test]
+fn no_backend_is_flanneld_udp_and_udp_reads_its_port() {
+    let i = import_ok(r#"{"Network": "10.0.0.0/16"}"#);
+    assert!(i.yaml.contains("backend:\n  type: udp\nnodes: []\n"), "{}", i.yaml);
+    assert!(i.warnings[0].contains("flanneld runs its udp backend"), "{:?}", i.warnings);
+    let i = import_ok(r#"{"Network": "10.0.0.0/16", "Backend": {"Type": "udp", "Port": 7890}}"#);
+    assert!(i.yaml.contains("backend:\n  type: udp\n  port: 7890\n"), "{}", i.yaml);
+    let e = errors(r#"{"Network": "10.0.0.0/16", "Backend": {"Type": "udp", "VNI": 3}}"#);
+    assert!(e[0].contains("`VNI` is not a key flanneld reads here"), "{e:?}");
 }

@@ -3,11 +3,11 @@
 use super::{in_range, pos};
 use crate::diag::{Reporter, suggest};
 use crate::topology::schema::TopologyDoc;
-use crate::topology::{Backend, BackendKind, DEFAULT_VNI, DEFAULT_VXLAN_PORT, RulesBackend, Traffic};
+use crate::topology::{Backend, BackendKind, DEFAULT_UDP_PORT, DEFAULT_VNI, DEFAULT_VXLAN_PORT, RulesBackend, Traffic};
 
 const MAX_VNI: u64 = 16_777_215;
 /// Backends flannel has that flannel-gen does not build (yet).
-const NOT_BUILT: &[&str] = &["udp", "ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc"];
+const NOT_BUILT: &[&str] = &["ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc"];
 
 pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
     let b = &doc.backend.value;
@@ -15,40 +15,29 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
     let kind = BackendKind::parse(name);
     if kind.is_none() {
         let msg = if NOT_BUILT.contains(&name) {
-            format!("backend `{name}` is not supported yet; use {}", BackendKind::NAMES.join(" or "))
+            format!("backend `{name}` is not supported yet; use {}", BackendKind::names_text())
         } else {
             let hint = suggest(name, BackendKind::NAMES.iter().copied())
                 .map(|s| format!(" (did you mean `{s}`?)"))
                 .unwrap_or_default();
-            format!("unknown backend `{name}`{hint}; expected {}", BackendKind::NAMES.join(" or "))
+            format!("unknown backend `{name}`{hint}; expected {}", BackendKind::names_text())
         };
         r.error(pos(&b.kind), "backend.type", msg);
     }
     // flanneld (pkg/backend/vxlan/vxlan.go) takes `VNI: 0` as VNI 0 (a
     // valid VNI, device flannel.0), and `Port: 0` as "not set": the kernel's
-    // default port, 8472.
+    // default port, 8472 (udp: flanneld's 8285).
     let vni = match b.vni.as_ref() {
         Some(v) => in_range(r, v, "backend.vni", 0, MAX_VNI, |v| v as u32),
         None => Some(DEFAULT_VNI),
     };
+    let default_port = if kind == Some(BackendKind::Udp) { DEFAULT_UDP_PORT } else { DEFAULT_VXLAN_PORT };
     let port = match b.port.as_ref().filter(|v| v.value != 0) {
         Some(v) => in_range(r, v, "backend.port", 1, 65_535, |v| v as u16),
-        None => Some(DEFAULT_VXLAN_PORT),
+        None => Some(default_port),
     };
+    vxlan_only(r, doc, kind);
     let direct_routing = b.direct_routing.as_ref().is_some_and(|d| d.value);
-    if direct_routing && kind == Some(BackendKind::HostGw) {
-        let at = b.direct_routing.as_ref().map(pos).unwrap_or_default();
-        r.error(at, "backend.directRouting", "directRouting is a vxlan option; host-gw routes directly already");
-    }
-    for (v, key) in [(&b.gbp, "gbp"), (&b.learning, "learning"), (&b.tx_checksum_offload, "txChecksumOffload")] {
-        if let (Some(v), Some(BackendKind::HostGw)) = (v, kind) {
-            r.error(
-                pos(v),
-                format!("backend.{key}"),
-                format!("`{key}` is a vxlan setting; host-gw has no VXLAN device"),
-            );
-        }
-    }
     Some(Backend {
         kind: kind?,
         vni: vni?,
@@ -58,6 +47,39 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
         learning: b.learning.as_ref().is_some_and(|v| v.value),
         tx_checksum_offload: b.tx_checksum_offload.as_ref().is_none_or(|v| v.value),
     })
+}
+
+/// Keys only vxlan reads, refused for the other backends.
+fn vxlan_only(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) {
+    let b = &doc.backend.value;
+    let pos_of = |v: &Option<crate::topology::schema::S<bool>>| v.as_ref().map(pos);
+    let (why, keys) = match kind {
+        Some(BackendKind::HostGw) => {
+            if let Some(v) = b.direct_routing.as_ref().filter(|v| v.value) {
+                r.error(
+                    pos(v),
+                    "backend.directRouting",
+                    "directRouting is a vxlan option; host-gw routes directly already",
+                );
+            }
+            ("host-gw has no VXLAN device", vec![])
+        }
+        Some(BackendKind::Udp) => (
+            "udp carries packets in UDP through a TUN device",
+            vec![(b.vni.as_ref().map(pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
+        ),
+        _ => return,
+    };
+    let common = [
+        (pos_of(&b.gbp), "gbp"),
+        (pos_of(&b.learning), "learning"),
+        (pos_of(&b.tx_checksum_offload), "txChecksumOffload"),
+    ];
+    for (at, key) in keys.into_iter().chain(common) {
+        if let Some(at) = at {
+            r.error(at, format!("backend.{key}"), format!("`{key}` is a vxlan setting; {why}"));
+        }
+    }
 }
 
 /// trafficRules, forwardRules and ipMasqRandomFully, with flanneld's defaults.

@@ -23,8 +23,26 @@ fn plan_of(overlay: &Path) -> serde_json::Value {
 fn run_boot_files(ns: &Netns, overlay: &Path) {
     let conf = overlay.join("etc/sysctl.d/50-flannel-gen.conf");
     must(&mut ns.exec("/lib/systemd/systemd-sysctl", &[conf.to_str().expect("utf8")]));
-    let rules = overlay.join("etc/flannel-gen/iptables.rules");
-    must(&mut ns.exec("iptables-restore", &["--noflush", rules.to_str().expect("utf8")]));
+    for (file, tool) in [("iptables.rules", "iptables-restore"), ("ip6tables.rules", "ip6tables-restore")] {
+        let rules = overlay.join("etc/flannel-gen").join(file);
+        if rules.exists() {
+            must(&mut ns.exec(tool, &["--noflush", rules.to_str().expect("utf8")]));
+        }
+    }
+}
+
+/// Both underlay addresses of a node (one in a single-stack plan).
+fn underlay(plan: &serde_json::Value) -> Vec<String> {
+    ["ipv4", "ipv6"].iter().filter_map(|k| plan["uplink"][k].as_str().map(str::to_string)).collect()
+}
+
+/// A node namespace with every underlay address of the plan.
+fn node_with(tag: &str, addrs: &[String]) -> Netns {
+    let ns = Netns::node(tag, Some(&addrs[0]));
+    for a in &addrs[1..] {
+        ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+    }
+    ns
 }
 
 /// Applies the rendered ip/bridge batch scripts.
@@ -70,19 +88,19 @@ fn parity(example: &str) {
         let overlay = entry.expect("entry").path();
         let plan = plan_of(&overlay);
         let node = plan["node"].as_str().expect("node").to_string();
-        let ip = plan["uplink"]["ipv4"].as_str().expect("ip").to_string();
+        let addrs = underlay(&plan);
         let devs = plan_devices(&plan);
         let dev: Vec<&str> = devs.iter().map(String::as_str).collect();
 
         // iproute2 from the batch scripts.
-        let by_ip = Netns::node("ip", Some(&ip));
+        let by_ip = node_with("ip", &addrs);
         run_batches(&by_ip, &overlay, false);
         let ip_state = flannel_state(&by_ip, &dev);
         run_batches(&by_ip, &overlay, true);
         assert_eq!(flannel_state(&by_ip, &dev), ip_state, "{example}/{node}: second ip -batch run changed state");
 
         // flannel-gen apply from the plan.json.
-        let by_apply = Netns::node("ap", Some(&ip));
+        let by_apply = node_with("ap", &addrs);
         let plan_file = overlay.join("etc/flannel-gen/plan.json");
         let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -101,10 +119,11 @@ fn parity(example: &str) {
         fs::create_dir_all(&net).expect("mkdir");
         let rendered = overlay.join("etc/systemd/network");
         must(Command::new("cp").arg("-r").arg(format!("{}/.", rendered.display())).arg(&net));
+        let addresses: String = addrs.iter().map(|a| format!("Address={a}\n")).collect();
         fs::write(
             net.join("eth0.network"),
             format!(
-                "[Match]\nName=eth0\n\n[Network]\nAddress={ip}\nLinkLocalAddressing=no\nConfigureWithoutCarrier=yes\n"
+                "[Match]\nName=eth0\n\n[Network]\n{addresses}LinkLocalAddressing=no\nIPv6AcceptRA=no\nConfigureWithoutCarrier=yes\n"
             ),
         )
         .expect("eth0.network");
@@ -177,7 +196,8 @@ fn assert_state_is_the_plan(node: &str, plan: &serde_json::Value, devs: &[&str],
         }
     }
     for dev in devs {
-        let mac = plan["ipv4"]["vtepMAC"].as_str().expect("mac");
+        let family = if dev.starts_with("flannel-v6.") { "ipv6" } else { "ipv4" };
+        let mac = plan[family]["vtepMAC"].as_str().expect("mac");
         assert!(state.contains(&format!("\"link\":\"{dev}\"")) && state.contains(mac), "{node}: device:\n{state}");
     }
 }
@@ -207,5 +227,26 @@ fn networkd_ip_batch_and_apply_agree_direct_routing() {
 fn networkd_ip_batch_and_apply_agree_udp() {
     if root_or_skip("networkd_ip_batch_and_apply_agree_udp") {
         parity("udp-3node");
+    }
+}
+
+#[test]
+fn networkd_ip_batch_and_apply_agree_dual_stack_vxlan() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_dual_stack_vxlan") {
+        parity("vxlan-dualstack");
+    }
+}
+
+#[test]
+fn networkd_ip_batch_and_apply_agree_dual_stack_host_gw() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_dual_stack_host_gw") {
+        parity("hostgw-dualstack");
+    }
+}
+
+#[test]
+fn networkd_ip_batch_and_apply_agree_ipv6_only() {
+    if root_or_skip("networkd_ip_batch_and_apply_agree_ipv6_only") {
+        parity("vxlan-ipv6only");
     }
 }

@@ -17,8 +17,12 @@ fn pods_ping_across(example: &str) {
     // and a neighbour on the uplink.
     let first = c.nodes[0].name.clone();
     let n0 = c.node(&first);
-    n0.ns.ip(&["route", "add", "10.99.0.0/24", "via", n0.ip.split('/').next().unwrap_or_default(), "dev", "eth0"]);
-    n0.ns.ip(&["neigh", "add", "169.254.1.1", "lladdr", "02:00:00:00:00:01", "dev", "eth0", "nud", "permanent"]);
+    let v6 = n0.ip.contains(':');
+    let (foreign_route, foreign_neigh) = if v6 { ("fd99::/64", "fe80::99") } else { ("10.99.0.0/24", "169.254.1.1") };
+    let underlay: ipnet::IpNet = n0.ip.parse().expect("cidr");
+    let router = underlay.trunc().hosts().next().expect("host").to_string();
+    n0.ns.ip(&["route", "add", foreign_route, "via", &router, "dev", "eth0"]);
+    n0.ns.ip(&["neigh", "add", foreign_neigh, "lladdr", "02:00:00:00:00:01", "dev", "eth0", "nud", "permanent"]);
 
     c.apply_all(&topo);
     c.attach_pods(2);
@@ -30,8 +34,9 @@ fn pods_ping_across(example: &str) {
         assert_eq!(c.apply(&topo, &n.name, &[]), "0 changes\n", "{example}: re-apply on {}", n.name);
     }
     let n0 = c.node(&first);
-    assert!(n0.ns.ip(&["route", "show", "10.99.0.0/24"]).contains("10.99.0.0/24"), "foreign route kept");
-    assert!(n0.ns.ip(&["neigh", "show", "dev", "eth0"]).contains("169.254.1.1"), "foreign neighbour kept");
+    let fam = if v6 { "-6" } else { "-4" };
+    assert!(n0.ns.ip(&[fam, "route", "show", foreign_route]).contains(foreign_route), "foreign route kept");
+    assert!(n0.ns.ip(&["neigh", "show", "dev", "eth0"]).contains(foreign_neigh), "foreign neighbour kept");
 }
 
 #[test]
@@ -97,4 +102,25 @@ fn dry_run_detects_a_deleted_fdb_entry_and_apply_restores_exactly_it() {
     assert_eq!(c.apply(topo, "node-1", &[]), format!("+ fdb {mac} dst {dst} dev flannel.1 self permanent\n1 change\n"));
     dry(0);
     assert_eq!(n.ns.ip(&["-d", "link", "show", "flannel.1"]), before, "the device was not touched");
+}
+
+#[test]
+fn dual_stack_vxlan_pods_ping_across_over_ipv4_and_ipv6() {
+    if root_or_skip("dual_stack_vxlan_pods_ping_across_over_ipv4_and_ipv6") {
+        pods_ping_across("vxlan-dualstack");
+    }
+}
+
+#[test]
+fn dual_stack_host_gw_pods_ping_across_over_ipv4_and_ipv6() {
+    if root_or_skip("dual_stack_host_gw_pods_ping_across_over_ipv4_and_ipv6") {
+        pods_ping_across("hostgw-dualstack");
+    }
+}
+
+#[test]
+fn ipv6_only_vxlan_pods_ping_across() {
+    if root_or_skip("ipv6_only_vxlan_pods_ping_across") {
+        pods_ping_across("vxlan-ipv6only");
+    }
 }

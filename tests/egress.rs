@@ -193,3 +193,88 @@ fn forward_drop_blocks_pods_without_forward_rules() {
         assert!(!ok, "{} -> {} passed a FORWARD DROP policy without forward rules", a.ip, b.ip);
     }
 }
+
+/// The dual-stack example with `trafficRules` set, with its lock.
+fn dual_stack(dir: &std::path::Path, rules: &str) -> String {
+    let y = std::fs::read_to_string(common::root().join("examples/vxlan-dualstack.yaml"))
+        .expect("example")
+        .replace("ipMasq: true\n", &format!("ipMasq: true\ntrafficRules: {rules}\n"));
+    let t = dir.join(format!("ds-{rules}.yaml"));
+    std::fs::write(&t, y).expect("write");
+    std::fs::copy(common::root().join("examples/vxlan-dualstack.lock"), dir.join(format!("ds-{rules}.lock")))
+        .expect("lock");
+    t.to_string_lossy().into_owned()
+}
+
+/// The source address the external host sees on an ICMPv6 echo request from `pod`.
+fn v6_source_seen_by(ext: &Netns, pod: &common::cluster::Pod, to: &str) -> String {
+    let cap = ext
+        .exec("timeout", &["10", "tcpdump", "-i", "eth0", "-n", "-l", "-c", "1", "icmp6 and ip6[40] == 128"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = pod.ns.exec("ping", &["-c", "2", "-W", "2", to]).stdout(Stdio::null()).status();
+    let out = cap.wait_with_output().expect("tcpdump");
+    // "12:00:00.000000 IP6 fd00:31::61 > fd00:31::200: ICMP6, echo request, ..."
+    String::from_utf8_lossy(&out.stdout).split_whitespace().nth(2).unwrap_or_default().to_string()
+}
+
+/// The IPv6 rules mirror the IPv4 ones (ip6tables / nft `ip6` family): pods
+/// reach an IPv6 host outside the cluster as their node's address, and pod
+/// to pod over IPv6 passes a default-drop FORWARD policy.
+fn egress6_works(rules: &str) {
+    const EXTERNAL6: &str = "fd00:31::200";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = dual_stack(dir.path(), rules);
+    let mut c = Cluster::new(&topo);
+    let ext = c.external_host_with(&[&format!("{EXTERNAL}/24"), &format!("{EXTERNAL6}/64")]);
+    if rules == "iptables" {
+        for n in &c.nodes {
+            must(&mut n.ns.exec("ip6tables", &["-P", "FORWARD", "DROP"]));
+        }
+    }
+    c.apply_all(&topo);
+    c.attach_pods(1);
+    assert!(c.ping_across().is_empty(), "{rules}: pods across nodes over IPv4 and IPv6");
+    for p in &c.pods {
+        assert!(ping(&p.ns, EXTERNAL6), "{rules}: pod on {} cannot reach {EXTERNAL6}", p.node);
+    }
+    let pod = &c.pods[0];
+    let node6 = c.node(&pod.node).ip6.clone().expect("node IPv6");
+    let seen = v6_source_seen_by(&c.hosts[ext], pod, EXTERNAL6);
+    assert_eq!(seen, node6.split('/').next().unwrap_or_default(), "{rules}: masqueraded to the node's IPv6");
+    for n in &c.nodes {
+        assert_eq!(c.apply(&topo, &n.name, &[]), "0 changes\n", "{rules}: re-apply on {}", n.name);
+    }
+}
+
+#[test]
+fn ipv6_egress_with_ip6tables_rules_under_forward_drop() {
+    if root_or_skip("ipv6_egress_with_ip6tables_rules_under_forward_drop") {
+        egress6_works("iptables");
+    }
+}
+
+#[test]
+fn ipv6_egress_with_nftables_rules() {
+    if root_or_skip("ipv6_egress_with_nftables_rules") {
+        egress6_works("nftables");
+    }
+}
+
+/// Without rules, the IPv6 egress above fails: the rules do it.
+#[test]
+fn without_rules_a_pod_cannot_reach_outside_over_ipv6() {
+    if !root_or_skip("without_rules_a_pod_cannot_reach_outside_over_ipv6") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = dual_stack(dir.path(), "none");
+    let mut c = Cluster::new(&topo);
+    c.external_host_with(&[&format!("{EXTERNAL}/24"), "fd00:31::200/64"]);
+    c.apply_all(&topo);
+    c.attach_pods(1);
+    assert!(!ping(&c.pods[0].ns, "fd00:31::200"), "no masquerade, so no way back from the external host");
+}

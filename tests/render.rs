@@ -9,7 +9,15 @@ use std::path::{Path, PathBuf};
 
 use common::{code, golden, root, run, stderr, stdout};
 
-const EXAMPLES: &[&str] = &["vxlan-3node", "hostgw-3node", "vxlan-directrouting", "udp-3node"];
+const EXAMPLES: &[&str] = &[
+    "vxlan-3node",
+    "hostgw-3node",
+    "vxlan-directrouting",
+    "udp-3node",
+    "vxlan-dualstack",
+    "hostgw-dualstack",
+    "vxlan-ipv6only",
+];
 
 /// Every file under `dir`, relative path -> contents.
 fn tree(dir: &Path) -> BTreeMap<PathBuf, String> {
@@ -318,4 +326,32 @@ fn unwritable_out_is_a_clear_error_and_changes_nothing() {
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot write into --out: Operation not permitted"), "{}", stderr(&o));
     assert_eq!(tree(&out), before);
+}
+
+/// subnet.env as flanneld's WriteSubnetFile (pkg/subnet/subnet.go) writes it
+/// for the same leases: the subnet's first address, the IPv4 pair only with
+/// IPv4, the IPv6 pair only with IPv6, then MTU and IPMASQ.
+#[test]
+fn subnet_env_is_flanneld_bytes_for_every_family() {
+    let cases = [
+        (
+            "vxlan-dualstack",
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+        ),
+        (
+            "vxlan-ipv6only",
+            "FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+        ),
+        (
+            "hostgw-dualstack",
+            "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:1::1/64\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n",
+        ),
+    ];
+    for (ex, want) in cases {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let o = render(&format!("examples/{ex}.yaml"), dir.path(), &["--locked", "--node", "node-1"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let got = fs::read_to_string(dir.path().join("node-1/run/flannel/subnet.env")).expect("subnet.env");
+        assert_eq!(got, want, "{ex}");
+    }
 }

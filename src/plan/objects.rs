@@ -113,7 +113,12 @@ impl PlanData {
             local: self.uplink.address(f)?.addr(),
             dev: self.uplink.name.clone(),
             mac: fam.vtep_mac?,
-            mtu: self.mtu,
+            // flanneld asks for uplink - 50 on both devices; over IPv6 the
+            // kernel caps it at uplink - 70, so that is what the device has.
+            mtu: match f {
+                Family::V4 => self.mtu,
+                Family::V6 => self.mtu.min(self.uplink.mtu.saturating_sub(crate::topology::VXLAN6_HEADROOM)),
+            },
             learning,
             gbp,
             tx_checksum_offload,

@@ -30,6 +30,9 @@ pub const DEFAULT_MTU: u32 = 1500;
 /// Outer IPv4 (20) + UDP (8) + VXLAN (8) + inner Ethernet (14) headers.
 /// flanneld takes 50 for IPv6 underlays too (pkg/backend/vxlan/vxlan_network.go).
 pub const VXLAN_OVERHEAD: u32 = 50;
+/// The kernel's headroom for VXLAN over IPv6 (VXLAN6_HEADROOM: 40 + 8 + 8 + 14):
+/// it clamps an IPv6 VXLAN device's MTU to the underlay's less this.
+pub const VXLAN6_HEADROOM: u32 = 70;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -17,14 +17,19 @@ pub const CNI_PATH: &str = "/usr/lib/cni";
 pub struct Pod {
     pub ns: Netns,
     pub node: String,
+    /// The pod's IPv4 address (IPv6 in an IPv6-only cluster).
     pub ip: String,
+    /// Its IPv6 address in a dual-stack cluster.
+    pub ip6: Option<String>,
 }
 
 pub struct Node {
     pub ns: Netns,
     pub name: String,
-    /// Underlay address with prefix.
+    /// Underlay address with prefix: IPv4, or IPv6 in an IPv6-only cluster.
     pub ip: String,
+    /// Underlay IPv6 address with prefix, when the node has one.
+    pub ip6: Option<String>,
 }
 
 /// Fields drop in order: pods, hosts, then nodes, then the switch.
@@ -37,6 +42,13 @@ pub struct Cluster {
     /// Underlay segment (network) -> its bridge in the switch.
     pub segments: BTreeMap<String, String>,
     pub dir: tempfile::TempDir,
+}
+
+/// The segment router's address (its first host) with the segment's prefix.
+fn router(addr: &str) -> String {
+    let net: ipnet::IpNet = addr.parse().expect("cidr");
+    let first = net.trunc().hosts().next().expect("host");
+    format!("{first}/{}", net.prefix_len())
 }
 
 fn plan(overlay: &Path) -> Value {
@@ -52,7 +64,10 @@ impl Cluster {
         let o = run(&["render", topology, "--out", out.to_str().expect("utf8")]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
         let switch = Netns::new("sw");
-        must(&mut switch.exec("sh", &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"]));
+        must(&mut switch.exec(
+            "sh",
+            &["-c", "echo 1 > /proc/sys/net/ipv4/ip_forward && echo 1 > /proc/sys/net/ipv6/conf/all/forwarding"],
+        ));
 
         let mut plans: Vec<Value> =
             std::fs::read_dir(&out).expect("out").map(|e| plan(&e.expect("entry").path())).collect();
@@ -61,27 +76,37 @@ impl Cluster {
         let mut nodes = Vec::new();
         for (i, p) in plans.iter().enumerate() {
             let name = p["node"].as_str().expect("node").to_string();
-            let ip = p["uplink"]["ipv4"].as_str().expect("ip").to_string();
-            let net: ipnet::Ipv4Net = ip.parse().expect("cidr");
-            let seg = net.trunc().to_string();
+            let v4 = p["uplink"]["ipv4"].as_str().map(str::to_string);
+            let ip6 = p["uplink"]["ipv6"].as_str().map(str::to_string);
+            let ip = v4.clone().or_else(|| ip6.clone()).expect("an underlay address");
+            let addrs: Vec<&String> = v4.iter().chain(ip6.iter()).collect();
+            // One bridge per segment, named after the node's primary underlay network.
+            let primary: ipnet::IpNet = ip.parse().expect("cidr");
+            let seg = primary.trunc().to_string();
             let n = segments.len();
             let new = !segments.contains_key(&seg);
             let bridge = segments.entry(seg.clone()).or_insert_with(|| format!("br{n}")).clone();
-            // The segment's router address: its first host.
-            let gw = net.trunc().hosts().next().expect("host").to_string();
             if new {
                 switch.ip(&["link", "add", &bridge, "type", "bridge"]);
-                switch.ip(&["addr", "add", &format!("{gw}/{}", net.prefix_len()), "dev", &bridge]);
+                for a in &addrs {
+                    switch.ip(&["addr", "add", &router(a), "dev", &bridge, "nodad"]);
+                }
                 switch.ip(&["link", "set", &bridge, "up"]);
             }
             let ns = Netns::new("node");
             let port = format!("p{i}");
             switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
             switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
-            ns.ip(&["addr", "add", &ip, "dev", "eth0"]);
+            for a in &addrs {
+                ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+            }
             ns.ip(&["link", "set", "eth0", "up"]);
-            ns.ip(&["route", "add", "default", "via", &gw]);
-            nodes.push(Node { ns, name, ip });
+            for a in &addrs {
+                let gw = router(a);
+                let gw = gw.split('/').next().unwrap_or_default();
+                ns.ip(&["route", "add", "default", "via", gw]);
+            }
+            nodes.push(Node { ns, name, ip, ip6: ip6.filter(|_| v4.is_some()) });
         }
         Cluster { pods: Vec::new(), hosts: Vec::new(), nodes, switch, segments, dir }
     }
@@ -89,13 +114,20 @@ impl Cluster {
     /// A host on the underlay segment of `ip` (with prefix) that knows nothing
     /// of the pod network: it can only answer underlay addresses.
     pub fn external_host(&mut self, ip: &str) -> usize {
-        let net: ipnet::Ipv4Net = ip.parse().expect("cidr");
+        self.external_host_with(&[ip])
+    }
+
+    /// The same with several addresses (one per family); the first names the segment.
+    pub fn external_host_with(&mut self, addrs: &[&str]) -> usize {
+        let net: ipnet::IpNet = addrs[0].parse().expect("cidr");
         let bridge = self.segments.get(&net.trunc().to_string()).expect("a segment of the cluster").clone();
         let ns = Netns::new("ext");
         let port = format!("x{}", self.hosts.len());
         self.switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
         self.switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
-        ns.ip(&["addr", "add", ip, "dev", "eth0"]);
+        for a in addrs {
+            ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+        }
         ns.ip(&["link", "set", "eth0", "up"]);
         self.hosts.push(ns);
         self.hosts.len() - 1
@@ -164,14 +196,22 @@ impl Cluster {
                     String::from_utf8_lossy(&out.stderr)
                 );
                 let result: Value = serde_json::from_slice(&out.stdout).expect("CNI result");
-                let addr = result["ips"][0]["address"].as_str().expect("pod address");
-                let ip = addr.split('/').next().unwrap_or(addr).to_string();
-                self.pods.push(Pod { ns, node: n.name.clone(), ip });
+                let ips: Vec<String> = result["ips"]
+                    .as_array()
+                    .expect("CNI ips")
+                    .iter()
+                    .filter_map(|i| i["address"].as_str())
+                    .map(|a| a.split('/').next().unwrap_or(a).to_string())
+                    .collect();
+                let ip = ips.first().expect("a pod address").clone();
+                let ip6 = ips.get(1).cloned();
+                self.pods.push(Pod { ns, node: n.name.clone(), ip, ip6 });
             }
         }
     }
 
-    /// Every pod pings one pod on every other node; returns the pairs that failed.
+    /// Every pod pings one pod on every other node, at each address that
+    /// pod has (both families in a dual-stack cluster); returns the failures.
     pub fn ping_across(&self) -> Vec<String> {
         let mut failed = Vec::new();
         for a in &self.pods {
@@ -181,15 +221,17 @@ impl Cluster {
                     continue;
                 }
                 seen.push(b.node.clone());
-                let ok = (0..3).any(|_| {
-                    a.ns.exec("ping", &["-c", "1", "-W", "2", &b.ip])
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .is_ok_and(|s| s.success())
-                });
-                if !ok {
-                    failed.push(format!("{} ({}) -> {} ({})", a.ip, a.node, b.ip, b.node));
+                for to in std::iter::once(&b.ip).chain(b.ip6.iter()) {
+                    let ok = (0..3).any(|_| {
+                        a.ns.exec("ping", &["-c", "1", "-W", "2", to])
+                            .stdout(Stdio::null())
+                            .stderr(Stdio::null())
+                            .status()
+                            .is_ok_and(|s| s.success())
+                    });
+                    if !ok {
+                        failed.push(format!("{} ({}) -> {to} ({})", a.ip, a.node, b.node));
+                    }
                 }
             }
         }

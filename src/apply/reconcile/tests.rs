@@ -540,3 +540,24 @@ fn udp_to_vxlan_keeps_traffic_on_the_forwarder_until_phase_2() {
     assert_eq!(p2.iter().filter(|l| l.starts_with("+ route 10.244.") && l.contains("flannel.1")).count(), 2, "{p2:?}");
     assert!(!p2.iter().any(|l| l.contains("- link flannel0")), "flannel0 stays for peers not switched: {p2:?}");
 }
+
+#[test]
+fn dual_stack_migrates_both_families_in_the_same_phases() {
+    let (from, to) = (plan_of("vxlan-dualstack", "node-1"), plan_of("hostgw-dualstack", "node-1"));
+    assert_eq!(from.vxlan_device(crate::netaddr::Family::V6).map(|d| d.mtu), Some(1430), "the kernel's IPv6 cap");
+    let live = converged(&from);
+    let p1 = lines(&to, &live, Phase::Prepare);
+    assert_eq!(p1.iter().filter(|l| l.starts_with("~ route 10.244.")).count(), 2, "{p1:?}");
+    assert_eq!(p1.iter().filter(|l| l.starts_with("~ route fd00:10:244:")).count(), 2, "{p1:?}");
+    assert!(p1.iter().all(|l| !l.starts_with('-')), "phase 1 removes nothing: {p1:?}");
+    let mut after_1 = converged(&to);
+    for dev in ["flannel.1", "flannel-v6.1"] {
+        after_1.links.insert(dev.into(), LiveLink { index: 40 + dev.len() as u32, ..live.links[dev].clone() });
+    }
+    let p2 = lines(&to, &after_1, Phase::Switch);
+    assert!(
+        p2.contains(&"- link flannel.1 (not in the plan)".into())
+            && p2.contains(&"- link flannel-v6.1 (not in the plan)".into()),
+        "{p2:?}"
+    );
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands;
+use crate::commands::report::{self, Sink};
 use crate::error::{Error, exit};
 
 #[derive(Parser, Debug)]
@@ -20,6 +21,18 @@ Exit codes: 0 success or no change, 1 changes or drift found, 2 bad input or usa
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How errors and warnings are reported on stderr: text for people, json
+    /// (one array of {file, line, column, field, severity, message}) or
+    /// github (Actions annotations) for CI. Exit codes are the same in every form.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        default_value = "text",
+        env = "FLANNEL_GEN_DIAGNOSTICS"
+    )]
+    diagnostics: report::DiagFormat,
 }
 
 #[derive(Subcommand, Debug)]
@@ -39,6 +52,8 @@ enum Command {
     Publish(commands::publish::Args),
     Udp(commands::udp::Args),
     Completions(commands::completions::Args),
+    Units(commands::units::Args),
+    Man(commands::man::Args),
 }
 
 /// Entry point used by `main`.
@@ -50,13 +65,20 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { exit::BAD_INPUT } else { exit::OK });
         }
     };
-    match run(cli) {
-        Ok(code) => ExitCode::from(code),
+    // `validate --format` makes the report the command's output, on stdout.
+    match &cli.command {
+        Command::Validate(v) if v.format != report::DiagFormat::Text => report::configure(v.format, Sink::Stdout),
+        _ => report::configure(cli.diagnostics, Sink::Stderr),
+    }
+    let code = match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             commands::report(&e);
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
-    }
+    };
+    report::finish();
+    ExitCode::from(code)
 }
 
 pub fn run(cli: Cli) -> Result<u8, Error> {
@@ -76,5 +98,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Publish(a) => commands::publish::run(a),
         Command::Udp(a) => commands::udp::run(a),
         Command::Completions(a) => commands::completions::run(a, Cli::command()),
+        Command::Units(a) => commands::units::run(a),
+        Command::Man(a) => commands::man::run(a, Cli::command()),
     }
 }

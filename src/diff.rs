@@ -11,6 +11,7 @@ use crate::netaddr::Family;
 use crate::plan::objects::VxlanDevice;
 use crate::plan::{BackendPlan, NodePlan, Peer};
 use crate::render::{RenderError, RenderOptions, Templates, render_node};
+use crate::words::{agree, plural};
 
 /// Route changes listed one by one up to this many; beyond, only counted.
 const MAX_LISTED: usize = 6;
@@ -169,10 +170,10 @@ fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String
     };
     let (added, removed) = (names(&news, &olds), names(&olds, &news));
     if !added.is_empty() {
-        s.push(format!("+ {} peers: {}", added.len(), list(&added)));
+        s.push(format!("+ {}: {}", plural(added.len(), "peer"), list(&added)));
     }
     if !removed.is_empty() {
-        s.push(format!("- {} peers: {}", removed.len(), list(&removed)));
+        s.push(format!("- {}: {}", plural(removed.len(), "peer"), list(&removed)));
     }
     let mut moves: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
     let (mut rerouted, mut entries, mut path_changed, mut to_vxlan) = (Vec::new(), 0usize, false, false);
@@ -195,13 +196,20 @@ fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String
         to_vxlan |= o.path() == "host-gw" && n.path() == "vxlan";
     }
     for ((from, to), dsts) in &moves {
-        s.push(format!("~ {} routes move {from} → {to}: {}", dsts.len(), list(dsts)));
+        s.push(format!(
+            "~ {} {} {from} → {to}: {}",
+            plural(dsts.len(), "route"),
+            agree(dsts.len(), "moves", "move"),
+            list(dsts)
+        ));
     }
     if !rerouted.is_empty() {
-        s.push(format!("~ {} routes change next hop: {}", rerouted.len(), list(&rerouted)));
+        let n = rerouted.len();
+        s.push(format!("~ {} {} next hop: {}", plural(n, "route"), agree(n, "changes", "change"), list(&rerouted)));
     }
     if entries > 0 {
-        s.push(format!("~ {entries} neighbours and {entries} FDB entries change"));
+        let fdb = if entries == 1 { "1 FDB entry".to_string() } else { format!("{entries} FDB entries") };
+        s.push(format!("~ {} and {fdb} change", plural(entries, "neighbour")));
     }
     let udp = old.tun_device().is_some() != new.tun_device().is_some();
     if path_changed && !udp {
@@ -253,7 +261,7 @@ pub fn diff(
             }
             (None, Some(n)) => (
                 Status::Added,
-                vec![format!("+ node {} (subnet {}, {} peers)", n.node, subnets(n), n.peers.len())],
+                vec![format!("+ node {} (subnet {}, {})", n.node, subnets(n), plural(n.peers.len(), "peer"))],
                 vec![],
             ),
             (Some(o), None) => (
@@ -335,7 +343,12 @@ pub fn to_text(diffs: &[NodeDiff], stat: bool) -> String {
         }
     }
     let files: usize = diffs.iter().map(|d| d.files.len()).sum();
-    out.push_str(&format!("{} nodes differ, {files} files\n", diffs.len()));
+    out.push_str(&format!(
+        "{} {}, {}\n",
+        plural(diffs.len(), "node"),
+        agree(diffs.len(), "differs", "differ"),
+        plural(files, "file")
+    ));
     out
 }
 

@@ -28,8 +28,9 @@
 //! * [`cli`], [`commands`]: one module per subcommand; exit codes 0 ok,
 //!   1 changes, 2 bad input, 3 system.
 //!
-//! Support: [`diag`] (located diagnostics), [`input`] (reading inputs),
-//! [`netaddr`] (address rules), [`mac`], [`textdiff`], [`fsutil`], [`synth`].
+//! Support: [`diag`] (located diagnostics), [`input`] (reading inputs), [`yaml`]
+//! (YAML documents into typed values with located errors),
+//! [`netaddr`] (address rules), [`mac`], [`textdiff`], [`fsutil`], [`synth`], [`words`].
 
 pub mod alloc;
 pub mod apply;
@@ -54,3 +55,5 @@ pub mod topology;
 pub mod traffic;
 pub mod tun;
 pub mod udp;
+pub mod words;
+pub mod yaml;

@@ -156,15 +156,6 @@ fn lock_check_and_stability_when_a_node_is_added_first() {
 }
 
 #[test]
-fn completions_are_generated() {
-    for shell in ["bash", "zsh", "fish"] {
-        let out = run(&["completions", shell]);
-        assert_eq!(code(&out), 0);
-        assert!(stdout(&out).contains("validate"), "{shell}");
-    }
-}
-
-#[test]
 fn generated_topology_of_5000_nodes_is_valid_and_plans() {
     let out = run(&["generate", "--nodes", "5000"]);
     assert_eq!(code(&out), 0);
@@ -290,4 +281,68 @@ fn an_imported_netconf_renders_flanneld_subnet_env() {
         fs::read_to_string(out.join("a/run/flannel/subnet.env")).expect("subnet.env"),
         "FLANNEL_NETWORK=10.1.0.0/16\nFLANNEL_SUBNET=10.1.1.1/24\nFLANNEL_MTU=1350\nFLANNEL_IPMASQ=true\n"
     );
+}
+
+/// Every argument of every command says what it is for, and every command
+/// has an about line: `--help` is the manual people read first.
+#[test]
+fn every_argument_has_help_text() {
+    use clap::CommandFactory;
+    fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+        let path = format!("{path} {}", cmd.get_name());
+        if cmd.get_about().is_none() {
+            missing.push(format!("{path}: no about"));
+        }
+        for arg in cmd.get_arguments() {
+            let id = arg.get_id().as_str();
+            if id != "help" && id != "version" && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                missing.push(format!("{path} {id}"));
+            }
+        }
+        for sub in cmd.get_subcommands().filter(|s| s.get_name() != "help") {
+            walk(sub, &path, missing);
+        }
+    }
+    let mut missing = Vec::new();
+    walk(&flannel_gen::cli::Cli::command(), "", &mut missing);
+    assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+}
+
+/// Examples in `--help` are one command per line, as written.
+#[test]
+fn help_examples_are_one_per_line() {
+    let out = run(&["apply", "--help"]);
+    let help = stdout(&out);
+    let examples: Vec<&str> = help.lines().filter(|l| l.trim_start().starts_with("flannel-gen apply")).collect();
+    assert!(examples.len() >= 4, "{help}");
+    assert!(examples.iter().all(|l| l.matches("flannel-gen apply").count() == 1), "{examples:?}");
+}
+
+/// A non-root apply (or teardown) says root and CAP_NET_ADMIN are needed,
+/// exit 3, before it touches anything.
+#[test]
+fn a_non_root_apply_explains_what_it_needs() {
+    let is_root = effective_uid() == 0;
+    for args in [
+        vec!["apply", "examples/vxlan-3node.yaml", "--node", "node-1", "--dry-run"],
+        vec!["teardown", "examples/vxlan-3node.yaml", "--node", "node-1"],
+    ] {
+        // As root, drop to nobody with setpriv (util-linux); otherwise we already are unprivileged.
+        let out = if is_root {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]);
+            c.arg(env!("CARGO_BIN_EXE_flannel-gen")).args(&args).current_dir(root());
+            c.output().expect("setpriv (util-linux) runs")
+        } else {
+            run(&args)
+        };
+        let err = stderr(&out);
+        assert_eq!(code(&out), 3, "{args:?}: {err}");
+        assert!(err.contains("must run as root") && err.contains("CAP_NET_ADMIN"), "{args:?}: {err}");
+    }
+}
+
+fn effective_uid() -> u32 {
+    // The owner of /proc/self is this process's effective uid.
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc/self"))
 }

@@ -31,6 +31,7 @@ impl Session {
     /// Enters the namespace (on this, the main, thread: a netlink socket
     /// belongs to the namespace it is created in), then connects.
     pub fn open(netns_name: Option<&str>) -> Result<Session, ApplyError> {
+        super::privilege::check(netns_name.is_some())?;
         if let Some(ns) = netns_name {
             netns::enter(ns)?;
         }

@@ -13,6 +13,8 @@ pub enum LockError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("another flannel-gen {what} holds {path} (waited {secs}s); nothing was changed")]
     Busy { what: &'static str, path: PathBuf, secs: u64 },
+    #[error(transparent)]
+    NotPermitted(#[from] super::privilege::NotPermitted),
 }
 
 pub const LOCK_DIR: &str = "/run/flannel-gen";
@@ -43,6 +45,7 @@ pub fn acquire(netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockErr
 
 /// The lock of `what` (apply, udp) in a namespace.
 pub fn acquire_named(what: &'static str, netns: Option<&str>, wait: Duration) -> Result<ApplyLock, LockError> {
+    super::privilege::check(netns.is_some())?;
     let path = named_path(what, netns);
     std::fs::create_dir_all(LOCK_DIR).map_err(|source| LockError::Io { path: LOCK_DIR.into(), source })?;
     let file = OpenOptions::new()

@@ -15,6 +15,7 @@ pub mod lock;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
+pub mod privilege;
 pub mod reconcile;
 pub mod rules;
 pub mod snapshot;
@@ -56,6 +57,8 @@ pub enum ApplyError {
     Netns(#[from] netns::NetnsError),
     #[error(transparent)]
     Lock(#[from] lock::LockError),
+    #[error(transparent)]
+    NotPermitted(#[from] privilege::NotPermitted),
     #[error(transparent)]
     Snapshot(#[from] snapshot::SnapshotError),
     #[error("tokio runtime: {0}")]

@@ -26,6 +26,7 @@ use crate::plan::NodePlan;
 ///   flannel-gen apply cluster.yaml --confirm-timeout 120   # then: flannel-gen confirm
 ///   flannel-gen apply --plan /etc/flannel-gen/plan.json --watch
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub source: super::source::PlanSource,

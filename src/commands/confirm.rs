@@ -13,6 +13,7 @@ use crate::error::{Error, exit};
 /// Example:
 ///   flannel-gen confirm
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The network namespace the apply runs in (/run/netns/NAME).
     #[arg(long, value_name = "NAME", value_parser = parse_netns)]

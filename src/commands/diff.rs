@@ -17,6 +17,7 @@ use crate::render;
 /// Example:
 ///   flannel-gen diff examples/vxlan-3node.yaml examples/hostgw-3node.yaml
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The old topology or plan.json.
     pub old: PathBuf,

@@ -13,6 +13,7 @@ use crate::topology::BackendKind;
 /// Example:
 ///   flannel-gen generate --nodes 5000 > /tmp/big.yaml
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// How many nodes.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=synth::MAX_NODES as u64))]

@@ -24,6 +24,7 @@ use crate::topology::netconf::NetConf;
 ///   kubectl get nodes -o json > nodes.json
 ///   flannel-gen import kube nodes.json --net-conf net-conf.json --cluster prod --out cluster.yaml
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     source: Source,

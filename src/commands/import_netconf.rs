@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::{out, warn};
+use super::out;
 use crate::error::{Error, exit};
 
 /// Print a topology skeleton from flannel's net-conf.json (kube-flannel ConfigMap).
@@ -14,6 +14,7 @@ use crate::error::{Error, exit};
 /// Example:
 ///   flannel-gen import-netconf net-conf.json --cluster prod --ip-masq true > cluster.yaml
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// flannel's net-conf.json (`-` reads standard input).
     #[arg(value_name = "FILE")]
@@ -32,7 +33,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let name = crate::input::display_name(&a.file);
     let imported = crate::topology::netconf::import(&name, &text, &a.cluster, a.ip_masq)?;
     for w in &imported.warnings {
-        warn(&format!("{}: {w}", name.display()));
+        super::report::warn_about(&name, w);
     }
     out(&imported.yaml)?;
     Ok(exit::OK)

@@ -13,6 +13,7 @@ use crate::error::{Error, exit};
 /// Example:
 ///   flannel-gen lock examples/vxlan-3node.yaml
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The topology file.
     #[arg(value_name = "TOPO")]

@@ -1,6 +1,6 @@
 //! One module per subcommand, each with its `Args` (clap) and one `run`.
-//! Shared here: writing to stdout, warnings, and reading a topology or a
-//! plan the way every command does.
+//! Shared here: writing to stdout and reading a topology or a plan the way
+//! every command does; errors and warnings go through [`report`].
 
 pub mod apply;
 pub mod completions;
@@ -10,19 +10,25 @@ pub mod generate;
 pub mod import;
 pub mod import_netconf;
 pub mod lock;
+pub mod man;
 pub mod plan;
 pub mod publish;
 pub mod render;
+pub mod report;
 pub mod rollback;
 pub mod source;
 pub mod teardown;
 pub mod udp;
+pub mod units;
 pub mod validate;
 
 use std::io::Write;
 use std::path::Path;
 
 use clap::ValueEnum;
+
+pub use crate::words::plural;
+pub use report::{report, warn};
 
 use crate::compile::{Compiled, LockState, compile};
 use crate::error::Error;
@@ -43,41 +49,20 @@ pub fn out(text: &str) -> Result<(), Error> {
     }
 }
 
-/// An error on stderr: located diagnostics one per line with a count, anything else as `error: ...`.
-pub fn report(e: &Error) {
-    let mut err = anstream::stderr();
-    match e {
-        Error::Invalid(d) => {
-            let _ = writeln!(err, "{d}");
-            let n = d.len();
-            let _ = writeln!(err, "{n} error{}", if n == 1 { "" } else { "s" });
-        }
-        other => {
-            let _ = writeln!(err, "error: {other}");
-        }
-    }
-}
-
-pub fn warn(msg: &str) {
-    let _ = writeln!(anstream::stderr(), "warning: {msg}");
-}
-
-/// "1 node", "2 nodes".
-pub fn plural(n: usize, noun: &str) -> String {
-    if n == 1 { format!("{n} {noun}") } else { format!("{n} {noun}s") }
-}
-
 /// `compile`, and a warning when the lock file is missing or stale (with
 /// `locked` that is an error inside `compile` instead).
 pub fn compile_warned(topology: &Path, locked: bool) -> Result<Compiled, Error> {
     let c = compile(topology, locked)?;
     if c.lock != LockState::Fresh && !crate::input::is_stdin(topology) {
-        warn(&format!(
-            "{} is {}; subnets and MACs of new nodes are not recorded until you run `flannel-gen lock {}`",
-            crate::lock::lock_path(topology).display(),
-            c.lock.describe(),
-            topology.display()
-        ));
+        let lock = crate::lock::lock_path(topology);
+        report::warn_about(
+            &lock,
+            &format!(
+                "the lock file is {}; subnets and MACs of new nodes are not recorded until you run `flannel-gen lock {}`",
+                c.lock.describe(),
+                topology.display()
+            ),
+        );
     }
     Ok(c)
 }

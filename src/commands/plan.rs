@@ -10,6 +10,7 @@ use crate::error::{Error, exit};
 /// Example:
 ///   flannel-gen plan examples/vxlan-3node.yaml --node node-1 --format json
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The topology file (`-` reads standard input).
     #[arg(value_name = "TOPO")]

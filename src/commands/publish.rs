@@ -30,6 +30,7 @@ use crate::registry::publish::{Action, PublishPlan, records_dir};
 ///   flannel-gen publish etcd cluster.yaml --endpoints http://10.0.0.2:2379 --prefix /atomic.io/network --dry-run
 ///   flannel-gen publish kube cluster.yaml > publish.sh
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(subcommand)]
     target: Target,
@@ -71,6 +72,7 @@ struct KubeArgs {
     /// The topology (its lock must be up to date).
     #[arg(value_name = "TOPO")]
     topology: PathBuf,
+    /// What to print: a kubectl script or a List of partial Nodes.
     #[arg(long, value_enum, default_value_t = KubeFormat::Script)]
     format: KubeFormat,
     /// flanneld's --kube-annotation-prefix.

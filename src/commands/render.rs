@@ -17,6 +17,7 @@ use crate::render::{self, DEFAULT_BINARY};
 ///   flannel-gen render examples/vxlan-3node.yaml --out /tmp/out
 ///   flannel-gen render examples/vxlan-3node.yaml --out /tmp/out --check
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The topology file (`-` reads standard input).
     #[arg(value_name = "TOPO")]

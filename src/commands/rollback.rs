@@ -15,6 +15,7 @@ use crate::error::{Error, exit};
 /// Example:
 ///   flannel-gen rollback
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     /// The network namespace the apply ran in (/run/netns/NAME).
     #[arg(long, value_name = "NAME", value_parser = parse_netns)]

@@ -20,6 +20,7 @@ use crate::error::{Error, exit};
 ///   flannel-gen teardown --plan /etc/flannel-gen/plan.json
 ///   flannel-gen teardown cluster.yaml --node node-1 --dry-run
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub source: super::source::PlanSource,

@@ -19,6 +19,7 @@ use crate::udp::table::PeerTable;
 ///   flannel-gen udp --plan /etc/flannel-gen/plan.json
 ///   flannel-gen udp cluster.yaml --node node-1 --netns node1
 #[derive(clap::Args, Debug)]
+#[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
     pub source: super::source::PlanSource,

@@ -154,16 +154,12 @@ fn pair(a: &Option<S<String>>, b: &Option<S<u64>>) -> (Option<Val>, Option<Val>)
 }
 
 fn parse_yaml(path: &Path, text: &str) -> Result<Raw, Diagnostics> {
-    let doc: LockDoc = serde_saphyr::from_str(text).map_err(|e| {
-        let pos = e.location().map(Pos::from).unwrap_or(Pos::FILE);
-        let msg = e.without_snippet().to_string();
-        let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();
-        Diagnostics::one(
-            path,
-            pos,
-            "",
-            format!("not a flannel-gen lock file: {msg}; fix it, or delete it and run `flannel-gen lock`"),
-        )
+    let doc: LockDoc = crate::yaml::parse_document(path, text, &[]).map_err(|mut d| {
+        for x in &mut d.0 {
+            x.message =
+                format!("not a flannel-gen lock file: {}; fix it, or delete it and run `flannel-gen lock`", x.message);
+        }
+        d
     })?;
     let mut r = Reporter::new(path);
     let missing = |r: &mut Reporter, key: &str| r.error(Pos::FILE, key, format!("required key `{key}` is missing"));

@@ -100,8 +100,8 @@ pub fn import(conf: &NetConf, leases: &[Lease], o: &Options) -> Result<Imported,
     }
     if nodes.is_empty() {
         let msg = format!(
-            "none of the {} leases in {} belongs to the cluster's {} backend; nothing to import",
-            leases.len(),
+            "no lease of the {} in {} belongs to the cluster's {} backend; nothing to import",
+            crate::words::plural(leases.len(), "lease"),
             o.source,
             conf.backend.kind.as_str()
         );

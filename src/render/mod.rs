@@ -82,6 +82,26 @@ fn job(path: impl Into<String>, template: &'static str) -> Job {
     Job { path: path.into(), template, device: None }
 }
 
+/// The systemd units that are the same on every node (they read the node's
+/// plan.json), by file name and template: what the package installs.
+pub const UNITS: &[(&str, &str)] = &[
+    ("flannel-gen.service", "flannel-gen.service.j2"),
+    ("flannel-gen-watch.service", "flannel-gen-watch.service.j2"),
+    ("flannel-gen-udp.service", "flannel-gen-udp.service.j2"),
+];
+
+/// [`UNITS`] rendered with `ExecStart` at `binary`; a node's render writes
+/// the same bytes to its overlay.
+pub fn units(t: &Templates, binary: &str) -> Result<Vec<RenderedFile>, RenderError> {
+    let ctx = minijinja::context! { binary => binary };
+    UNITS
+        .iter()
+        .map(|(name, template)| {
+            Ok(RenderedFile { path: (*name).into(), bytes: t.render(template, &ctx)?.into_bytes(), mode: MODE })
+        })
+        .collect()
+}
+
 /// Every artefact the plan calls for.
 pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
     let mut v = vec![

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::schema::{KEY_LEVELS, TopologyDoc};
-use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
+use crate::diag::Diagnostics;
 
 /// Parses topology text. `path` is only used to name the file in diagnostics.
 pub fn parse_topology(path: &Path, text: &str) -> Result<TopologyDoc, Diagnostics> {
@@ -15,89 +15,13 @@ pub fn parse_topology(path: &Path, text: &str) -> Result<TopologyDoc, Diagnostic
             "empty file: expected a topology document (version: 1, cluster, network, backend, nodes)",
         ));
     }
-    let options = serde_saphyr::options! {};
-    serde_saphyr::from_str_with_options::<TopologyDoc>(text, options)
-        .map_err(|e| Diagnostics(vec![yaml_diagnostic(path, text, &e)]))
-}
-
-fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error) -> Diagnostic {
-    let pos = e.location().map(Pos::from).unwrap_or(Pos::FILE);
-    let raw = e.without_snippet().to_string();
-    // The crate appends the position in words; we print it as FILE:LINE:COL instead.
-    let msg = match raw.rfind(" at line ") {
-        Some(i) => raw[..i].to_string(),
-        None => raw,
-    };
-    // A missing key is named by the message; elsewhere the key on the error's line.
-    let field = match msg.strip_prefix("missing field `") {
-        Some(rest) => rest.split('`').next().unwrap_or_default().to_string(),
-        None => key_at(text, pos).unwrap_or_default(),
-    };
-    Diagnostic::new(path, pos, field, humanize(&msg))
-}
-
-/// The mapping key written on the line of `pos`, if the value there belongs to one.
-fn key_at(text: &str, pos: Pos) -> Option<String> {
-    let line = text.lines().nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
-    let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
-    let (key, _) = trimmed.split_once(':')?;
-    let key = key.trim();
-    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')).then(|| key.to_string())
-}
-
-/// Rewrites serde's wording into ours, adding "did you mean" for unknown keys.
-fn humanize(msg: &str) -> String {
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let given = rest.split('`').next().unwrap_or_default();
-        let expected = rest.split_once("expected").map(|x| x.1).unwrap_or_default();
-        let listed: Vec<&str> =
-            expected.trim().trim_start_matches("one of").split(',').map(|k| k.trim().trim_matches('`')).collect();
-        let candidates: &[&str] = KEY_LEVELS
-            .iter()
-            .map(|(_, keys)| *keys)
-            .find(|keys| keys.len() == listed.len() && keys.iter().all(|k| listed.contains(k)))
-            .unwrap_or(&[]);
-        let mut out = format!("unknown key `{given}`");
-        if let Some(s) = suggest(given, candidates.iter().copied()) {
-            out.push_str(&format!(" (did you mean `{s}`?)"));
-        }
-        if !candidates.is_empty() {
-            out.push_str(&format!("; allowed here: {}", candidates.join(", ")));
-        }
-        return out;
-    }
-    if let Some(rest) = msg.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or_default();
-        return format!("required key `{name}` is missing");
-    }
-    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
-        let key = rest.split(',').next().unwrap_or_default();
-        return format!("duplicate key `{key}`");
-    }
-    if let Some(rest) = msg.strip_prefix("budget breached: ") {
-        return format!("refused: the document exceeds the YAML parser's resource budget ({})", budget_detail(rest));
-    }
-    match msg {
-        "unexpected end of input" => {
-            "empty document: expected a topology (version: 1, cluster, network, backend, nodes)".into()
-        }
-        "expected sequence start" => "expected a list".into(),
-        "expected mapping start" => "expected a mapping of `key: value` pairs".into(),
-        "expected string scalar" => "expected a plain value (a string, not a list or mapping)".into(),
-        m if m.starts_with("invalid u") => "expected a non-negative whole number in range".into(),
-        m => m.to_string(),
-    }
-}
-
-/// `Nodes { nodes: 250001 } (defined at ...)` -> `nodes: 250001` (no library type names).
-fn budget_detail(raw: &str) -> String {
-    let inner = raw.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or(raw, |(i, _)| i.trim());
-    inner.replace('_', " ")
+    crate::yaml::parse_document(path, text, KEY_LEVELS)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::{Diagnostic, Pos};
 
     fn err(text: &str) -> Diagnostic {
         match parse_topology(Path::new("t.yaml"), text) {
@@ -126,8 +50,19 @@ mod tests {
     #[test]
     fn wrong_type_names_the_key() {
         let d = err(&format!("{HEAD}nodes: []\ndefaults:\n  mtu: lots\n"));
-        assert_eq!(d.field, "mtu");
+        assert_eq!(d.field, "defaults.mtu");
         assert_eq!(d.pos.line, 8);
+    }
+
+    #[test]
+    fn type_errors_name_the_full_path_and_no_library_hints() {
+        let d = err(&format!("{HEAD}nodes:\n  - name: a\n    ip: 10.1.1.1/24\n  - name:\n    ip: 10.1.1.2/24\n"));
+        assert_eq!((d.field.as_str(), d.pos.line), ("nodes[1].name", 9));
+        assert_eq!(d.message, "expected a value, found nothing (null)");
+        let d = err(&format!("{HEAD}nodes: []\n---\nnodes: []\n"));
+        assert!(!d.message.contains("from_str_multiple") && d.message.contains("one"), "{}", d.message);
+        let d = err(&format!("{HEAD}nodes:\n  - name: a\n    ip: 10.1.1.1/24\n    vtepmac: x\n"));
+        assert_eq!(d.field, "nodes[0].vtepmac");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::words::plural;
 pub use stats::Counts;
 use table::PeerTable;
 use worker::{Exit, Shared, Worker};
@@ -150,11 +151,11 @@ pub fn run(cfg: &Config, table: PeerTable, events: &dyn Events) -> Result<Counts
     let shared = Arc::new(Shared::new(table));
     let mut workers = spawn(&first, cfg, &sock, &shared)?;
     events.say(&format!(
-        "forwarding {} <-> UDP {} for {} peers: {} workers, offloads {}",
+        "forwarding {} <-> UDP {} for {}: {}, offloads {}",
         first.device,
         first.bind,
-        first.len(),
-        cfg.workers,
+        plural(first.len(), "peer"),
+        plural(cfg.workers, "worker"),
         if cfg.offload { "on" } else { "off" }
     ));
     loop {
@@ -189,10 +190,10 @@ fn reload(shared: &Shared, events: &dyn Events) {
                     t.device, t.bind
                 ));
             }
-            events.say(&format!("reloaded the plan: {} peers (was {})", t.len(), old.len()));
+            events.say(&format!("reloaded the plan: {} (was {})", plural(t.len(), "peer"), old.len()));
             shared.replace(t);
         }
-        Err(e) => events.say(&format!("reload failed, keeping {} peers: {e}", old.len())),
+        Err(e) => events.say(&format!("reload failed, keeping {}: {e}", plural(old.len(), "peer"))),
     }
 }
 

@@ -1,0 +1,140 @@
+//! YAML documents into typed values, with serde's and the parser's errors
+//! turned into located diagnostics in our words: the full field path
+//! (`defaults.mtu`), no library hints, "did you mean" for unknown keys.
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+
+use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
+
+/// Keys accepted at each level of a schema (dotted path, keys), for suggestions.
+pub type KeyLevels = [(&'static str, &'static [&'static str])];
+
+/// Parses one YAML document. `path` only names the file in diagnostics.
+pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str, levels: &KeyLevels) -> Result<T, Diagnostics> {
+    let options = serde_saphyr::options! {};
+    // serde_path_to_error tracks where in the document a type error happened,
+    // so it can be named in full (`defaults.mtu`, not `mtu`).
+    let mut at = String::new();
+    serde_saphyr::with_deserializer_from_str_with_options(text, options, |de| {
+        serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
+            at = dotted(e.path());
+            e.into_inner()
+        })
+    })
+    .map_err(|e| Diagnostics(vec![yaml_diagnostic(path, text, &e, &at, levels)]))
+}
+
+fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error, at: &str, levels: &KeyLevels) -> Diagnostic {
+    let pos = e.location().map(Pos::from).unwrap_or(Pos::FILE);
+    let raw = e.without_snippet().to_string();
+    // The crate appends the position in words; we print it as FILE:LINE:COL instead.
+    let msg = match raw.rfind(" at line ") {
+        Some(i) => raw[..i].to_string(),
+        None => raw,
+    };
+    Diagnostic::new(path, pos, field_of(&msg, at, text, pos), humanize(&msg, levels))
+}
+
+/// `nodes[2].mtu`: serde's path without the `value` level every
+/// [`serde_saphyr::Spanned`] adds; empty where serde cannot say (`?`).
+fn dotted(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for seg in path.iter() {
+        match seg {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } if key == "value" => {}
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => return String::new(),
+        }
+    }
+    out
+}
+
+/// The full path of the offending field: the path serde reached, plus the
+/// missing or unknown key the message names; for syntax errors (no path),
+/// the key written on the error's line.
+fn field_of(msg: &str, at: &str, text: &str, pos: Pos) -> String {
+    let named = ["missing field `", "unknown field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .map(|rest| rest.split('`').next().unwrap_or_default());
+    match (named, at) {
+        (Some(key), "") => key.to_string(),
+        (Some(key), at) if !at.ends_with(key) => format!("{at}.{key}"),
+        (_, "") if msg.starts_with("multiple YAML documents") => String::new(),
+        (_, "") => key_at(text, pos).unwrap_or_default(),
+        (_, at) => at.to_string(),
+    }
+}
+
+/// The mapping key written on the line of `pos`, if the value there belongs to one.
+fn key_at(text: &str, pos: Pos) -> Option<String> {
+    let line = text.lines().nth(usize::try_from(pos.line).ok()?.checked_sub(1)?)?;
+    let trimmed = line.trim_start().trim_start_matches("- ").trim_start();
+    let (key, _) = trimmed.split_once(':')?;
+    let key = key.trim();
+    (!key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')).then(|| key.to_string())
+}
+
+/// Rewrites serde's wording into ours, adding "did you mean" for unknown keys.
+fn humanize(msg: &str, levels: &KeyLevels) -> String {
+    if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let given = rest.split('`').next().unwrap_or_default();
+        let expected = rest.split_once("expected").map(|x| x.1).unwrap_or_default();
+        let listed: Vec<&str> =
+            expected.trim().trim_start_matches("one of").split(',').map(|k| k.trim().trim_matches('`')).collect();
+        let candidates: &[&str] = levels
+            .iter()
+            .map(|(_, keys)| *keys)
+            .find(|keys| keys.len() == listed.len() && keys.iter().all(|k| listed.contains(k)))
+            .unwrap_or(&[]);
+        let mut out = format!("unknown key `{given}`");
+        if let Some(s) = suggest(given, candidates.iter().copied()) {
+            out.push_str(&format!(" (did you mean `{s}`?)"));
+        }
+        if !candidates.is_empty() {
+            out.push_str(&format!("; allowed here: {}", candidates.join(", ")));
+        }
+        return out;
+    }
+    if let Some(rest) = msg.strip_prefix("missing field `") {
+        let name = rest.split('`').next().unwrap_or_default();
+        return format!("required key `{name}` is missing");
+    }
+    if let Some(rest) = msg.strip_prefix("duplicate mapping key: ") {
+        let key = rest.split(',').next().unwrap_or_default();
+        return format!("duplicate key `{key}`");
+    }
+    if let Some(rest) = msg.strip_prefix("budget breached: ") {
+        return format!("refused: the document exceeds the YAML parser's resource budget ({})", budget_detail(rest));
+    }
+    match msg {
+        "unexpected end of input" => {
+            "empty document: expected a topology (version: 1, cluster, network, backend, nodes)".into()
+        }
+        "expected sequence start" => "expected a list".into(),
+        "expected mapping start" => "expected a mapping of `key: value` pairs".into(),
+        "expected string scalar" => "expected a plain value (a string, not a list or mapping)".into(),
+        "invalid boolean" => "expected `true` or `false`".into(),
+        m if m.starts_with("invalid u") => "expected a non-negative whole number in range".into(),
+        m if m.starts_with("cannot deserialize null") => "expected a value, found nothing (null)".into(),
+        m if m.starts_with("multiple YAML documents") => {
+            "a second YAML document: a topology file holds exactly one (remove the `---` or split the file)".into()
+        }
+        m => m.to_string(),
+    }
+}
+
+/// `Nodes { nodes: 250001 } (defined at ...)` -> `nodes: 250001` (no library type names).
+fn budget_detail(raw: &str) -> String {
+    let inner = raw.split_once('{').and_then(|(_, r)| r.split_once('}')).map_or(raw, |(i, _)| i.trim());
+    inner.replace('_', " ")
+}

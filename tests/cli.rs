@@ -346,3 +346,45 @@ fn effective_uid() -> u32 {
     // The owner of /proc/self is this process's effective uid.
     std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self").expect("/proc/self"))
 }
+
+/// `render --stat` shows each node's files and bytes (what is on disk), and
+/// with --check writes nothing: the N² growth is visible before it is committed.
+#[test]
+fn render_stat_counts_what_is_written() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let o = dir.path().join("out");
+    let out = run(&["render", "examples/vxlan-3node.yaml", "--out", o.to_str().expect("utf-8"), "--stat"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    for node in ["node-1", "node-2", "node-3"] {
+        let line = text.lines().find(|l| l.starts_with(node)).unwrap_or_else(|| panic!("{node}: {text}"));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        let (mut files, mut bytes) = (0usize, 0u64);
+        let mut stack = vec![o.join(node)];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).expect("read_dir") {
+                let e = e.expect("entry");
+                if e.file_type().expect("type").is_dir() {
+                    stack.push(e.path());
+                } else {
+                    files += 1;
+                    bytes += e.metadata().expect("metadata").len();
+                }
+            }
+        }
+        assert_eq!(cols[1..], [files.to_string(), bytes.to_string()], "{line}");
+    }
+    assert!(text.contains("total: 3 nodes, 57 files"), "{text}");
+
+    let big = dir.path().join("big.yaml");
+    fs::write(&big, stdout(&run(&["generate", "--nodes", "300"]))).expect("write");
+    let checked = dir.path().join("never");
+    let out =
+        run(&["render", big.to_str().expect("utf-8"), "--out", checked.to_str().expect("utf-8"), "--stat", "--check"]);
+    assert_eq!(code(&out), 1, "everything differs from an empty dir");
+    assert!(!checked.exists(), "--check writes nothing");
+    let text = stdout(&out);
+    assert_eq!(text.lines().filter(|l| l.starts_with("node-")).count(), 300);
+    assert!(text.contains("total: 300 nodes") && text.contains("hint: past a few hundred nodes"), "{text}");
+    assert!(!text.contains("+++"), "no file diffs with --stat");
+}

@@ -47,6 +47,11 @@ pub struct Args {
     /// Print one line per file written or removed.
     #[arg(long, short)]
     pub verbose: bool,
+    /// Also print files and bytes per node, and the total: every node's
+    /// files list every peer, so the total grows with the square of the
+    /// cluster (with --check, nothing is written).
+    #[arg(long)]
+    pub stat: bool,
 }
 
 fn parse_network_name(s: &str) -> Result<String, String> {
@@ -73,13 +78,18 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let opts = render::RenderOptions { uplink_network: a.uplink_network, binary: a.binary };
     let mode = if a.check { render::Mode::Check } else { render::Mode::Write };
     let report = render::render_out(&plans, &t, &opts, &a.out, mode, nodes.is_empty())?;
+    if a.stat {
+        out(&stat_table(&report))?;
+    }
     let (dir, n, files) = (a.out.display(), plural(report.nodes, "node"), plural(report.files, "file"));
     if a.check {
         if report.changes.is_empty() {
             out(&format!("{dir}: up to date ({n}, {files})\n"))?;
             return Ok(exit::OK);
         }
-        out(&report.diffs)?;
+        if !a.stat {
+            out(&report.diffs)?;
+        }
         let differ = if report.changes.len() == 1 { "differs" } else { "differ" };
         out(&format!("{dir}: {} {differ} from the topology\n", plural(report.changes.len(), "file")))?;
         return Ok(exit::CHANGES);
@@ -89,4 +99,51 @@ pub fn run(a: Args) -> Result<u8, Error> {
     }
     out(&format!("{dir}: rendered {n} ({files}, {} bytes); {} changed\n", report.bytes, report.changes.len()))?;
     Ok(exit::OK)
+}
+
+/// `--stat`: one line per node, then the total and the largest overlay.
+fn stat_table(report: &render::Report) -> String {
+    let width = report.per_node.iter().map(|s| s.node.len()).max().unwrap_or(4).max(4);
+    let mut t = format!("{:<width$}  {:>5}  {:>12}\n", "node", "files", "bytes");
+    for s in &report.per_node {
+        t.push_str(&format!("{:<width$}  {:>5}  {:>12}\n", s.node, s.files, s.bytes));
+    }
+    let largest = report.per_node.iter().map(|s| s.bytes).max().unwrap_or(0);
+    t.push_str(&format!(
+        "total: {}, {}, {}; largest overlay {}\n",
+        plural(report.nodes, "node"),
+        plural(report.files, "file"),
+        human_bytes(report.bytes),
+        human_bytes(largest)
+    ));
+    if report.nodes >= 300 {
+        t.push_str(
+            "hint: past a few hundred nodes, render each node on the node itself \
+             (`render --node \"$(hostname)\"` at boot, or `apply --plan`) instead of every node in CI\n",
+        );
+    }
+    t
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if b < 1024 {
+        return format!("{b} bytes");
+    }
+    let (mut v, mut unit) = (b as f64 / 1024.0, 0);
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes_picks_the_unit() {
+        assert_eq!(super::human_bytes(512), "512 bytes");
+        assert_eq!(super::human_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5 MiB");
+        assert_eq!(super::human_bytes(17 * 1024 * 1024 * 1024), "17.0 GiB");
+    }
 }

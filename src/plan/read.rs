@@ -37,15 +37,17 @@ struct VersionOnly {
 }
 
 fn deserialize(file: &Path, text: &str) -> Result<PlanData, Diagnostics> {
+    // Path tracking is only for the error: a plan that parses pays nothing for it.
     let mut de = serde_json::Deserializer::from_str(text);
-    let err = match serde_path_to_error::deserialize::<_, PlanData>(&mut de) {
-        Ok(d) => {
-            return de.end().map(|()| d).map_err(|e| {
-                let pos = Pos::new(e.line() as u64, e.column() as u64);
-                Diagnostics::one(file, pos, "", "not a flannel-gen plan: trailing characters after the JSON object")
-            });
-        }
-        Err(e) => e,
+    if let Ok(d) = PlanData::deserialize(&mut de) {
+        return de.end().map(|()| d).map_err(|e| {
+            let pos = Pos::new(e.line() as u64, e.column() as u64);
+            Diagnostics::one(file, pos, "", "not a flannel-gen plan: trailing characters after the JSON object")
+        });
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let Err(err) = serde_path_to_error::deserialize::<_, PlanData>(&mut de) else {
+        return Err(Diagnostics::whole_file(file, "not a flannel-gen plan: the JSON parser disagrees with itself"));
     };
     // An older or newer plan fails on its first unknown key; say why instead.
     if let Ok(VersionOnly { format_version: Some(v) }) = serde_json::from_str::<VersionOnly>(text)

@@ -100,7 +100,7 @@ pub fn import(conf: &NetConf, leases: &[Lease], o: &Options) -> Result<Imported,
     }
     if nodes.is_empty() {
         let msg = format!(
-            "no lease of the {} in {} belongs to the cluster's {} backend; nothing to import",
+            "of the {} in {}, none belongs to the cluster's {} backend; nothing to import",
             crate::words::plural(leases.len(), "lease"),
             o.source,
             conf.backend.kind.as_str()

@@ -239,6 +239,15 @@ pub struct Report {
     pub changes: Vec<String>,
     /// Unified diffs (check mode only).
     pub diffs: String,
+    /// Files and bytes of each node's overlay, in plan order.
+    pub per_node: Vec<NodeStat>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeStat {
+    pub node: String,
+    pub files: usize,
+    pub bytes: u64,
 }
 
 struct NodeResult {
@@ -300,7 +309,8 @@ pub fn render_out(
 
     let mut report = Report { nodes: plans.len(), ..Report::default() };
     let mut staged = Vec::new();
-    for (_, r) in results {
+    for (i, r) in results {
+        report.per_node.push(NodeStat { node: plans[i].node.clone(), files: r.files, bytes: r.bytes });
         report.files += r.files;
         report.bytes += r.bytes;
         report.changes.extend(r.summaries);

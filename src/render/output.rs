@@ -235,7 +235,8 @@ impl Stage {
         Ok(Stage { dir, out: out.to_path_buf(), next: 0.into() })
     }
 
-    /// Writes a change's new content into the stage (fsynced); removals need nothing.
+    /// Writes a change's new content into the stage; removals need nothing.
+    /// (Durable at [`Stage::commit`], by one syncfs for all of them.)
     pub fn add(&self, c: &Change) -> Result<Staged, OutputError> {
         let tmp = match c {
             Change::Write { new, mode, .. } => {
@@ -246,7 +247,6 @@ impl Stage {
                 f.write_all(new).map_err(io(&tmp))?;
                 // The umask applied at creation; the promised mode is set explicitly.
                 f.set_permissions(fs::Permissions::from_mode(*mode)).map_err(io(&tmp))?;
-                f.sync_all().map_err(io(&tmp))?;
                 Some(tmp)
             }
             Change::Remove { .. } => None,

@@ -2,10 +2,11 @@
 //! FDB entries.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
-use super::{Ctx, by_index};
+use super::Ctx;
 use crate::apply::ops::Op;
-use crate::plan::objects::{Fdb, Neighbour};
+use crate::mac::Mac;
 
 /// IPv6 link-local addresses are the kernel's business, not ours.
 fn link_local(a: &ipnet::IpNet) -> bool {
@@ -32,18 +33,19 @@ pub fn addresses(ctx: &Ctx, ops: &mut Vec<Op>) {
 }
 
 /// Missing or different neighbours and FDB entries, all before any route.
+/// Live entries are looked up by key (a node has one per peer: thousands).
 pub fn neighbours_and_fdb(ctx: &Ctx, ops: &mut Vec<Op>) {
-    let neighs = by_index(&ctx.live.neighs, |n| n.ifindex);
-    let fdbs = by_index(&ctx.live.fdb, |f| f.ifindex);
+    let neighs: HashSet<(u32, IpAddr, Mac)> =
+        ctx.live.neighs.iter().filter(|h| h.permanent).filter_map(|h| Some((h.ifindex, h.ip, h.lladdr?))).collect();
+    let fdbs: HashSet<(u32, Mac, IpAddr)> =
+        ctx.live.fdb.iter().filter(|h| h.permanent).filter_map(|h| Some((h.ifindex, h.lladdr, h.dst?))).collect();
     for n in &ctx.desired.neighbours {
-        let have = ctx.kept_index(&n.dev).and_then(|i| neighs.get(&i)).map_or(&[][..], Vec::as_slice);
-        if !have.iter().any(|h| h.ip == n.ip && h.permanent && h.lladdr == Some(n.lladdr)) {
+        if !ctx.kept_index(&n.dev).is_some_and(|i| neighs.contains(&(i, n.ip, n.lladdr))) {
             ops.push(Op::AddNeigh(n.clone()));
         }
     }
     for f in &ctx.desired.fdb {
-        let have = ctx.kept_index(&f.dev).and_then(|i| fdbs.get(&i)).map_or(&[][..], Vec::as_slice);
-        if !have.iter().any(|h| h.permanent && h.lladdr == f.lladdr && h.dst == Some(f.dst)) {
+        if !ctx.kept_index(&f.dev).is_some_and(|i| fdbs.contains(&(i, f.lladdr, f.dst))) {
             ops.push(Op::AddFdb(f.clone()));
         }
     }
@@ -54,22 +56,21 @@ pub fn prune_neighbours_and_fdb(ctx: &Ctx, ops: &mut Vec<Op>) {
     if !ctx.prunes() {
         return;
     }
-    let want_n: HashSet<&Neighbour> = ctx.desired.neighbours.iter().collect();
-    let want_f: HashSet<&Fdb> = ctx.desired.fdb.iter().collect();
+    let want_n: HashSet<(&str, IpAddr, Mac)> =
+        ctx.desired.neighbours.iter().map(|n| (n.dev.as_str(), n.ip, n.lladdr)).collect();
+    let want_f: HashSet<(&str, Mac, IpAddr)> =
+        ctx.desired.fdb.iter().map(|f| (f.dev.as_str(), f.lladdr, f.dst)).collect();
     for d in &ctx.desired.devices {
-        let name = &d.vxlan.name;
+        let name = d.vxlan.name.as_str();
         let Some(index) = ctx.kept_index(name) else { continue };
         for f in ctx.live.fdb.iter().filter(|f| f.ifindex == index) {
-            let planned = f.dst.is_some_and(|dst| want_f.contains(&Fdb { dev: name.clone(), lladdr: f.lladdr, dst }));
-            if !planned {
-                ops.push(Op::DelFdb { dev: name.clone(), lladdr: f.lladdr, dst: f.dst });
+            if !f.dst.is_some_and(|dst| want_f.contains(&(name, f.lladdr, dst))) {
+                ops.push(Op::DelFdb { dev: name.to_string(), lladdr: f.lladdr, dst: f.dst });
             }
         }
         for n in ctx.live.neighs.iter().filter(|n| n.ifindex == index && n.permanent) {
-            let planned =
-                n.lladdr.is_some_and(|lladdr| want_n.contains(&Neighbour { dev: name.clone(), ip: n.ip, lladdr }));
-            if !planned {
-                ops.push(Op::DelNeigh { dev: name.clone(), ip: n.ip, lladdr: n.lladdr });
+            if !n.lladdr.is_some_and(|lladdr| want_n.contains(&(name, n.ip, lladdr))) {
+                ops.push(Op::DelNeigh { dev: name.to_string(), ip: n.ip, lladdr: n.lladdr });
             }
         }
     }

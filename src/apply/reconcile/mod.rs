@@ -15,7 +15,7 @@ mod links;
 mod routes;
 mod rules;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use super::desired::Desired;
 use super::live::{Live, LiveLink};
@@ -121,15 +121,6 @@ fn sysctls(ctx: &Ctx, ops: &mut Vec<Op>) {
             ops.push(Op::Sysctl { key: s.key.clone(), from: have, to: s.value.clone() });
         }
     }
-}
-
-/// Live neighbours or FDB entries by device index.
-fn by_index<T>(items: &[T], index: impl Fn(&T) -> u32) -> HashMap<u32, Vec<&T>> {
-    let mut m: HashMap<u32, Vec<&T>> = HashMap::new();
-    for i in items {
-        m.entry(index(i)).or_default().push(i);
-    }
-    m
 }
 
 #[cfg(test)]

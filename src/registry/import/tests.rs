@@ -149,5 +149,5 @@ fn udp_leases_carry_no_backend_type() {
     let vxlan_view = import(&conf(VXLAN), &mixed, &opts(&names)).expect("imports");
     assert!(vxlan_view.skipped[0].contains("backend `udp (none given)`"), "{:?}", vxlan_view.skipped);
     let Err(ImportError::Invalid(d)) = import(&conf(VXLAN), &leases[..1], &opts(&names)) else { panic!("imported") };
-    assert!(d.to_string().contains("none of the 1 leases in a test belongs to the cluster's vxlan backend"), "{d}");
+    assert!(d.to_string().contains("of the 1 lease in a test, none belongs to the cluster's vxlan backend"), "{d}");
 }

@@ -142,23 +142,11 @@ impl<'a> FamilyAlloc<'a> {
                 problems.push(Diagnostic::new(&lock.path, at.subnet, format!("nodes.{}.{}", node.name, k[2]), m));
                 continue;
             }
-            match self.taken_subnets.get(&lease.subnet) {
-                Some(&j) if j != i => problems.push(self.stolen(j, node, &lease.subnet.to_string(), true)),
-                Some(_) => {}
-                None if self.subnets[i].is_none() => {
-                    self.subnets[i] = Some(lease.subnet);
-                    self.taken_subnets.insert(lease.subnet, i);
-                }
-                None => {}
+            if let Some(j) = claim(&mut self.taken_subnets, &mut self.subnets, i, lease.subnet) {
+                problems.push(self.stolen(j, node, &lease.subnet.to_string(), true));
             }
-            match self.taken_macs.get(&lease.vtep_mac) {
-                Some(&j) if j != i => problems.push(self.stolen(j, node, &lease.vtep_mac.to_string(), false)),
-                Some(_) => {}
-                None if self.macs[i].is_none() => {
-                    self.macs[i] = Some(lease.vtep_mac);
-                    self.taken_macs.insert(lease.vtep_mac, i);
-                }
-                None => {}
+            if let Some(j) = claim(&mut self.taken_macs, &mut self.macs, i, lease.vtep_mac) {
+                problems.push(self.stolen(j, node, &lease.vtep_mac.to_string(), false));
             }
         }
     }
@@ -255,6 +243,26 @@ pub fn lock_is_fresh(cluster: &Cluster, leases: &Leases, lock: &Lock) -> bool {
         n
     };
     lock.cluster == cluster.name && nets == lock_networks(cluster) && lock.leases == *leases
+}
+
+/// Records `value` as node `i`'s unless another node holds it (that node's
+/// index is returned) or node `i` already has one (a pin wins over its lease).
+fn claim<K: std::hash::Hash + Eq + Copy>(
+    taken: &mut HashMap<K, usize>,
+    slots: &mut [Option<K>],
+    i: usize,
+    value: K,
+) -> Option<usize> {
+    match taken.get(&value) {
+        Some(&j) if j != i => return Some(j),
+        Some(_) => {}
+        None if slots[i].is_none() => {
+            slots[i] = Some(value);
+            taken.insert(value, i);
+        }
+        None => {}
+    }
+    None
 }
 
 #[cfg(test)]

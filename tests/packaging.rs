@@ -73,10 +73,9 @@ fn man_writes_a_page_per_command() {
     let apply = std::fs::read_to_string(dir.path().join("flannel-gen-apply.1")).expect("apply page");
     assert!(apply.contains("\\-\\-dry\\-run"), "the apply page documents --dry-run");
     // man(1) itself reads the page (when man-db is installed).
-    if let Ok(o) = std::process::Command::new("man").arg("-l").arg(dir.path().join("flannel-gen-apply.1")).output()
-        && o.status.success()
-    {
-        assert!(String::from_utf8_lossy(&o.stdout).contains("dry-run"));
+    match std::process::Command::new("man").arg("-l").arg(dir.path().join("flannel-gen-apply.1")).output() {
+        Ok(o) if o.status.success() => assert!(String::from_utf8_lossy(&o.stdout).contains("dry-run")),
+        _ => eprintln!("SKIPPED man -l flannel-gen-apply.1: man(1) is not installed; the roff is checked above"),
     }
 }
 

@@ -130,19 +130,26 @@ impl Desired {
     /// Nothing flannel-gen owns, in `plan`'s scope: what teardown makes.
     /// Sysctls are left as they are.
     pub fn nothing(plan: &NodePlan) -> Desired {
-        let from = Desired::from_plan(plan);
         Desired {
             rule_families: Family::ALL.to_vec(),
+            rules: RulesState::default(),
+            sysctls: Vec::new(),
+            ..Desired::from_plan(plan).without_objects("teardown")
+        }
+    }
+
+    /// The same scope (marker, uplink, cluster network, rule families) with
+    /// no devices and nothing on them: the one list of the object kinds.
+    fn without_objects(self, retire_reason: &str) -> Desired {
+        Desired {
             devices: Vec::new(),
             tun: None,
             addresses: Vec::new(),
             neighbours: Vec::new(),
             fdb: Vec::new(),
             routes: Vec::new(),
-            rules: RulesState::default(),
-            sysctls: Vec::new(),
-            retire_reason: "teardown".into(),
-            ..from
+            retire_reason: retire_reason.into(),
+            ..self
         }
     }
 
@@ -151,16 +158,7 @@ impl Desired {
     /// the plan's names are included even when unmarked, so an adopted
     /// device gets its alias back.
     pub fn snapshot(live: &Live, around: &Desired) -> Desired {
-        let mut s = Desired {
-            devices: Vec::new(),
-            tun: None,
-            addresses: Vec::new(),
-            neighbours: Vec::new(),
-            fdb: Vec::new(),
-            routes: Vec::new(),
-            retire_reason: "not in the snapshot".into(),
-            ..around.clone()
-        };
+        let mut s = around.clone().without_objects("not in the snapshot");
         let planned = around.planned_names();
         for l in live.links.values() {
             let ours = l.alias.as_deref() == Some(around.marker.as_str()) || planned.contains(&l.name.as_str());

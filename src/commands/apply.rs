@@ -33,9 +33,8 @@ pub struct Args {
     /// Print the changes without making them; exit 1 when any are pending.
     #[arg(long)]
     pub dry_run: bool,
-    /// Apply inside the named network namespace (/run/netns/NAME).
-    #[arg(long, value_name = "NAME", value_parser = parse_netns)]
-    pub netns: Option<String>,
+    #[command(flatten)]
+    pub target: super::target::TargetArgs,
     /// How to print the changes.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -62,9 +61,6 @@ pub struct Args {
     /// With --watch: converge at least this often, in seconds (rules raise no events).
     #[arg(long, value_name = "SECS", default_value_t = 30, requires = "watch")]
     pub resync: u64,
-    /// Seconds to wait for another apply on the same namespace to finish.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub lock_wait: u64,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -87,13 +83,9 @@ impl From<PhaseArg> for Phase {
     }
 }
 
-pub fn parse_netns(s: &str) -> Result<String, String> {
-    if apply::netns::is_name(s) { Ok(s.to_string()) } else { Err(format!("`{s}` is not a namespace name")) }
-}
-
 pub fn run(a: Args) -> Result<u8, Error> {
     let p = a.source.load(a.locked)?;
-    let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
+    let target = a.target.target();
     let opts = apply::Options { dry_run: a.dry_run, phase: a.phase.into(), adopt: a.adopt };
     if let Some(secs) = a.confirm_timeout {
         return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
@@ -200,11 +192,11 @@ pub fn report_text(node: &str, changes: &[Op], dry_run: bool, format: Format) ->
         }
         Format::Text => {
             let mut s: String = changes.iter().map(|c| format!("{c}\n")).collect();
-            let noun = if n == 1 { "change" } else { "changes" };
+            let count = crate::words::plural(n, "change");
             if dry_run && n > 0 {
-                s.push_str(&format!("{n} {noun} pending (dry run; nothing was changed)\n"));
+                s.push_str(&format!("{count} pending (dry run; nothing was changed)\n"));
             } else {
-                s.push_str(&format!("{n} {noun}\n"));
+                s.push_str(&format!("{count}\n"));
             }
             s
         }

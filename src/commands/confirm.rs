@@ -1,7 +1,7 @@
 //! `flannel-gen confirm [--netns NS]`
 
-use super::apply::parse_netns;
 use super::out;
+use super::target::parse_netns;
 use crate::apply::{ApplyError, snapshot};
 use crate::error::{Error, exit};
 

@@ -17,6 +17,7 @@ pub mod render;
 pub mod report;
 pub mod rollback;
 pub mod source;
+pub mod target;
 pub mod teardown;
 pub mod udp;
 pub mod units;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::{compile_warned, dedup, out, plural, unknown_nodes};
 use crate::error::{Error, exit};
 use crate::render::{self, DEFAULT_BINARY};
+use crate::words::agree;
 
 /// Write every node's files as a root-filesystem overlay DIR/<node>/...
 ///
@@ -90,8 +91,8 @@ pub fn run(a: Args) -> Result<u8, Error> {
         if !a.stat {
             out(&report.diffs)?;
         }
-        let differ = if report.changes.len() == 1 { "differs" } else { "differ" };
-        out(&format!("{dir}: {} {differ} from the topology\n", plural(report.changes.len(), "file")))?;
+        let n = report.changes.len();
+        out(&format!("{dir}: {} {} from the topology\n", plural(n, "file"), agree(n, "differs", "differ")))?;
         return Ok(exit::CHANGES);
     }
     if a.verbose {

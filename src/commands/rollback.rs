@@ -1,8 +1,6 @@
 //! `flannel-gen rollback [--netns NS]`
 
-use std::time::Duration;
-
-use super::apply::{parse_netns, report_text, restore};
+use super::apply::{report_text, restore};
 use super::{Format, out};
 use crate::apply::{ApplyError, Session, snapshot};
 use crate::error::{Error, exit};
@@ -17,20 +15,18 @@ use crate::error::{Error, exit};
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
 pub struct Args {
-    /// The network namespace the apply ran in (/run/netns/NAME).
-    #[arg(long, value_name = "NAME", value_parser = parse_netns)]
-    pub netns: Option<String>,
+    /// The namespace the apply ran in, and how long to wait for its lock.
+    #[command(flatten)]
+    pub target: super::target::TargetArgs,
     /// How to print the changes.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Seconds to wait for another flannel-gen on the same namespace.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub lock_wait: u64,
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let ns = a.netns.as_deref();
-    let _lock = crate::apply::lock::acquire(ns, Duration::from_secs(a.lock_wait)).map_err(ApplyError::from)?;
+    let target = a.target.target();
+    let ns = target.netns.as_deref();
+    let _lock = crate::apply::lock::acquire(ns, target.lock_wait).map_err(ApplyError::from)?;
     let Some(state) = snapshot::load(ns).map_err(ApplyError::from)? else {
         out("nothing to roll back\n")?;
         return Ok(exit::OK);

@@ -1,10 +1,8 @@
 //! `flannel-gen teardown (TOPO [--node N] | --plan FILE)`
 
-use std::time::Duration;
-
 use super::Format;
-use super::apply::{parse_netns, report_text};
-use crate::apply::{self, Target};
+use super::apply::report_text;
+use crate::apply;
 use crate::error::{Error, exit};
 
 /// Remove everything flannel-gen made on a node, and nothing else.
@@ -27,21 +25,16 @@ pub struct Args {
     /// Print what would be removed; exit 1 when anything would.
     #[arg(long)]
     pub dry_run: bool,
-    /// Work inside the named network namespace (/run/netns/NAME).
-    #[arg(long, value_name = "NAME", value_parser = parse_netns)]
-    pub netns: Option<String>,
+    #[command(flatten)]
+    pub target: super::target::TargetArgs,
     /// How to print the changes.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Seconds to wait for another flannel-gen on the same namespace.
-    #[arg(long, value_name = "SECS", default_value_t = 60)]
-    pub lock_wait: u64,
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
     let p = a.source.load(false)?;
-    let target = Target { netns: a.netns, lock_wait: Duration::from_secs(a.lock_wait) };
-    let changes = apply::teardown(&p, &target, a.dry_run)?;
+    let changes = apply::teardown(&p, &a.target.target(), a.dry_run)?;
     super::out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
     Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
 }

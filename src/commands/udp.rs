@@ -24,7 +24,7 @@ pub struct Args {
     #[command(flatten)]
     pub source: super::source::PlanSource,
     /// Run inside the named network namespace (/run/netns/NAME).
-    #[arg(long, value_name = "NAME", value_parser = super::apply::parse_netns)]
+    #[arg(long, value_name = "NAME", value_parser = super::target::parse_netns)]
     pub netns: Option<String>,
     /// Worker threads, each on its own TUN queue [default: the CPU count, at most 8].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]

@@ -39,15 +39,14 @@ struct VersionOnly {
 fn deserialize(file: &Path, text: &str) -> Result<PlanData, Diagnostics> {
     // Path tracking is only for the error: a plan that parses pays nothing for it.
     let mut de = serde_json::Deserializer::from_str(text);
-    if let Ok(d) = PlanData::deserialize(&mut de) {
-        return de.end().map(|()| d).map_err(|e| {
-            let pos = Pos::new(e.line() as u64, e.column() as u64);
-            Diagnostics::one(file, pos, "", "not a flannel-gen plan: trailing characters after the JSON object")
-        });
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let Err(err) = serde_path_to_error::deserialize::<_, PlanData>(&mut de) else {
-        return Err(Diagnostics::whole_file(file, "not a flannel-gen plan: the JSON parser disagrees with itself"));
+    let inner = match PlanData::deserialize(&mut de) {
+        Ok(d) => {
+            return de.end().map(|()| d).map_err(|e| {
+                let pos = Pos::new(e.line() as u64, e.column() as u64);
+                Diagnostics::one(file, pos, "", "not a flannel-gen plan: trailing characters after the JSON object")
+            });
+        }
+        Err(e) => e,
     };
     // An older or newer plan fails on its first unknown key; say why instead.
     if let Ok(VersionOnly { format_version: Some(v) }) = serde_json::from_str::<VersionOnly>(text)
@@ -61,8 +60,8 @@ fn deserialize(file: &Path, text: &str) -> Result<PlanData, Diagnostics> {
             format!("formatVersion {v} is not {FORMAT_VERSION}; render the plan again with this flannel-gen"),
         ));
     }
-    let path = err.path().to_string();
-    let inner = err.into_inner();
+    let tracked = serde_path_to_error::deserialize::<_, PlanData>(&mut serde_json::Deserializer::from_str(text));
+    let path = tracked.err().map(|e| e.path().to_string()).unwrap_or_default();
     let pos = Pos::new(inner.line() as u64, inner.column() as u64);
     let msg = inner.to_string();
     let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m).to_string();

@@ -10,6 +10,7 @@ use crate::diag::Reporter;
 use crate::netaddr::{Family, PerFamily, SubnetPool};
 use crate::topology::Node;
 use crate::topology::schema::TopologyDoc;
+use crate::words::plural;
 
 /// Node names listed before "and N more".
 const MAX_NAMES_SHOWN: usize = 5;
@@ -22,10 +23,10 @@ pub fn capacity(r: &mut Reporter, doc: &TopologyDoc, pools: &PerFamily<SubnetPoo
                 pos(&doc.nodes),
                 "nodes",
                 format!(
-                    "{nodes} nodes but {} has only {capacity} /{} subnet{} between {} and {}",
+                    "{} but {} has only {} between {} and {}",
+                    plural(nodes, "node"),
                     p.network,
-                    p.len,
-                    if capacity == 1 { "" } else { "s" },
+                    plural(usize::try_from(capacity).unwrap_or(usize::MAX), &format!("/{} subnet", p.len)),
                     p.min,
                     p.max
                 ),

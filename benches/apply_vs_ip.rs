@@ -79,20 +79,32 @@ struct Setup {
     _dir: tempfile::TempDir,
     topo: PathBuf,
     overlay: PathBuf,
+    /// The same cluster with flanneld's plain routes: the iproute2 baseline.
+    plain_overlay: PathBuf,
 }
 
 fn setup(nodes: usize) -> Setup {
     let dir = tempfile::tempdir().expect("tempdir");
     let topo = dir.path().join("t.yaml");
-    std::fs::write(&topo, sh(BIN, &["generate", "--nodes", &nodes.to_string()])).expect("write");
+    let text = sh(BIN, &["generate", "--nodes", &nodes.to_string()]);
+    std::fs::write(&topo, &text).expect("write");
     let t = topo.to_str().expect("utf8");
     sh(BIN, &["lock", t]);
     let out = dir.path().join("out");
     sh(BIN, &["render", t, "--out", out.to_str().expect("utf8"), "--node", "node-1"]);
-    Setup { overlay: out.join("node-1"), topo, _dir: dir }
+    // Same leases (the lock is copied), routeStyle plain.
+    let plain = dir.path().join("plain.yaml");
+    let plain_text = text.replacen("  type: vxlan\n", "  type: vxlan\n  routeStyle: plain\n", 1);
+    assert_ne!(plain_text, text, "the generated topology has a vxlan backend section");
+    std::fs::write(&plain, plain_text).expect("write");
+    std::fs::copy(dir.path().join("t.lock"), dir.path().join("plain.lock")).expect("copy lock");
+    let pout = dir.path().join("plain-out");
+    sh(BIN, &["render", plain.to_str().expect("utf8"), "--out", pout.to_str().expect("utf8"), "--node", "node-1"]);
+    Setup { overlay: out.join("node-1"), plain_overlay: pout.join("node-1"), topo, _dir: dir }
 }
 
-/// The rendered scripts through iproute2, as a user would run them.
+/// The rendered scripts through iproute2, as a user would run them (the
+/// nexthop lines are in route.batch).
 fn ip_batch(ns: &str, overlay: &Path, converged: bool) -> Duration {
     let b = |f: &str| overlay.join("etc/flannel-gen").join(f).to_string_lossy().into_owned();
     let mut total = Duration::ZERO;
@@ -122,7 +134,7 @@ fn main() {
 
     let topo = s.topo.to_str().expect("utf8");
     let (mut apply_t, mut batch_t, mut conv_t, mut batch_conv_t, mut one_t) = (vec![], vec![], vec![], vec![], vec![]);
-    let mut conv_topo_t = vec![];
+    let (mut conv_topo_t, mut nh_batch_t) = (vec![], vec![]);
     let mut first_changes = 0;
     for _ in 0..runs {
         let a = Netns::new("apply", ip);
@@ -144,12 +156,15 @@ fn main() {
         one_t.push(t);
 
         let b = Netns::new("batch", ip);
-        batch_t.push(ip_batch(&b.0, &s.overlay, false));
-        batch_conv_t.push(ip_batch(&b.0, &s.overlay, true));
+        batch_t.push(ip_batch(&b.0, &s.plain_overlay, false));
+        batch_conv_t.push(ip_batch(&b.0, &s.plain_overlay, true));
+        let n = Netns::new("nhbatch", ip);
+        nh_batch_t.push(ip_batch(&n.0, &s.overlay, false));
     }
 
     let (apply_m, batch_m, conv_m, bconv_m, one_m) =
         (median(apply_t), median(batch_t), median(conv_t), median(batch_conv_t), median(one_t));
+    let nh_batch_m = median(nh_batch_t);
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
 
     // Render one node of the big topology, fresh output each time.
@@ -188,11 +203,17 @@ fn main() {
     println!("| benchmark ({runs} runs, median) | flannel-gen | baseline | ratio | target |");
     println!("|---|---|---|---|---|");
     println!(
-        "| 1. apply {} peers into an empty netns ({first_changes} changes) vs ip -batch | {} | {} | {:.2} | ≤ 0.5 |",
+        "| 1. apply {} peers into an empty netns ({first_changes} changes) vs ip -batch of flanneld's plain state | {} | {} | {:.2} | ≤ 0.5 |",
         peers_nodes - 1,
         ms(apply_m),
         ms(batch_m),
         ratio(apply_m, batch_m)
+    );
+    println!(
+        "| 1b. the same nexthop-style state through ip -batch vs flanneld's plain state through ip -batch | {} | {} | {:.2} | (kernel cost of the route style) |",
+        ms(nh_batch_m),
+        ms(batch_m),
+        ratio(nh_batch_m, batch_m)
     );
     println!(
         "| 2. converged re-apply (0 writes) vs ip -batch -force | {} | {} | {:.3} | ≤ 0.1 |",

@@ -32,6 +32,7 @@ fn plan_json_is_the_node_facts() {
         "cluster": "prod-east",
         "node": "node-1",
         "backend": {"type": "vxlan", "vni": 1, "port": 8472, "directRouting": false, "gbp": false, "learning": false, "txChecksumOffload": true},
+        "routeStyle": "nexthop",
         "ipMasq": true,
         "mtu": 1450,
         "uplink": {"name": "eth0", "mtu": 1500, "ipv4": "192.168.31.61/24"},
@@ -59,7 +60,8 @@ fn plan_text_reads_like_ip() {
     let out = run(&["plan", "examples/hostgw-3node.yaml", "--node", "node-2"]);
     assert_eq!(code(&out), 0);
     let text = stdout(&out);
-    assert!(text.contains("route 10.244.1.0/24 via 192.168.31.61 dev eth0\n"), "{text}");
+    // routeStyle nexthop: id 0x46000000 | the subnet's index (1) in 10.244.0.0/16.
+    assert!(text.contains("route 10.244.1.0/24 via 192.168.31.61 dev eth0 nhid 1174405121\n"), "{text}");
     assert!(!text.contains("flannel.1"), "host-gw has no VXLAN device: {text}");
 }
 

@@ -53,8 +53,9 @@ fn full_state(ns: &Netns) -> String {
         .map(|l| l.split_once(": ").map_or(l, |(_, rest)| rest))
         .collect::<Vec<_>>()
         .join("\n");
+    let nexthops = ns.ip(&["nexthop", "show"]);
     format!(
-        "{}\n{links}\n{}\n{save}\n{nft}\n{sysctl}",
+        "{}\n{links}\n{}\n{nexthops}\n{save}\n{nft}\n{sysctl}",
         flannel_state(ns, &["flannel.1", "flannel.9"]),
         ns.ip(&["-d", "link", "show"]).lines().filter(|l| l.contains("alias")).collect::<Vec<_>>().join("\n")
     )
@@ -70,6 +71,8 @@ fn teardown_removes_ours_and_nothing_else() {
     ns.ip(&["route", "add", "10.99.0.0/24", "via", "192.168.31.1", "dev", "eth0"]);
     ns.ip(&["neigh", "add", "192.168.31.200", "lladdr", "02:00:00:00:00:c8", "dev", "eth0", "nud", "permanent"]);
     ns.ip(&["link", "add", "flannel.9", "type", "vxlan", "id", "9", "dstport", "4789", "local", "192.168.31.61"]);
+    // Someone else's nexthop object (an id outside flannel-gen's range).
+    ns.ip(&["nexthop", "add", "id", "9", "via", "192.168.31.1", "dev", "eth0"]);
     must(&mut ns.exec("iptables", &["-t", "nat", "-A", "POSTROUTING", "-d", "198.51.100.0/24", "-j", "RETURN"]));
     must(&mut ns.exec("iptables", &["-A", "FORWARD", "-s", "203.0.113.0/24", "-j", "DROP"]));
     must(&mut ns.exec("nft", &["add", "table", "ip", "mine"]));
@@ -85,10 +88,12 @@ fn teardown_removes_ours_and_nothing_else() {
         stdout(&o),
         "- rules iptables nat FLANNEL-POSTRTG\n\
          - rules iptables filter FLANNEL-FWD\n\
-         - route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink\n\
-         - route 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink\n\
+         - route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122\n\
+         - route 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink nhid 1174405123\n\
+         - nexthop id 1174405122 via 10.244.2.0 dev flannel.1 onlink\n\
+         - nexthop id 1174405123 via 10.244.3.0 dev flannel.1 onlink\n\
          - link flannel.1 (teardown)\n\
-         5 changes\n"
+         7 changes\n"
     );
     // Everything foreign as it was; apply's sysctls stay (teardown leaves them).
     let after = full_state(&ns);

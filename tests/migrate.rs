@@ -159,7 +159,8 @@ fn diff_of_the_migration_names_routes_devices_and_phases() {
         "--phase 1",
         "--- a/node-1/etc/flannel-gen/route.batch",
         "+++ b/node-1/etc/flannel-gen/route.batch",
-        "+route replace 10.244.2.0/24 via 192.168.31.62 dev eth0 proto static",
+        // routeStyle nexthop (the default): the nexthop moves; the route keeps its id.
+        "+nexthop replace id 1174405122 via 192.168.31.62 dev eth0 proto static",
         "--- a/node-3/etc/systemd/network/50-flannel.1.netdev\n+++ /dev/null",
     ] {
         assert!(text.contains(want), "diff lacks {want:?}:\n{text}");

@@ -134,14 +134,17 @@ fn flanneld_and_flannel_gen_nodes_route_to_each_other() {
 
     // flannel-gen's plan for F is what flanneld programmed: the dry run may
     // adopt the device (marker alias), add rules and sysctls, and re-tag
-    // routes flanneld made (proto boot) as its own; nothing on the wire.
+    // routes flanneld made (proto boot) as its own, through a nexthop
+    // object with the same gateway, device and onlink; nothing on the wire.
     let f = &c.node("f").ns.name;
     let dry = run(&["apply", s(&topo), "--node", "f", "--netns", f, "--dry-run"]);
     let changes = stdout(&dry);
     assert_eq!(code(&dry), 1, "{changes}{}", stderr(&dry));
     let retag = |l: &str| {
         let Some(rest) = l.strip_prefix("~ route ") else { return false };
-        rest.split_once(" (was ").is_some_and(|(new, was)| was == format!("{new} proto boot)"))
+        let Some((new, was)) = rest.split_once(" (was ") else { return false };
+        let same_path = new.split_once(" nhid ").map_or(new, |(path, _)| path);
+        was == format!("{same_path} proto boot)")
     };
     let wire: Vec<&str> = changes
         .lines()

@@ -178,11 +178,9 @@ impl Desired {
             .iter()
             .filter(|r| around.owns_route(live, r))
             .filter_map(|r| {
-                let dev = r.oif.and_then(|i| live.name_of(i))?.to_string();
-                Some(RouteState {
-                    route: Route { dst: r.dst, via: r.gateway, dev, onlink: r.onlink },
-                    protocol: r.protocol,
-                })
+                let (via, oif, onlink) = live.path_of(r);
+                let dev = oif.and_then(|i| live.name_of(i))?.to_string();
+                Some(RouteState { route: Route { dst: r.dst, via, dev, onlink, nhid: r.nhid }, protocol: r.protocol })
             })
             .collect();
         s.rules = RulesState {

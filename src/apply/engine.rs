@@ -2,10 +2,12 @@
 //! namespace, and the converge loop every action shares — read, check,
 //! reconcile, execute stage by stage, verify.
 
+use std::cell::RefCell;
 use std::time::Duration;
 
 use super::desired::Desired;
 use super::live::Live;
+use super::netlink::bulk::Bulk;
 use super::ops::{Op, Stage};
 use super::reconcile::{self, Refusal};
 use super::{ApplyError, Options, Precondition, ethtool, netlink, netns, rules};
@@ -20,6 +22,8 @@ const VERIFY_PAUSE: Duration = Duration::from_millis(100);
 pub struct Session {
     rt: tokio::runtime::Runtime,
     pub handle: rtnetlink::Handle,
+    /// The bulk writer and dumper, on its own socket in the same namespace.
+    pub bulk: RefCell<Bulk>,
     conn: tokio::task::JoinHandle<()>,
 }
 
@@ -40,7 +44,8 @@ impl Session {
             .block_on(async { rtnetlink::new_connection() })
             .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
         let conn = rt.spawn(conn);
-        Ok(Session { rt, handle, conn })
+        let bulk = RefCell::new(Bulk::open().map_err(netlink_err("netlink socket"))?);
+        Ok(Session { rt, handle, bulk, conn })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -54,12 +59,12 @@ impl Session {
 
     /// Everything reconcile looks at for `desired`.
     pub fn read(&self, desired: &Desired) -> Result<Live, ApplyError> {
-        self.block_on(read_live(&self.handle, desired))
+        self.block_on(read_live(&self.handle, &self.bulk, desired))
     }
 
     /// [`converge`] on this session.
     pub fn converge(&self, desired: &Desired, opts: Options, plan: Option<&NodePlan>) -> Result<Vec<Op>, ApplyError> {
-        self.block_on(converge(&self.handle, desired, opts, plan))
+        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan))
     }
 }
 
@@ -67,6 +72,7 @@ impl Session {
 /// unless a dry run — executes and verifies. Returns the changes.
 pub async fn converge(
     h: &rtnetlink::Handle,
+    bulk: &RefCell<Bulk>,
     desired: &Desired,
     opts: Options,
     plan: Option<&NodePlan>,
@@ -74,7 +80,7 @@ pub async fn converge(
     if let Some(missing) = plan.map(rules::missing_tools).and_then(|m| m.into_iter().next()) {
         return Err(Precondition::MissingTool(missing).into());
     }
-    let live = read_live(h, desired).await?;
+    let live = read_live(h, bulk, desired).await?;
     if let Some(plan) = plan {
         check_preconditions(plan, &live)?;
     }
@@ -84,10 +90,10 @@ pub async fn converge(
         return Ok(changes);
     }
     let index = live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect();
-    let mut ex = netlink::exec::Executor { handle: h.clone(), index };
+    let mut ex = netlink::exec::Executor { handle: h.clone(), bulk, index };
     execute(&mut ex, &changes).await?;
     let kept = kept_devices(desired, &live, &changes);
-    verify(h, desired, ropts, &kept).await?;
+    verify(h, bulk, desired, ropts, &kept).await?;
     Ok(changes)
 }
 
@@ -98,9 +104,11 @@ impl Drop for Session {
 }
 
 /// Everything reconcile looks at: the netlink dump, the rules, the offloads.
-pub async fn read_live(h: &rtnetlink::Handle, desired: &Desired) -> Result<Live, ApplyError> {
-    let mut live = netlink::dump::dump(h, desired).await.map_err(netlink_err("reading kernel state"))?;
-    live.rules = rules::dump(&desired.rule_families).map_err(|e| netlink_err("reading the traffic rules")(e.into()))?;
+pub async fn read_live(h: &rtnetlink::Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result<Live, ApplyError> {
+    let rules_err = |e: rules::RulesError| netlink_err("reading the traffic rules")(e.into());
+    let pending = rules::start_dump(&desired.rule_families).map_err(rules_err)?;
+    let mut live = netlink::dump::dump(h, bulk, desired).await.map_err(netlink_err("reading kernel state"))?;
+    live.rules = pending.finish().map_err(rules_err)?;
     let marker = desired.marker.as_str();
     let ours: Vec<String> = live
         .links
@@ -137,6 +145,7 @@ fn kept_devices(desired: &Desired, live: &Live, changes: &[Op]) -> Vec<String> {
 
 async fn verify(
     h: &rtnetlink::Handle,
+    bulk: &RefCell<Bulk>,
     desired: &Desired,
     ropts: reconcile::Options,
     kept: &[String],
@@ -146,7 +155,7 @@ async fn verify(
         if attempt > 0 {
             tokio::time::sleep(VERIFY_PAUSE).await;
         }
-        let live = read_live(h, desired).await?;
+        let live = read_live(h, bulk, desired).await?;
         left = reconcile::reconcile(desired, &live, ropts).map_err(|e: Refusal| ApplyError::Refused(e))?;
         left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
         if left.is_empty() {
@@ -182,7 +191,7 @@ fn check_preconditions(plan: &NodePlan, live: &Live) -> Result<(), Precondition>
     Ok(())
 }
 
-async fn execute(ex: &mut netlink::exec::Executor, changes: &[Op]) -> Result<(), ApplyError> {
+async fn execute(ex: &mut netlink::exec::Executor<'_>, changes: &[Op]) -> Result<(), ApplyError> {
     for stage in Stage::ALL {
         let ops: Vec<&Op> = changes.iter().filter(|o| o.stage() == stage).collect();
         let mut failures = Vec::new();

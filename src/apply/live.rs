@@ -57,6 +57,22 @@ pub struct LiveRoute {
     pub protocol: u8,
     /// rtm_scope: 0 universe (every route flannel-gen makes), 253 link.
     pub scope: u8,
+    /// RTA_NH_ID: the route goes through this nexthop object.
+    pub nhid: Option<u32>,
+}
+
+/// A kernel nexthop object (RTM_NEWNEXTHOP) with one gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveNexthop {
+    pub id: u32,
+    pub gateway: Option<IpAddr>,
+    pub oif: Option<u32>,
+    /// RTNH_F_ONLINK.
+    pub onlink: bool,
+    pub protocol: u8,
+    /// Anything a single-gateway nexthop of flannel-gen's does not have
+    /// (a group, blackhole, encapsulation, FDB nexthop).
+    pub other: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +99,8 @@ pub struct Live {
     pub addrs: BTreeMap<u32, Vec<IpNet>>,
     /// Unicast routes of the main table, both families.
     pub routes: Vec<LiveRoute>,
+    /// Nexthop objects with ids in flannel-gen's range, by id.
+    pub nexthops: BTreeMap<u32, LiveNexthop>,
     /// Neighbours on owned devices.
     pub neighs: Vec<LiveNeigh>,
     /// FDB entries (NTF_SELF) on owned devices.
@@ -101,6 +119,15 @@ impl Live {
 
     pub fn index_of(&self, name: &str) -> Option<u32> {
         self.links.get(name).map(|l| l.index)
+    }
+
+    /// Where a route sends traffic: its nexthop object's gateway, device and
+    /// onlink flag when it has one, else its own.
+    pub fn path_of(&self, r: &LiveRoute) -> (Option<IpAddr>, Option<u32>, bool) {
+        match r.nhid {
+            Some(id) => self.nexthops.get(&id).map_or((None, None, false), |n| (n.gateway, n.oif, n.onlink)),
+            None => (r.gateway, r.oif, r.onlink),
+        }
     }
 
     pub fn addrs_of(&self, index: u32) -> &[IpNet] {

@@ -1,6 +1,6 @@
 //! Back end 2: push a node plan into the kernel through netlink.
 //!
-//! Reconcile, don't replay: [`netlink::dump`] and [`rules::dump`] read what
+//! Reconcile, don't replay: [`netlink::dump`] and [`rules::start_dump`] read what
 //! is there, [`reconcile::reconcile`] (pure) decides what must change to
 //! reach a [`desired::Desired`] state, and the executor makes only those
 //! changes, stage by stage ([`ops::Stage`]). The desired state is a plan's

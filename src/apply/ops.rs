@@ -107,6 +107,11 @@ pub enum Op {
         dst: IpNet,
         desc: String,
     },
+    /// A nexthop object no planned route uses (after the routes moved off it).
+    DelNexthop {
+        id: u32,
+        desc: String,
+    },
     SetRules(RulesChange),
     DelRules(RulesChange),
 }
@@ -165,7 +170,7 @@ impl Op {
             Op::AddNeigh(_) | Op::AddFdb(_) => Stage::NeighboursAndFdb,
             Op::ReplaceRoute { .. } => Stage::Routes,
             Op::DelRoute { .. } | Op::DelAddress { .. } => Stage::PruneRoutes,
-            Op::DelFdb { .. } | Op::DelNeigh { .. } => Stage::PruneNeighboursAndFdb,
+            Op::DelFdb { .. } | Op::DelNeigh { .. } | Op::DelNexthop { .. } => Stage::PruneNeighboursAndFdb,
             Op::DeleteLink { replacing: false, .. } => Stage::DeleteLinks,
         }
     }
@@ -187,7 +192,8 @@ impl Op {
             | Op::DelAddress { .. }
             | Op::DelNeigh { .. }
             | Op::DelFdb { .. }
-            | Op::DelRoute { .. } => '-',
+            | Op::DelRoute { .. }
+            | Op::DelNexthop { .. } => '-',
         }
     }
 
@@ -199,6 +205,7 @@ impl Op {
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
             Op::ReplaceRoute { .. } | Op::DelRoute { .. } => "route",
+            Op::DelNexthop { .. } => "nexthop",
             Op::SetRules(_) | Op::DelRules(_) => "rules",
         }
     }
@@ -232,7 +239,7 @@ impl Op {
                 }
                 s
             }
-            Op::DelRoute { desc, .. } => desc.clone(),
+            Op::DelRoute { desc, .. } | Op::DelNexthop { desc, .. } => desc.clone(),
             Op::SetRules(r) => match r.was {
                 Some(was) => format!("{} {} ({} rules, was {was})", r.backend.as_str(), r.target, r.count),
                 None => format!("{} {} ({} rules)", r.backend.as_str(), r.target, r.count),

@@ -61,36 +61,63 @@ pub fn missing_tools(plan: &NodePlan) -> Vec<RulesError> {
         .collect()
 }
 
-fn output(program: &'static str, args: &[&str]) -> Result<std::process::Output, RulesError> {
-    let path = find(program).ok_or(RulesError::Missing { program, why: "needed to read the rules".into() })?;
-    Command::new(path).args(args).output().map_err(|e| RulesError::Failed { program, detail: e.to_string() })
+/// The tools that read the rules, started: they run while apply reads the
+/// kernel over netlink, so a read costs the longer of the two, not the sum.
+pub struct PendingRules {
+    children: Vec<(Family, &'static str, std::process::Child)>,
 }
 
-/// Reads the owned chains and tables for the families in `families`, with
-/// whichever tools this node has.
-pub fn dump(families: &[Family]) -> Result<LiveRules, RulesError> {
-    let mut live = LiveRules::default();
+fn spawn(program: &'static str, args: &[&str]) -> Result<std::process::Child, RulesError> {
+    let path = find(program).ok_or(RulesError::Missing { program, why: "needed to read the rules".into() })?;
+    Command::new(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RulesError::Failed { program, detail: e.to_string() })
+}
+
+/// Starts reading the owned chains and tables for the families in
+/// `families`, with whichever tools this node has.
+pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
+    let mut children = Vec::new();
     for &f in families {
         let save = iptables::save_program(f);
         if find(save).is_some() {
-            let out = output(save, &[])?;
-            if !out.status.success() {
-                return Err(RulesError::Failed {
-                    program: save,
-                    detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                });
-            }
-            live.iptables.insert(f, iptables::parse_save(&String::from_utf8_lossy(&out.stdout)));
+            children.push((f, save, spawn(save, &[])?));
         }
         if find("nft").is_some() {
             let (fam, name) = nft::table_of(f);
-            let out = output("nft", &["list", "table", fam, name])?;
-            if out.status.success() {
-                live.nft.insert(f, String::from_utf8_lossy(&out.stdout).into_owned());
-            }
+            children.push((f, "nft", spawn("nft", &["list", "table", fam, name])?));
         }
     }
-    Ok(live)
+    Ok(PendingRules { children })
+}
+
+impl PendingRules {
+    /// Waits for every tool; `nft list table` failing means no such table.
+    pub fn finish(self) -> Result<LiveRules, RulesError> {
+        let mut live = LiveRules::default();
+        for (f, program, child) in self.children {
+            let out = child.wait_with_output().map_err(|e| RulesError::Failed { program, detail: e.to_string() })?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            match (program, out.status.success()) {
+                ("nft", true) => {
+                    live.nft.insert(f, text.into_owned());
+                }
+                ("nft", false) => {}
+                (_, true) => {
+                    live.iptables.insert(f, iptables::parse_save(&text));
+                }
+                (_, false) => {
+                    let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
+                    return Err(RulesError::Failed { program, detail });
+                }
+            }
+        }
+        Ok(live)
+    }
 }
 
 /// Feeds `payload` to `iptables-restore --noflush` or `nft -f -`: one commit per table.

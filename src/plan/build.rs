@@ -73,6 +73,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         cluster: cluster.name.clone(),
         node: node.name.clone(),
         backend,
+        route_style: b.route_style,
         ip_masq: cluster.ip_masq,
         mtu: node.mtu - b.kind.overhead(),
         uplink,

@@ -12,6 +12,7 @@ use ipnet::IpNet;
 
 use super::{BackendPlan, FORMAT_VERSION, Peer, PlanData};
 use crate::netaddr::{self, Family};
+use crate::topology::RouteStyle;
 use crate::topology::validate::{interface_refusal, is_dns_label};
 
 /// One broken invariant: where (a JSON path such as `peers[3].subnet`) and why.
@@ -186,6 +187,8 @@ fn peers(c: &mut Checker, p: &PlanData) {
             c.fail(at("subnet"), format!("{s} is this node's own subnet"));
         } else if !subnets.insert(s) {
             c.fail(at("subnet"), format!("{s} is listed for two peers"));
+        } else if p.route_style == RouteStyle::Nexthop && super::objects::nexthop_id(fam.network, s).is_none() {
+            c.fail(at("subnet"), format!("{s}: its index in {} does not fit a nexthop id", fam.network));
         }
         public_ip(c, p, i, peer, f);
         if let Peer::Vxlan { vtep_mac, .. } = peer {

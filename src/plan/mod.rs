@@ -27,7 +27,7 @@ pub use read::{parse_plan, read_plan};
 
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::topology::{BackendKind, RulesBackend};
+use crate::topology::{BackendKind, RouteStyle, RulesBackend};
 
 /// Bumped on any incompatible change to the JSON form.
 pub const FORMAT_VERSION: u32 = 2;
@@ -54,6 +54,9 @@ pub struct PlanData {
     pub cluster: String,
     pub node: String,
     pub backend: BackendPlan,
+    /// How routes to peers are made; a plan from before the field existed is plain.
+    #[serde(default = "plain_routes")]
+    pub route_style: RouteStyle,
     /// flanneld's --ip-masq: flannel masquerades, so docker and CNI must not.
     pub ip_masq: bool,
     /// MTU of the overlay device and of pods.
@@ -69,6 +72,10 @@ pub struct PlanData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_rules: Option<TrafficRules>,
     pub sysctls: Vec<Sysctl>,
+}
+
+fn plain_routes() -> RouteStyle {
+    RouteStyle::Plain
 }
 
 /// How the masquerade (when `ipMasq`) and forward rules are kept.

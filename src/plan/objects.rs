@@ -59,7 +59,7 @@ impl TunDevice {
     /// `<network> dev flannel0`: everything in the pod network that is not
     /// more specific (this node's own subnet on the bridge) goes to the forwarder.
     pub fn route(&self) -> Route {
-        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false }
+        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None }
     }
 }
 
@@ -96,6 +96,28 @@ pub struct Route {
     pub via: Option<IpAddr>,
     pub dev: String,
     pub onlink: bool,
+    /// routeStyle nexthop: the kernel nexthop object (id) that holds `via`,
+    /// `dev` and `onlink`; the route itself is `<dst> nhid <id>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nhid: Option<u32>,
+}
+
+const NEXTHOP_INDEX_BITS: u32 = crate::topology::RouteStyle::NEXTHOP_INDEX_BITS;
+/// The ids flannel-gen's nexthops take, per family: `0x46` ('F') or `0x47`
+/// in the top byte, the subnet's index below. Nexthops with ids in
+/// [`NEXTHOP_IDS`] are flannel-gen's to change and prune.
+const NEXTHOP_BASE_V4: u32 = 0x4600_0000;
+const NEXTHOP_BASE_V6: u32 = 0x4700_0000;
+pub const NEXTHOP_IDS: std::ops::Range<u32> = NEXTHOP_BASE_V4..NEXTHOP_BASE_V6 + (1 << NEXTHOP_INDEX_BITS);
+
+/// The nexthop id of the route to `subnet` inside `network` (none when the
+/// index does not fit; validation refuses such networks for this style).
+pub fn nexthop_id(network: IpNet, subnet: IpNet) -> Option<u32> {
+    let host_bits = u32::from(subnet.max_prefix_len() - subnet.prefix_len());
+    let offset = crate::netaddr::to_bits(subnet.network()).checked_sub(crate::netaddr::to_bits(network.network()))?;
+    let index = u32::try_from(offset.checked_shr(host_bits)?).ok().filter(|i| *i < 1 << NEXTHOP_INDEX_BITS)?;
+    let base = if subnet.addr().is_ipv4() { NEXTHOP_BASE_V4 } else { NEXTHOP_BASE_V6 };
+    Some(base | index)
 }
 
 impl PlanData {
@@ -222,11 +244,24 @@ impl NodePlan {
                 via: Some(subnet.network()),
                 dev: self.vxlan_dev_name(p.family()),
                 onlink: true,
+                nhid: self.nhid_of(p),
             }),
-            Peer::HostGw { subnet, public_ip, .. } => {
-                Some(Route { dst: *subnet, via: Some(*public_ip), dev: self.uplink.name.clone(), onlink: false })
-            }
+            Peer::HostGw { subnet, public_ip, .. } => Some(Route {
+                dst: *subnet,
+                via: Some(*public_ip),
+                dev: self.uplink.name.clone(),
+                onlink: false,
+                nhid: self.nhid_of(p),
+            }),
             Peer::Udp { .. } => None,
         }
+    }
+
+    /// The nexthop object a peer's route goes through (routeStyle nexthop).
+    fn nhid_of(&self, p: &Peer) -> Option<u32> {
+        if self.route_style != crate::topology::RouteStyle::Nexthop {
+            return None;
+        }
+        nexthop_id(self.family(p.family())?.network, p.subnet())
     }
 }

@@ -52,6 +52,9 @@ impl fmt::Display for Route {
         if self.onlink {
             write!(f, " onlink")?;
         }
+        if let Some(id) = self.nhid {
+            write!(f, " nhid {id}")?;
+        }
         Ok(())
     }
 }
@@ -86,7 +89,7 @@ impl fmt::Display for NodePlan {
             let gw = self.gateway(fam).map(|g| g.to_string()).unwrap_or_default();
             writeln!(f, "# {fam} network {} subnet {} gateway {gw}", p.network, p.subnet)?;
         }
-        writeln!(f, "# mtu {} ipMasq {}", self.mtu, self.ip_masq)?;
+        writeln!(f, "# mtu {} ipMasq {} routeStyle {}", self.mtu, self.ip_masq, self.route_style.as_str())?;
         let addrs: Vec<String> = [self.uplink.ipv4, self.uplink.ipv6].iter().flatten().map(|a| a.to_string()).collect();
         writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, addrs.join(" "), self.uplink.mtu)?;
         for s in &self.sysctls {

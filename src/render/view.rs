@@ -134,6 +134,8 @@ pub struct RouteView {
     pub via: Option<IpAddr>,
     pub dev: String,
     pub onlink: bool,
+    /// routeStyle nexthop: the nexthop object's id (it holds via, dev, onlink).
+    pub nhid: Option<u32>,
 }
 
 impl From<Neighbour> for NeighbourView {
@@ -149,7 +151,7 @@ impl From<Fdb> for FdbView {
 }
 
 fn route_view(node: &str, r: Route) -> RouteView {
-    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink }
+    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink, nhid: r.nhid }
 }
 
 fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {

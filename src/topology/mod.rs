@@ -92,6 +92,44 @@ pub struct Backend {
     /// Transmit checksum offload on the VXLAN device. Off works around
     /// kernels that send VXLAN with bad inner checksums (flannel #1279).
     pub tx_checksum_offload: bool,
+    pub route_style: RouteStyle,
+}
+
+/// How a route to a peer's subnet is made. flanneld makes `<subnet> via <gw>
+/// [onlink]` routes (plain); the kernel inserts those in time that grows with
+/// the number of gateways already present (every such route shares one
+/// fib_info hash bucket), so at thousands of peers each route goes through
+/// its own kernel nexthop object instead (`nexthop id N via <gw>` + `<subnet>
+/// nhid N`): the same forwarding, the same wire, a third of the time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteStyle {
+    /// flanneld's routes, byte for byte.
+    Plain,
+    /// A nexthop object per peer, the route pointing at it (Linux ≥ 5.3, systemd ≥ 248).
+    #[default]
+    Nexthop,
+}
+
+impl RouteStyle {
+    /// Bits of a nexthop id that hold the subnet's index in its network.
+    pub const NEXTHOP_INDEX_BITS: u32 = 24;
+    pub const NAMES: [&str; 2] = ["plain", "nexthop"];
+
+    pub fn parse(s: &str) -> Option<RouteStyle> {
+        match s {
+            "plain" => Some(RouteStyle::Plain),
+            "nexthop" => Some(RouteStyle::Nexthop),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteStyle::Plain => "plain",
+            RouteStyle::Nexthop => "nexthop",
+        }
+    }
 }
 
 /// Which tool keeps flannel's masquerade and forward rules.

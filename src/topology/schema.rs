@@ -39,6 +39,7 @@ pub struct BackendDoc {
     pub gbp: Option<S<bool>>,
     pub learning: Option<S<bool>>,
     pub tx_checksum_offload: Option<S<bool>>,
+    pub route_style: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,7 +85,8 @@ pub const TOP_KEYS: &[&str] = &[
     "defaults",
     "nodes",
 ];
-pub const BACKEND_KEYS: &[&str] = &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload"];
+pub const BACKEND_KEYS: &[&str] =
+    &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload", "routeStyle"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
 pub const NODE_KEYS: &[&str] = &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6"];
 

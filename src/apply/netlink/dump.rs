@@ -1,26 +1,24 @@
 //! Reading the state apply looks at: links, then the addresses, routes,
-//! neighbours and FDB entries that concern the plan — one dump per kind.
+//! nexthops, neighbours and FDB entries that concern the plan — one dump per
+//! kind (the per-peer kinds through [`super::raw`]).
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rtnetlink::Handle;
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::AddressAttribute;
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, InfoData, InfoTun, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteType};
 
-use super::{NetlinkError, collect};
+use super::bulk::Bulk;
+use super::{NetlinkError, collect, nexthop, raw};
 use crate::apply::desired::Desired;
-use crate::apply::live::{Live, LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveTun, LiveVxlan};
+use crate::apply::live::{Live, LiveLink, LiveNexthop, LiveTun, LiveVxlan};
 use crate::mac::Mac;
-
-const RT_TABLE_MAIN: u32 = 254;
-const NUD_PERMANENT: u16 = 0x80;
+use crate::plan::objects::NEXTHOP_IDS;
 
 fn mac_of(bytes: &[u8]) -> Option<Mac> {
     <[u8; 6]>::try_from(bytes).ok().map(Mac)
@@ -101,78 +99,10 @@ pub fn live_link(m: &LinkMessage) -> LiveLink {
     l
 }
 
-fn route_addr(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
-        RouteAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
-        _ => None,
-    }
-}
-
-pub fn live_route(m: &RouteMessage) -> Option<LiveRoute> {
-    let h = &m.header;
-    if h.kind != RouteType::Unicast {
-        return None;
-    }
-    let mut table = u32::from(h.table);
-    let (mut dst, mut gateway, mut oif) = (None, None, None);
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Destination(a) => dst = route_addr(a),
-            RouteAttribute::Gateway(a) => gateway = route_addr(a),
-            RouteAttribute::Oif(i) => oif = Some(*i),
-            RouteAttribute::Table(t) => table = *t,
-            _ => {}
-        }
-    }
-    if table != RT_TABLE_MAIN {
-        return None;
-    }
-    let dst = match (dst, h.address_family) {
-        (Some(d), _) => d,
-        (None, AddressFamily::Inet) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        (None, AddressFamily::Inet6) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        _ => return None,
-    };
-    Some(LiveRoute {
-        dst: IpNet::new(dst, h.destination_prefix_length).ok()?,
-        gateway,
-        oif,
-        onlink: h.flags.contains(RouteFlags::Onlink),
-        protocol: u8::from(h.protocol),
-        scope: u8::from(h.scope),
-    })
-}
-
-/// Destination, link-layer address and NUD_PERMANENT of a neighbour or FDB message.
-fn neigh_fields(m: &NeighbourMessage) -> (Option<IpAddr>, Option<Mac>, bool) {
-    let state: u16 = m.header.state.into();
-    let (mut ip, mut mac) = (None, None);
-    for a in &m.attributes {
-        match a {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(v)) => ip = Some(IpAddr::V4(*v)),
-            NeighbourAttribute::Destination(NeighbourAddress::Inet6(v)) => ip = Some(IpAddr::V6(*v)),
-            // FDB destinations arrive as raw bytes.
-            NeighbourAttribute::Destination(NeighbourAddress::Other(b)) => ip = raw_ip(b),
-            NeighbourAttribute::LinkLayerAddress(b) => mac = mac_of(b),
-            _ => {}
-        }
-    }
-    (ip, mac, state & NUD_PERMANENT != 0)
-}
-
-fn raw_ip(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
-        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
-        _ => None,
-    }
-}
-
 /// Dumps what reconcile needs for `desired`: every link; addresses of the
 /// uplink and of flannel-gen's devices; main-table routes; neighbours and
 /// FDB entries of flannel-gen's devices; the desired sysctls.
-pub async fn dump(h: &Handle, desired: &Desired) -> Result<Live, NetlinkError> {
+pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
     for m in collect(h.link().get().execute()).await? {
         let l = live_link(&m);
@@ -187,20 +117,33 @@ pub async fn dump(h: &Handle, desired: &Desired) -> Result<Live, NetlinkError> {
         .collect();
     let uplink = live.index_of(&desired.uplink);
     addresses(h, &mut live, &ours, uplink).await?;
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let mut req = h.route().get(rtnetlink::RouteMessageBuilder::<std::net::Ipv4Addr>::new().build());
-        req.message_mut().header.address_family = family;
-        live.routes.extend(collect(req.execute()).await?.iter().filter_map(live_route));
+    let mut b = bulk.borrow_mut();
+    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
+        raw::routes(&mut b, family, &mut live.routes)?;
     }
-    if !ours.is_empty() {
-        neighbours(h, &mut live, &ours).await?;
+    live.nexthops = nexthops(&mut b)?;
+    for &i in &ours {
+        raw::neighbours(&mut b, i, &mut live.neighs)?;
+        raw::fdb(&mut b, i, &mut live.fdb)?;
     }
+    drop(b);
     for s in &desired.sysctls {
         if let Ok(v) = std::fs::read_to_string(s.proc_path()) {
             live.sysctls.insert(s.key.clone(), v.trim().to_string());
         }
     }
     Ok(live)
+}
+
+/// flannel-gen's nexthop objects: those with ids in its range.
+fn nexthops(bulk: &mut Bulk) -> Result<BTreeMap<u32, LiveNexthop>, NetlinkError> {
+    let mut found = BTreeMap::new();
+    bulk.dump(nexthop::RTM_GETNEXTHOP, &nexthop::dump_request(), |r| {
+        if let Some(n) = nexthop::parse(r).filter(|n| NEXTHOP_IDS.contains(&n.id)) {
+            found.insert(n.id, n);
+        }
+    })?;
+    Ok(found)
 }
 
 async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {
@@ -215,24 +158,6 @@ async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Op
             {
                 live.addrs.entry(i).or_default().push(n);
             }
-        }
-    }
-    Ok(())
-}
-
-async fn neighbours(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>) -> Result<(), NetlinkError> {
-    for family in [AddressFamily::Inet, AddressFamily::Inet6] {
-        let neighs = collect(h.neighbours().get().set_address_family(family).execute()).await?;
-        for m in neighs.iter().filter(|m| ours.contains(&m.header.ifindex)) {
-            if let (Some(ip), lladdr, permanent) = neigh_fields(m) {
-                live.neighs.push(LiveNeigh { ifindex: m.header.ifindex, ip, lladdr, permanent });
-            }
-        }
-    }
-    let fdb = collect(h.neighbours().get().set_address_family(AddressFamily::Bridge).execute()).await?;
-    for m in fdb.iter().filter(|m| ours.contains(&m.header.ifindex) && m.header.flags.contains(NeighbourFlags::Own)) {
-        if let (dst, Some(lladdr), permanent) = neigh_fields(m) {
-            live.fdb.push(LiveFdb { ifindex: m.header.ifindex, lladdr, dst, permanent });
         }
     }
     Ok(())

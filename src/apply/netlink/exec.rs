@@ -5,19 +5,36 @@
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt};
-use rtnetlink::Handle;
-use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
+use std::cell::RefCell;
 
-use super::{NetlinkError, collect, messages as msg, timed};
+use rtnetlink::Handle;
+
+use super::bulk::{Bulk, Requests};
+use super::{NetlinkError, collect, messages as msg, nexthop, timed};
 use crate::apply::ops::Op;
 
 /// Runs ops; name -> index is kept current as devices come and go.
-pub struct Executor {
+pub struct Executor<'b> {
     pub handle: Handle,
+    pub bulk: &'b RefCell<Bulk>,
     pub index: BTreeMap<String, u32>,
 }
 
-impl Executor {
+/// Ops written through [`Bulk`]: the per-peer objects.
+fn is_bulk(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::AddNeigh(_)
+            | Op::DelNeigh { .. }
+            | Op::AddFdb(_)
+            | Op::DelFdb { .. }
+            | Op::ReplaceRoute { .. }
+            | Op::DelRoute { .. }
+            | Op::DelNexthop { .. }
+    )
+}
+
+impl Executor<'_> {
     fn idx(&self, name: &str) -> Result<u32, NetlinkError> {
         self.index.get(name).copied().ok_or_else(|| NetlinkError::NoDevice(name.to_string()))
     }
@@ -106,63 +123,90 @@ impl Executor {
                 }
                 Ok(())
             }
-            Op::AddNeigh(n) => {
-                let req = h
-                    .neighbours()
-                    .add(self.idx(&n.dev)?, n.ip)
-                    .link_layer_address(&n.lladdr.0)
-                    .state(NeighbourState::Permanent)
-                    .replace();
-                timed(req.execute()).await
-            }
-            Op::DelNeigh { dev, ip, .. } => {
-                gone_ok(timed(h.neighbours().del(msg::neigh_del(self.idx(dev)?, *ip)).execute()).await)
-            }
-            Op::AddFdb(f) => {
-                let req = h
-                    .neighbours()
-                    .add_bridge(self.idx(&f.dev)?, &f.lladdr.0)
-                    .destination(f.dst)
-                    .flags(NeighbourFlags::Own)
-                    .state(NeighbourState::Permanent)
-                    .replace();
-                timed(req.execute()).await
-            }
-            Op::DelFdb { dev, lladdr, dst } => {
-                gone_ok(timed(h.neighbours().del(msg::fdb_del(self.idx(dev)?, *lladdr, *dst)).execute()).await)
-            }
-            Op::ReplaceRoute { route, protocol, .. } => {
-                timed(h.route().add(msg::route(route, self.idx(&route.dev)?, *protocol)).replace().execute()).await
-            }
-            Op::DelRoute { dst, .. } => gone_ok(timed(h.route().del(msg::route_del(*dst)).execute()).await),
             Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),
             Op::CreateLink { .. } | Op::CreateTun { .. } | Op::DeleteLink { .. } => {
                 Err(NetlinkError::Protocol("link creation and deletion run one at a time".into()))
             }
+            _ => self.run_bulk(&[op]).pop().map_or(Ok(()), |(_, e)| Err(e)),
         }
+    }
+
+    /// Neighbours, FDB entries, nexthops and routes: written in bulk
+    /// ([`Bulk`]), each failure reported against its op.
+    fn run_bulk<'a>(&self, ops: &[&'a Op]) -> Vec<(&'a Op, NetlinkError)> {
+        let mut reqs = Requests::default();
+        let mut failures = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Err(e) = self.request(&mut reqs, i, op) {
+                failures.push((*op, e));
+            }
+        }
+        if reqs.is_empty() {
+            return failures;
+        }
+        let written = self.bulk.borrow_mut().execute(&mut reqs);
+        match written {
+            Ok(kernel) => {
+                let mut seen = std::collections::HashSet::new();
+                for (i, errno) in kernel {
+                    let e = NetlinkError::Kernel { errno };
+                    let deleting = matches!(
+                        ops[i],
+                        Op::DelNeigh { .. } | Op::DelFdb { .. } | Op::DelRoute { .. } | Op::DelNexthop { .. }
+                    );
+                    if seen.insert(i) && !(deleting && e.is_gone()) {
+                        failures.push((ops[i], e));
+                    }
+                }
+            }
+            Err(e) => failures.extend(ops.first().map(|op| (*op, e))),
+        }
+        failures
+    }
+
+    /// The request(s) of one bulk op.
+    fn request(&self, reqs: &mut Requests, i: usize, op: &Op) -> Result<(), NetlinkError> {
+        use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_REPLACE};
+        use rtnetlink::packet_route::RouteNetlinkMessage as M;
+        let put = NLM_F_CREATE | NLM_F_REPLACE;
+        match op {
+            Op::AddNeigh(n) => reqs.route(i, M::NewNeighbour(msg::neigh_add(self.idx(&n.dev)?, n)), put),
+            Op::DelNeigh { dev, ip, .. } => reqs.route(i, M::DelNeighbour(msg::neigh_del(self.idx(dev)?, *ip)), 0),
+            Op::AddFdb(f) => reqs.route(i, M::NewNeighbour(msg::fdb_add(self.idx(&f.dev)?, f)), put),
+            Op::DelFdb { dev, lladdr, dst } => {
+                reqs.route(i, M::DelNeighbour(msg::fdb_del(self.idx(dev)?, *lladdr, *dst)), 0);
+            }
+            Op::ReplaceRoute { route, protocol, .. } => {
+                let oif = self.idx(&route.dev)?;
+                if let Some(id) = route.nhid {
+                    nexthop::replace(reqs, i, id, route, oif, *protocol);
+                }
+                reqs.route(i, M::NewRoute(msg::route(route, oif, *protocol)), put);
+            }
+            Op::DelRoute { dst, .. } => reqs.route(i, M::DelRoute(msg::route_del(*dst)), 0),
+            Op::DelNexthop { id, .. } => nexthop::delete(reqs, i, *id),
+            other => return Err(NetlinkError::Protocol(format!("not a bulk change: {other}"))),
+        }
+        Ok(())
     }
 
     /// Runs independent ops with up to [`super::IN_FLIGHT`] requests
     /// outstanding; returns every failure with its op.
     pub async fn run_pipelined<'a>(&self, ops: &[&'a Op]) -> Vec<(&'a Op, NetlinkError)> {
-        stream::iter(ops.iter().copied())
+        let (bulk, rest): (Vec<&'a Op>, Vec<&'a Op>) = ops.iter().copied().partition(|o| is_bulk(o));
+        let mut failures = self.run_bulk(&bulk);
+        let others: Vec<_> = stream::iter(rest)
             .map(|op| async move { (op, self.run_shared(op).await) })
             .buffer_unordered(super::IN_FLIGHT)
             .filter_map(|(op, r)| async move { r.err().map(|e| (op, e)) })
             .collect()
-            .await
+            .await;
+        failures.extend(others);
+        failures
     }
 }
 
 fn tx_checksum(dev: &str, on: bool) -> Result<(), NetlinkError> {
     crate::apply::ethtool::set_tx_checksum(dev, on)
         .map_err(|source| NetlinkError::Ethtool { dev: dev.to_string(), source })
-}
-
-/// Deleting what is already gone counts as done.
-fn gone_ok(r: Result<(), NetlinkError>) -> Result<(), NetlinkError> {
-    match r {
-        Err(e) if e.is_gone() => Ok(()),
-        other => other,
-    }
 }

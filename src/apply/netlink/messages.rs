@@ -9,13 +9,15 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkMessage};
-use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVxlan};
 
 use crate::apply::ops::LinkFix;
 use crate::mac::Mac;
-use crate::plan::objects::{Route, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, VxlanDevice};
 
 const RT_TABLE_MAIN: u8 = 254;
 
@@ -85,12 +87,18 @@ fn route_header(dst: IpNet) -> RouteMessage {
     m
 }
 
-/// `route replace DST [via VIA] dev OIF [onlink] proto PROTOCOL`.
+/// `route replace DST [via VIA] dev OIF [onlink] proto PROTOCOL`, or with
+/// routeStyle nexthop `route replace DST nhid ID proto PROTOCOL`.
 pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     let mut m = route_header(r.dst);
     m.header.protocol = RouteProtocol::from(protocol);
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
+    if let Some(id) = r.nhid {
+        // The nexthop object holds gateway, device and onlink.
+        m.attributes.push(RouteAttribute::NhId(id));
+        return m;
+    }
     if r.onlink {
         m.header.flags |= RouteFlags::Onlink;
     }
@@ -106,6 +114,21 @@ pub fn route_del(dst: IpNet) -> RouteMessage {
     let mut m = route_header(dst);
     m.header.protocol = RouteProtocol::Unspec;
     m.header.scope = RouteScope::NoWhere;
+    m
+}
+
+/// `neigh replace IP lladdr MAC dev DEV nud permanent`.
+pub fn neigh_add(index: u32, n: &Neighbour) -> NeighbourMessage {
+    let mut m = neigh_del(index, n.ip);
+    m.header.state = NeighbourState::Permanent;
+    m.attributes.push(NeighbourAttribute::LinkLayerAddress(n.lladdr.0.to_vec()));
+    m
+}
+
+/// `bridge fdb replace MAC dev DEV dst IP self permanent`.
+pub fn fdb_add(index: u32, f: &Fdb) -> NeighbourMessage {
+    let mut m = fdb_del(index, f.lladdr, Some(f.dst));
+    m.header.state = NeighbourState::Permanent;
     m
 }
 

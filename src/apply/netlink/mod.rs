@@ -3,9 +3,12 @@
 //! per kernel operation; every wait has a timeout; kernel errors keep their
 //! errno, so callers decide by code, not by text.
 
+pub mod bulk;
 pub mod dump;
 pub mod exec;
 pub mod messages;
+pub mod nexthop;
+pub mod raw;
 
 use std::time::Duration;
 

@@ -8,7 +8,8 @@
 //! planned name but no marker is adopted (marked) only when it already
 //! matches the plan; otherwise apply refuses, unless told to replace it.
 //! Routes are ours when they lie inside a cluster network, more specific than
-//! it, and off the node's own subnet.
+//! it, and off the node's own subnet; nexthop objects when their id is in
+//! flannel-gen's range (`plan::objects::NEXTHOP_IDS`).
 
 mod entries;
 mod links;
@@ -98,6 +99,7 @@ pub fn reconcile(desired: &Desired, live: &Live, opts: Options) -> Result<Vec<Op
     entries::addresses(&ctx, &mut ops);
     entries::neighbours_and_fdb(&ctx, &mut ops);
     routes::routes(&ctx, &mut ops);
+    routes::prune_nexthops(&ctx, &mut ops);
     entries::prune_neighbours_and_fdb(&ctx, &mut ops);
     links::retire(&ctx, &mut ops);
     // Listed in the order they run (stable: within a stage, as found).

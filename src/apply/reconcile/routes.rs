@@ -7,22 +7,27 @@ use ipnet::IpNet;
 
 use super::{Ctx, Phase};
 use crate::apply::desired::RouteState;
-use crate::apply::live::{Live, LiveRoute};
+use crate::apply::live::{Live, LiveNexthop, LiveRoute};
 use crate::apply::ops::Op;
+use crate::plan::objects::NEXTHOP_IDS;
 
 /// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld) makes.
 const ROUTE_SCOPE_UNIVERSE: u8 = 0;
 
 fn describe(r: &LiveRoute, live: &Live) -> String {
     let mut s = r.dst.to_string();
-    if let Some(g) = r.gateway {
+    let (gateway, oif, onlink) = live.path_of(r);
+    if let Some(g) = gateway {
         s.push_str(&format!(" via {g}"));
     }
-    if let Some(dev) = r.oif.and_then(|i| live.name_of(i)) {
+    if let Some(dev) = oif.and_then(|i| live.name_of(i)) {
         s.push_str(&format!(" dev {dev}"));
     }
-    if r.onlink {
+    if onlink {
         s.push_str(" onlink");
+    }
+    if let Some(id) = r.nhid {
+        s.push_str(&format!(" nhid {id}"));
     }
     if r.protocol != super::ROUTE_PROTOCOL_STATIC {
         s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(r.protocol)));
@@ -33,18 +38,26 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
     s
 }
 
+/// Whether a live route is the planned one: the same path (through the
+/// planned nexthop object, when the plan has one, with nothing else in it).
 fn matches(ctx: &Ctx, want: &RouteState, have: &LiveRoute) -> bool {
-    have.oif.is_some()
-        && have.oif == ctx.kept_index(&want.route.dev)
-        && have.gateway == want.route.via
-        && have.onlink == want.route.onlink
+    let (gateway, oif, onlink) = ctx.live.path_of(have);
+    let nexthop_ok =
+        have.nhid.is_none_or(|id| ctx.live.nexthops.get(&id).is_some_and(|n| !n.other && n.protocol == want.protocol));
+    have.nhid == want.route.nhid
+        && nexthop_ok
+        && oif.is_some()
+        && oif == ctx.kept_index(&want.route.dev)
+        && gateway == want.route.via
+        && onlink == want.route.onlink
         && have.protocol == want.protocol
         && have.scope == ROUTE_SCOPE_UNIVERSE
 }
 
 /// Whether a live route vanishes in this run with the device it uses.
 fn vanishes(ctx: &Ctx, have: &LiveRoute) -> bool {
-    ctx.fresh.iter().any(|name| have.oif.is_some() && have.oif == ctx.live.index_of(name))
+    let oif = ctx.live.path_of(have).1;
+    ctx.fresh.iter().any(|name| oif.is_some() && oif == ctx.live.index_of(name))
 }
 
 /// Whether a less specific owned route carries traffic to `dst` now (udp's
@@ -79,4 +92,33 @@ pub fn routes(ctx: &Ctx, ops: &mut Vec<Op>) {
     for r in owned.iter().filter(|r| !planned.contains(&r.dst) && !vanishes(ctx, r)) {
         ops.push(Op::DelRoute { dst: r.dst, desc: describe(r, ctx.live) });
     }
+}
+
+/// flannel-gen's nexthop objects (ids in [`NEXTHOP_IDS`]) that no planned
+/// route goes through, once the routes have moved off them.
+pub fn prune_nexthops(ctx: &Ctx, ops: &mut Vec<Op>) {
+    if !ctx.prunes() {
+        return;
+    }
+    let planned: HashSet<u32> = ctx.desired.routes.iter().filter_map(|r| r.route.nhid).collect();
+    let on_fresh = |oif: Option<u32>| ctx.fresh.iter().any(|name| oif.is_some() && oif == ctx.live.index_of(name));
+    for n in ctx.live.nexthops.values() {
+        if NEXTHOP_IDS.contains(&n.id) && !planned.contains(&n.id) && !on_fresh(n.oif) {
+            ops.push(Op::DelNexthop { id: n.id, desc: describe_nexthop(n, ctx.live) });
+        }
+    }
+}
+
+fn describe_nexthop(n: &LiveNexthop, live: &Live) -> String {
+    let mut s = format!("id {}", n.id);
+    if let Some(g) = n.gateway {
+        s.push_str(&format!(" via {g}"));
+    }
+    if let Some(dev) = n.oif.and_then(|i| live.name_of(i)) {
+        s.push_str(&format!(" dev {dev}"));
+    }
+    if n.onlink {
+        s.push_str(" onlink");
+    }
+    s
 }

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveRoute, LiveTun, LiveVxlan};
+use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
 use crate::plan::{NodePlan, build};
 use crate::topology;
@@ -81,8 +81,12 @@ fn converged(plan: &NodePlan) -> Live {
     }
     for r in plan.routes() {
         let oif = Some(index_of(&live, &r.dev));
-        let route =
-            LiveRoute { dst: r.dst, gateway: r.via, oif, onlink: r.onlink, protocol: ROUTE_PROTOCOL_STATIC, scope: 0 };
+        let protocol = ROUTE_PROTOCOL_STATIC;
+        if let Some(id) = r.nhid {
+            let nh = LiveNexthop { id, gateway: r.via, oif, onlink: r.onlink, protocol, other: false };
+            live.nexthops.insert(id, nh);
+        }
+        let route = LiveRoute { dst: r.dst, gateway: r.via, oif, onlink: r.onlink, protocol, scope: 0, nhid: r.nhid };
         live.routes.push(route);
     }
     for s in &plan.sysctls {
@@ -153,13 +157,15 @@ fn empty_node_gets_everything_in_flanneld_order() {
     live.neighs.clear();
     live.fdb.clear();
     live.routes.clear();
+    live.nexthops.clear();
     let ops = reconcile_plan(&p, &live, opts(Phase::Complete)).expect("ok");
     let kinds: Vec<&str> = ops.iter().map(Op::kind).collect();
     // The new device's rp_filter is set after it exists.
     assert_eq!(kinds, ["link", "sysctl", "address", "neigh", "neigh", "fdb", "fdb", "route", "route"]);
     let stages: Vec<Stage> = ops.iter().map(Op::stage).collect();
     assert!(stages.windows(2).all(|w| w[0] <= w[1]), "listed in the order they run: {stages:?}");
-    assert_eq!(ops[7].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink");
+    // routeStyle nexthop: id 0x46000000 | the subnet's index (2) in 10.244.0.0/16.
+    assert_eq!(ops[7].to_string(), "+ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122");
     assert!(
         matches!(&ops[0], Op::CreateLink { alias: Some(m), up: true, .. } if m == "flannel-gen:prod-east"),
         "{:?}",
@@ -187,6 +193,7 @@ fn only_owned_routes_are_pruned() {
         onlink: false,
         protocol: 3,
         scope: 0,
+        nhid: None,
     };
     live.routes.push(route("10.244.77.0/24")); // stale peer inside the network: ours
     live.routes.push(route("10.99.0.0/24")); // outside: foreign
@@ -295,8 +302,8 @@ fn vxlan_to_host_gw_moves_routes_in_phase_1_and_drops_the_device_in_phase_2() {
     let to = plan_of("hostgw-3node", "node-1");
     let live = converged(&from);
     let moves = [
-        "~ route 10.244.2.0/24 via 192.168.31.62 dev eth0 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink)",
-        "~ route 10.244.3.0/24 via 192.168.31.63 dev eth0 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink)",
+        "~ route 10.244.2.0/24 via 192.168.31.62 dev eth0 nhid 1174405122 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122)",
+        "~ route 10.244.3.0/24 via 192.168.31.63 dev eth0 nhid 1174405123 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink nhid 1174405123)",
     ];
     // Phase 1 keeps the device: peers still on VXLAN send to it.
     assert_eq!(lines(&to, &live, Phase::Prepare), moves);
@@ -489,6 +496,7 @@ fn flanneld_flannel0_is_replaced_only_with_adopt_and_its_network_route_is_ours()
         onlink: false,
         protocol: ROUTE_PROTOCOL_STATIC,
         scope: 0,
+        nhid: None,
     };
     stale.routes.push(network.clone());
     let to_vxlan = lines(&plan_of("vxlan-3node", "node-1"), &stale, Phase::Complete);
@@ -516,6 +524,7 @@ fn vxlan_to_udp_adds_the_network_route_first_and_drops_peer_routes_in_phase_2() 
         onlink: false,
         protocol: ROUTE_PROTOCOL_STATIC,
         scope: 0,
+        nhid: None,
     });
     for s in &to.sysctls {
         after_1.sysctls.insert(s.key.clone(), s.value.clone());
@@ -560,4 +569,69 @@ fn dual_stack_migrates_both_families_in_the_same_phases() {
             && p2.contains(&"- link flannel-v6.1 (not in the plan)".into()),
         "{p2:?}"
     );
+}
+
+/// The vxlan example with flanneld's plain routes.
+fn plain_plan() -> NodePlan {
+    let p = plan_of("vxlan-3node", "node-1");
+    let data = crate::plan::PlanData { route_style: crate::topology::RouteStyle::Plain, ..p.data().clone() };
+    NodePlan::new(data).expect("a valid plan")
+}
+
+#[test]
+fn stale_nexthops_go_after_the_routes_and_only_flannel_gens() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    let stale = |id| LiveNexthop {
+        id,
+        gateway: Some("10.244.9.0".parse().expect("ip")),
+        oif: Some(7),
+        onlink: true,
+        protocol: ROUTE_PROTOCOL_STATIC,
+        other: false,
+    };
+    live.nexthops.insert(0x4600_0009, stale(0x4600_0009));
+    // Someone else's nexthop (an id outside flannel-gen's range) stays.
+    live.nexthops.insert(9, stale(9));
+    assert_eq!(lines(&p, &live, Phase::Complete), ["- nexthop id 1174405129 via 10.244.9.0 dev flannel.1 onlink"]);
+    assert_eq!(lines(&p, &live, Phase::Prepare), Vec::<String>::new(), "phase 1 removes nothing");
+    let ops = reconcile_plan(&p, &live, opts(Phase::Complete)).expect("ok");
+    assert!(ops.iter().all(|o| o.stage() > Stage::PruneRoutes), "after every route moved off it");
+}
+
+#[test]
+fn switching_route_style_replaces_each_route_in_place() {
+    let (plain, nexthop) = (plain_plan(), plan_of("vxlan-3node", "node-1"));
+    assert_eq!(
+        lines(&nexthop, &converged(&plain), Phase::Complete),
+        [
+            "~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink)",
+            "~ route 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink nhid 1174405123 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink)",
+        ]
+    );
+    // Back to plain: the routes first, then their nexthops.
+    let back = lines(&plain, &converged(&nexthop), Phase::Complete);
+    assert_eq!(back.len(), 4, "{back:?}");
+    assert!(back[0].starts_with("~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink (was"), "{back:?}");
+    assert_eq!(back[2], "- nexthop id 1174405122 via 10.244.2.0 dev flannel.1 onlink");
+}
+
+#[test]
+fn a_nexthop_that_differs_from_the_plan_is_replaced() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    if let Some(n) = live.nexthops.get_mut(&0x4600_0002) {
+        n.onlink = false;
+    }
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        [
+            "~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 nhid 1174405122)"
+        ]
+    );
+    let mut grouped = converged(&p);
+    if let Some(n) = grouped.nexthops.get_mut(&0x4600_0003) {
+        n.other = true;
+    }
+    assert_eq!(lines(&p, &grouped, Phase::Complete).len(), 1);
 }

@@ -3,7 +3,9 @@
 use super::{in_range, pos};
 use crate::diag::{Reporter, suggest};
 use crate::topology::schema::TopologyDoc;
-use crate::topology::{Backend, BackendKind, DEFAULT_UDP_PORT, DEFAULT_VNI, DEFAULT_VXLAN_PORT, RulesBackend, Traffic};
+use crate::topology::{
+    Backend, BackendKind, DEFAULT_UDP_PORT, DEFAULT_VNI, DEFAULT_VXLAN_PORT, RouteStyle, RulesBackend, Traffic,
+};
 
 const MAX_VNI: u64 = 16_777_215;
 /// Backends flannel has that flannel-gen does not build (yet).
@@ -38,6 +40,7 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
     };
     vxlan_only(r, doc, kind);
     let direct_routing = b.direct_routing.as_ref().is_some_and(|d| d.value);
+    let route_style = route_style(r, doc, kind);
     Some(Backend {
         kind: kind?,
         vni: vni?,
@@ -46,7 +49,27 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
         gbp: b.gbp.as_ref().is_some_and(|v| v.value),
         learning: b.learning.as_ref().is_some_and(|v| v.value),
         tx_checksum_offload: b.tx_checksum_offload.as_ref().is_none_or(|v| v.value),
+        route_style: route_style?,
     })
+}
+
+/// backend.routeStyle: nexthop unless told otherwise. A nexthop id holds
+/// the subnet's index in the network, so that index must fit in 24 bits.
+fn route_style(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) -> Option<RouteStyle> {
+    let Some(v) = doc.backend.value.route_style.as_ref() else { return Some(RouteStyle::default()) };
+    let Some(style) = RouteStyle::parse(&v.value) else {
+        let hint = suggest(&v.value, RouteStyle::NAMES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+        r.error(
+            pos(v),
+            "backend.routeStyle",
+            format!("unknown route style `{}`{hint}; expected plain or nexthop", v.value),
+        );
+        return None;
+    };
+    if kind == Some(BackendKind::Udp) {
+        r.error(pos(v), "backend.routeStyle", "`routeStyle` does not apply to udp: its one route has no gateway");
+    }
+    Some(style)
 }
 
 /// Keys only vxlan reads, refused for the other backends.

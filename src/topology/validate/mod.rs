@@ -142,6 +142,9 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     if backend.as_ref().is_some_and(|b| b.kind == BackendKind::HostGw) {
         underlay::check_host_gw(&mut r, &nodes);
     }
+    if let Some(b) = &backend {
+        network::nexthop_ids(&mut r, doc, &pools, b.route_style);
+    }
     if let (Some(BackendKind::Udp), Some(v6)) = (kind, &doc.ipv6_network) {
         // pkg/backend/udp: one TUN device and an IPv4 socket; no IPv6 network.
         r.error(pos(v6), "ipv6Network", "flanneld's udp backend carries IPv4 only; use vxlan or host-gw for IPv6");

@@ -7,6 +7,7 @@ use std::net::IpAddr;
 use super::pos;
 use crate::diag::Reporter;
 use crate::netaddr::{self, Family, PerFamily, SubnetPool, from_bits, subnet_size, to_bits};
+use crate::topology::RouteStyle;
 use crate::topology::schema::{S, TopologyDoc};
 
 /// The keys that describe one family's network, and their names in the file.
@@ -171,5 +172,35 @@ fn bound(
         None
     } else {
         Some(a)
+    }
+}
+
+/// With routeStyle nexthop a nexthop's id holds its subnet's index in the
+/// network ([`RouteStyle::NEXTHOP_INDEX_BITS`] bits).
+pub fn nexthop_ids(r: &mut Reporter, doc: &TopologyDoc, pools: &PerFamily<SubnetPool>, style: RouteStyle) {
+    if style != RouteStyle::Nexthop {
+        return;
+    }
+    let bits = RouteStyle::NEXTHOP_INDEX_BITS;
+    for (f, pool) in pools.iter() {
+        let index_bits = u32::from(pool.len.saturating_sub(pool.network.prefix_len()));
+        if index_bits <= bits {
+            continue;
+        }
+        let (at, field) = match f {
+            Family::V4 => (doc.network.as_ref(), "network"),
+            Family::V6 => (doc.ipv6_network.as_ref(), "ipv6Network"),
+        };
+        let at = at.map(pos).or_else(|| doc.backend.value.route_style.as_ref().map(pos));
+        if let Some(at) = at {
+            r.error(
+                at,
+                field,
+                format!(
+                    "{} holds 2^{index_bits} subnets; routeStyle nexthop numbers them in {bits} bits: use a longer network prefix, or routeStyle: plain",
+                    pool.network
+                ),
+            );
+        }
     }
 }

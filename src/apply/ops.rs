@@ -133,6 +133,8 @@ pub enum Stage {
     NeighboursAndFdb,
     Routes,
     PruneRoutes,
+    /// Nexthops no planned route goes through, then neighbours and FDB
+    /// entries no route needs any more.
     PruneNeighboursAndFdb,
     /// Unplanned devices last, once no route points at them.
     DeleteLinks,

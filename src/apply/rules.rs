@@ -67,8 +67,7 @@ pub struct PendingRules {
     children: Vec<(Family, &'static str, std::process::Child)>,
 }
 
-fn spawn(program: &'static str, args: &[&str]) -> Result<std::process::Child, RulesError> {
-    let path = find(program).ok_or(RulesError::Missing { program, why: "needed to read the rules".into() })?;
+fn spawn(program: &'static str, path: PathBuf, args: &[&str]) -> Result<std::process::Child, RulesError> {
     Command::new(path)
         .args(args)
         .stdin(Stdio::null())
@@ -84,12 +83,12 @@ pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
     let mut children = Vec::new();
     for &f in families {
         let save = iptables::save_program(f);
-        if find(save).is_some() {
-            children.push((f, save, spawn(save, &[])?));
+        if let Some(path) = find(save) {
+            children.push((f, save, spawn(save, path, &[])?));
         }
-        if find("nft").is_some() {
+        if let Some(path) = find("nft") {
             let (fam, name) = nft::table_of(f);
-            children.push((f, "nft", spawn("nft", &["list", "table", fam, name])?));
+            children.push((f, "nft", spawn("nft", path, &["list", "table", fam, name])?));
         }
     }
     Ok(PendingRules { children })

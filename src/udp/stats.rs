@@ -26,42 +26,26 @@ pub struct Counts {
     pub tun_write_errors: u64,
 }
 
+/// Each counter of [`Counts`], once: what a worker flushes and a snapshot reads.
+const FIELDS: [fn(&mut Counts) -> &mut u64; 10] = [
+    |c| &mut c.tx_packets,
+    |c| &mut c.tx_bytes,
+    |c| &mut c.rx_packets,
+    |c| &mut c.rx_bytes,
+    |c| &mut c.not_ipv4,
+    |c| &mut c.ttl_expired,
+    |c| &mut c.no_route,
+    |c| &mut c.bad_offload,
+    |c| &mut c.send_errors,
+    |c| &mut c.tun_write_errors,
+];
+
 #[derive(Debug, Default)]
 pub struct Stats {
-    c: [AtomicU64; 10],
+    c: [AtomicU64; FIELDS.len()],
 }
 
 impl Counts {
-    fn fields(&self) -> [u64; 10] {
-        [
-            self.tx_packets,
-            self.tx_bytes,
-            self.rx_packets,
-            self.rx_bytes,
-            self.not_ipv4,
-            self.ttl_expired,
-            self.no_route,
-            self.bad_offload,
-            self.send_errors,
-            self.tun_write_errors,
-        ]
-    }
-
-    fn from_fields(f: [u64; 10]) -> Counts {
-        Counts {
-            tx_packets: f[0],
-            tx_bytes: f[1],
-            rx_packets: f[2],
-            rx_bytes: f[3],
-            not_ipv4: f[4],
-            ttl_expired: f[5],
-            no_route: f[6],
-            bad_offload: f[7],
-            send_errors: f[8],
-            tun_write_errors: f[9],
-        }
-    }
-
     pub fn is_zero(&self) -> bool {
         *self == Counts::default()
     }
@@ -73,20 +57,20 @@ impl Stats {
         if local.is_zero() {
             return;
         }
-        for (slot, v) in self.c.iter().zip(local.fields()) {
+        for (slot, field) in self.c.iter().zip(FIELDS) {
+            let v = std::mem::take(field(local));
             if v != 0 {
                 slot.fetch_add(v, Ordering::Relaxed);
             }
         }
-        *local = Counts::default();
     }
 
     pub fn snapshot(&self) -> Counts {
-        let mut f = [0u64; 10];
-        for (v, slot) in f.iter_mut().zip(&self.c) {
-            *v = slot.load(Ordering::Relaxed);
+        let mut out = Counts::default();
+        for (slot, field) in self.c.iter().zip(FIELDS) {
+            *field(&mut out) = slot.load(Ordering::Relaxed);
         }
-        Counts::from_fields(f)
+        out
     }
 }
 
@@ -106,5 +90,27 @@ impl fmt::Display for Counts {
             self.send_errors,
             self.tun_write_errors
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_its_own_slot_and_flush_zeroes_the_worker() {
+        let stats = Stats::default();
+        let mut local = Counts::default();
+        for (i, field) in FIELDS.iter().enumerate() {
+            *field(&mut local) = i as u64 + 1;
+        }
+        let want = local;
+        stats.flush(&mut local);
+        assert!(local.is_zero());
+        assert_eq!(stats.snapshot(), want);
+        let mut again = want;
+        stats.flush(&mut again);
+        let snap = stats.snapshot();
+        assert_eq!((snap.tx_packets, snap.tun_write_errors), (2, 20));
     }
 }

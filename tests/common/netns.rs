@@ -202,8 +202,12 @@ pub fn flannel_state(ns: &Netns, devs: &[&str]) -> String {
         for r in
             routes.as_array().into_iter().flatten().filter(|r| !r["dst"].as_str().unwrap_or("").starts_with("fe80:"))
         {
-            lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"]}));
+            lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"], "nhid": r["nhid"]}));
         }
+    }
+    // routeStyle nexthop: the objects the routes go through, as each tool made them.
+    for n in ip_json(ns, "ip", &["nexthop", "show"]).as_array().into_iter().flatten() {
+        lines.push(json!({"nexthop": n["id"], "via": n["gateway"], "dev": n["dev"], "flags": n["flags"], "proto": n["protocol"], "scope": n["scope"]}));
     }
     let mut lines: Vec<String> = lines.iter().map(Value::to_string).collect();
     lines.sort();

@@ -14,6 +14,7 @@ use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessag
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
+use super::attr::align;
 use super::{NetlinkError, REQUEST_TIMEOUT};
 
 const NLMSG_HDRLEN: usize = 16;
@@ -67,11 +68,7 @@ impl Requests {
     }
 }
 
-fn align(n: usize) -> usize {
-    (n + 3) & !3
-}
-
-/// One netlink message of a reply: its type, flags, sequence number and payload.
+/// One netlink message of a reply: its type, sequence number and payload.
 pub struct Reply<'a> {
     pub kind: u16,
     pub seq: u32,
@@ -219,25 +216,4 @@ impl Bulk {
             }
         }
     }
-}
-
-/// Appends a netlink attribute (type, value, padding) to `buf`.
-pub fn put_attr(buf: &mut Vec<u8>, kind: u16, value: &[u8]) {
-    let len = u16::try_from(4 + value.len()).unwrap_or(u16::MAX);
-    buf.extend_from_slice(&len.to_ne_bytes());
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(value);
-    buf.resize(align(buf.len()), 0);
-}
-
-/// The attributes that follow a family header of `header` bytes: (type, value).
-pub fn attrs(payload: &[u8], header: usize) -> impl Iterator<Item = (u16, &[u8])> {
-    let mut rest = payload.get(header..).unwrap_or_default();
-    std::iter::from_fn(move || {
-        let len = u16::from_ne_bytes(rest.get(0..2)?.try_into().ok()?) as usize;
-        let kind = u16::from_ne_bytes(rest.get(2..4)?.try_into().ok()?) & 0x3fff;
-        let value = rest.get(4..len.max(4))?;
-        rest = rest.get(align(len.max(4)).min(rest.len())..).unwrap_or_default();
-        Some((kind, value))
-    })
 }

@@ -3,7 +3,7 @@
 //! kind (the per-peer kinds through [`super::raw`]).
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -13,16 +13,11 @@ use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, InfoData, InfoTun, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
 
+use super::attr::mac_of;
 use super::bulk::Bulk;
 use super::{NetlinkError, collect, nexthop, raw};
 use crate::apply::desired::Desired;
-use crate::apply::live::{Live, LiveLink, LiveNexthop, LiveTun, LiveVxlan};
-use crate::mac::Mac;
-use crate::plan::objects::NEXTHOP_IDS;
-
-fn mac_of(bytes: &[u8]) -> Option<Mac> {
-    <[u8; 6]>::try_from(bytes).ok().map(Mac)
-}
+use crate::apply::live::{Live, LiveLink, LiveTun, LiveVxlan};
 
 fn vxlan_info(v: &[InfoVxlan]) -> LiveVxlan {
     let mut x = LiveVxlan::default();
@@ -100,8 +95,9 @@ pub fn live_link(m: &LinkMessage) -> LiveLink {
 }
 
 /// Dumps what reconcile needs for `desired`: every link; addresses of the
-/// uplink and of flannel-gen's devices; main-table routes; neighbours and
-/// FDB entries of flannel-gen's devices; the desired sysctls.
+/// uplink and of flannel-gen's devices; main-table routes; flannel-gen's
+/// nexthops; neighbours and FDB entries of flannel-gen's devices; the
+/// desired sysctls.
 pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
     for m in collect(h.link().get().execute()).await? {
@@ -121,7 +117,7 @@ pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         raw::routes(&mut b, family, &mut live.routes)?;
     }
-    live.nexthops = nexthops(&mut b)?;
+    live.nexthops = nexthop::dump(&mut b)?;
     for &i in &ours {
         raw::neighbours(&mut b, i, &mut live.neighs)?;
         raw::fdb(&mut b, i, &mut live.fdb)?;
@@ -133,17 +129,6 @@ pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result
         }
     }
     Ok(live)
-}
-
-/// flannel-gen's nexthop objects: those with ids in its range.
-fn nexthops(bulk: &mut Bulk) -> Result<BTreeMap<u32, LiveNexthop>, NetlinkError> {
-    let mut found = BTreeMap::new();
-    bulk.dump(nexthop::RTM_GETNEXTHOP, &nexthop::dump_request(), |r| {
-        if let Some(n) = nexthop::parse(r).filter(|n| NEXTHOP_IDS.contains(&n.id)) {
-            found.insert(n.id, n);
-        }
-    })?;
-    Ok(found)
 }
 
 async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {

@@ -1,12 +1,13 @@
 //! Executing ops against the kernel: link creation and deletion one at a
-//! time (they change the name -> index map), everything else pipelined on
-//! one socket with at most [`super::IN_FLIGHT`] requests outstanding.
+//! time (they change the name -> index map); the per-peer objects
+//! (neighbours, FDB entries, nexthops, routes) written in bulk ([`Bulk`]);
+//! the rest pipelined on the rtnetlink socket with at most
+//! [`super::IN_FLIGHT`] requests outstanding.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt};
-use std::cell::RefCell;
-
 use rtnetlink::Handle;
 
 use super::bulk::{Bulk, Requests};
@@ -150,10 +151,8 @@ impl Executor<'_> {
                 let mut seen = std::collections::HashSet::new();
                 for (i, errno) in kernel {
                     let e = NetlinkError::Kernel { errno };
-                    let deleting = matches!(
-                        ops[i],
-                        Op::DelNeigh { .. } | Op::DelFdb { .. } | Op::DelRoute { .. } | Op::DelNexthop { .. }
-                    );
+                    // Deleting what is already gone counts as done.
+                    let deleting = ops[i].sign() == '-';
                     if seen.insert(i) && !(deleting && e.is_gone()) {
                         failures.push((ops[i], e));
                     }

@@ -3,6 +3,7 @@
 //! per kernel operation; every wait has a timeout; kernel errors keep their
 //! errno, so callers decide by code, not by text.
 
+pub mod attr;
 pub mod bulk;
 pub mod dump;
 pub mod exec;

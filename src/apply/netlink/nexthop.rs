@@ -1,15 +1,18 @@
 //! Kernel nexthop objects (linux/nexthop.h), which netlink-packet-route does
 //! not model: `struct nhmsg` and the NHA_* attributes, written and read here.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::bulk::{Reply, Requests, attrs, put_attr};
+use super::NetlinkError;
+use super::attr::{attrs, ip_of, put_attr, u32_of};
+use super::bulk::{Bulk, Reply, Requests};
 use crate::apply::live::LiveNexthop;
-use crate::plan::objects::Route;
+use crate::plan::objects::{NEXTHOP_IDS, Route};
 
-pub const RTM_NEWNEXTHOP: u16 = 104;
-pub const RTM_DELNEXTHOP: u16 = 105;
-pub const RTM_GETNEXTHOP: u16 = 106;
+const RTM_NEWNEXTHOP: u16 = 104;
+const RTM_DELNEXTHOP: u16 = 105;
+const RTM_GETNEXTHOP: u16 = 106;
 
 const NHA_ID: u16 = 1;
 const NHA_GROUP: u16 = 2;
@@ -55,15 +58,21 @@ pub fn delete(reqs: &mut Requests, owner: usize, id: u32) {
     reqs.raw(owner, RTM_DELNEXTHOP, 0, &b);
 }
 
-/// The dump request: every nexthop of every family.
-pub fn dump_request() -> Vec<u8> {
-    nhmsg(libc::AF_UNSPEC as u8, 0, 0)
+/// flannel-gen's nexthop objects (ids in [`NEXTHOP_IDS`]), by id.
+pub fn dump(bulk: &mut Bulk) -> Result<BTreeMap<u32, LiveNexthop>, NetlinkError> {
+    let mut found = BTreeMap::new();
+    bulk.dump(RTM_GETNEXTHOP, &nhmsg(libc::AF_UNSPEC as u8, 0, 0), |r| {
+        if let Some(n) = parse(r).filter(|n| NEXTHOP_IDS.contains(&n.id)) {
+            found.insert(n.id, n);
+        }
+    })?;
+    Ok(found)
 }
 
 /// One RTM_NEWNEXTHOP reply.
-pub fn parse(r: &Reply) -> Option<LiveNexthop> {
+fn parse(r: &Reply) -> Option<LiveNexthop> {
     let h = r.payload.get(..NHMSG_LEN)?;
-    let flags = u32::from_ne_bytes(h[4..8].try_into().ok()?);
+    let flags = u32_of(&h[4..8])?;
     let mut n = LiveNexthop {
         id: 0,
         gateway: None,
@@ -74,20 +83,12 @@ pub fn parse(r: &Reply) -> Option<LiveNexthop> {
     };
     for (kind, v) in attrs(r.payload, NHMSG_LEN) {
         match kind {
-            NHA_ID => n.id = u32::from_ne_bytes(v.try_into().ok()?),
-            NHA_OIF => n.oif = Some(u32::from_ne_bytes(v.try_into().ok()?)),
+            NHA_ID => n.id = u32_of(v)?,
+            NHA_OIF => n.oif = Some(u32_of(v)?),
             NHA_GATEWAY => n.gateway = ip_of(v),
             NHA_GROUP | NHA_BLACKHOLE | NHA_ENCAP | NHA_FDB => n.other = true,
             _ => {}
         }
     }
     (n.id != 0).then_some(n)
-}
-
-fn ip_of(b: &[u8]) -> Option<IpAddr> {
-    match b.len() {
-        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
-        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
-        _ => None,
-    }
 }

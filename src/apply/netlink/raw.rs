@@ -9,7 +9,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::NetlinkError;
-use super::bulk::{Bulk, Reply, attrs, put_attr};
+use super::attr::{attrs, ip_of, mac_of, put_attr, u32_of};
+use super::bulk::{Bulk, Reply};
 use crate::apply::live::{LiveFdb, LiveNeigh, LiveRoute};
 use crate::mac::Mac;
 
@@ -32,18 +33,6 @@ const NDA_IFINDEX: u16 = 8;
 const NUD_PERMANENT: u16 = 0x80;
 /// NTF_SELF: an entry of the device itself, not of a bridge above it.
 const NTF_SELF: u8 = 0x02;
-
-fn u32_of(v: &[u8]) -> Option<u32> {
-    v.try_into().ok().map(u32::from_ne_bytes)
-}
-
-fn ip_of(v: &[u8]) -> Option<IpAddr> {
-    match v.len() {
-        4 => <[u8; 4]>::try_from(v).ok().map(IpAddr::from),
-        16 => <[u8; 16]>::try_from(v).ok().map(IpAddr::from),
-        _ => None,
-    }
-}
 
 /// Unicast routes of the main table of one family (`AF_INET`, `AF_INET6`).
 pub fn routes(bulk: &mut Bulk, family: u8, out: &mut Vec<LiveRoute>) -> Result<(), NetlinkError> {
@@ -119,7 +108,7 @@ fn neigh_fields(r: &Reply) -> Option<NeighFields> {
     for (k, v) in attrs(r.payload, NDMSG_LEN) {
         match k {
             NDA_DST => n.ip = ip_of(v),
-            NDA_LLADDR => n.mac = <[u8; 6]>::try_from(v).ok().map(Mac),
+            NDA_LLADDR => n.mac = mac_of(v),
             _ => {}
         }
     }

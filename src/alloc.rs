@@ -7,7 +7,7 @@
 //! longer fits (outside the network, taken by another node's pin) is an
 //! error located where it is written, never a silent re-allocation.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};

@@ -264,6 +264,45 @@ fn template_override_is_used() {
     assert!(stderr(&o).contains("not a flannel-gen template"), "{}", stderr(&o));
 }
 
+/// The per-peer templates are written natively (src/render/native.rs) unless
+/// overridden: the same templates given through `--templates` go through
+/// minijinja, and every example in both route styles must come out the same.
+#[test]
+fn native_rendering_is_byte_identical_to_the_templates() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let tdir = dir.path().join("templates");
+    fs::create_dir(&tdir).expect("mkdir");
+    for t in ["flannel.network.j2", "neigh.batch.j2", "fdb.batch.j2", "route.batch.j2", "uplink.conf.j2"] {
+        fs::copy(root().join("templates").join(t), tdir.join(t)).expect("copy template");
+    }
+    let mut compared = 0;
+    for ex in EXAMPLES {
+        let text = fs::read_to_string(root().join(format!("examples/{ex}.yaml"))).expect("example");
+        let plain = text.replacen("backend:\n", "backend:\n  routeStyle: plain\n", 1);
+        let styles =
+            if ex.starts_with("udp") { vec![("nexthop", &text)] } else { vec![("nexthop", &text), ("plain", &plain)] };
+        for (style, body) in styles {
+            let topo = dir.path().join(format!("{ex}-{style}.yaml"));
+            fs::write(&topo, body).expect("write topology");
+            let t = topo.to_str().expect("utf8");
+            let (native, jinja) =
+                (dir.path().join(format!("{ex}-{style}-n")), dir.path().join(format!("{ex}-{style}-j")));
+            let o = render(t, &native, &[]);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            let o = render(t, &jinja, &["--templates", tdir.to_str().expect("utf8")]);
+            assert_eq!(code(&o), 0, "{}", stderr(&o));
+            let (n, j) = (tree(&native), tree(&jinja));
+            assert!(n.len() > 10, "{ex} {style}: rendered {} files", n.len());
+            for (path, text) in &j {
+                assert_eq!(n.get(path), Some(text), "{ex} {style}: {} differs from its template", path.display());
+            }
+            assert_eq!(n.len(), j.len(), "{ex} {style}: the same files");
+            compared += n.len();
+        }
+    }
+    assert!(compared > 200, "compared {compared} files");
+}
+
 #[test]
 fn out_must_be_a_real_directory() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -1,13 +1,15 @@
 //! parse -> validate -> allocate -> plan -> text/JSON -> the plan reader, on
 //! arbitrary bytes. Must never panic; errors must be located diagnostics;
-//! every compiled plan must read back as itself.
+//! every compiled plan must read back as itself; whatever the YAML subset
+//! reader (the fast path) reads, serde-saphyr must read the same.
 #![no_main]
 
 use std::path::Path;
 
 use flannel_gen::input::MAX_INPUT_BYTES;
 use flannel_gen::topology::parse::parse_topology;
-use flannel_gen::{alloc, plan, topology::validate};
+use flannel_gen::topology::schema::TopologyDoc;
+use flannel_gen::{alloc, plan, topology::validate, yaml};
 use libfuzzer_sys::fuzz_target;
 
 /// Planning is O(nodes²); the fuzzer need not build huge clusters.
@@ -18,6 +20,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let Ok(text) = std::str::from_utf8(data) else { return };
+    if let Some(fast) = yaml::read_subset::<TopologyDoc>(text) {
+        assert_eq!(Some(fast), yaml::read_full::<TopologyDoc>(text), "the subset and serde-saphyr differ");
+    }
     let path = Path::new("fuzz.yaml");
     let doc = match parse_topology(path, text) {
         Ok(doc) => doc,

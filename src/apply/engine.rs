@@ -5,6 +5,7 @@
 use std::cell::RefCell;
 use std::time::Duration;
 
+use super::ahead::ReadAhead;
 use super::desired::Desired;
 use super::live::Live;
 use super::netlink::bulk::Bulk;
@@ -25,6 +26,8 @@ pub struct Session {
     /// The bulk writer and dumper, on its own socket in the same namespace.
     pub bulk: RefCell<Bulk>,
     conn: tokio::task::JoinHandle<()>,
+    /// Kernel state read ahead (see [`super::ahead`]), for the first read.
+    ahead: RefCell<Option<ReadAhead>>,
 }
 
 fn netlink_err(what: &'static str) -> impl Fn(netlink::NetlinkError) -> ApplyError {
@@ -45,7 +48,13 @@ impl Session {
             .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
         let conn = rt.spawn(conn);
         let bulk = RefCell::new(Bulk::open().map_err(netlink_err("netlink socket"))?);
-        Ok(Session { rt, handle, bulk, conn })
+        Ok(Session { rt, handle, bulk, conn, ahead: RefCell::new(None) })
+    }
+
+    /// Hands the session state read ahead in its namespace; its first read uses it.
+    pub fn with_read_ahead(self, pre: Option<ReadAhead>) -> Session {
+        self.ahead.replace(pre);
+        self
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -59,12 +68,12 @@ impl Session {
 
     /// Everything reconcile looks at for `desired`.
     pub fn read(&self, desired: &Desired) -> Result<Live, ApplyError> {
-        self.block_on(read_live(&self.handle, &self.bulk, desired))
+        self.block_on(read_live(&self.handle, &self.bulk, desired, self.ahead.take()))
     }
 
     /// [`converge`] on this session.
     pub fn converge(&self, desired: &Desired, opts: Options, plan: Option<&NodePlan>) -> Result<Vec<Op>, ApplyError> {
-        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan))
+        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan, self.ahead.take()))
     }
 }
 
@@ -76,11 +85,12 @@ pub async fn converge(
     desired: &Desired,
     opts: Options,
     plan: Option<&NodePlan>,
+    pre: Option<ReadAhead>,
 ) -> Result<Vec<Op>, ApplyError> {
     if let Some(missing) = plan.map(rules::missing_tools).and_then(|m| m.into_iter().next()) {
         return Err(Precondition::MissingTool(missing).into());
     }
-    let live = read_live(h, bulk, desired).await?;
+    let live = read_live(h, bulk, desired, pre).await?;
     if let Some(plan) = plan {
         check_preconditions(plan, &live)?;
     }
@@ -104,11 +114,17 @@ impl Drop for Session {
 }
 
 /// Everything reconcile looks at: the netlink dump, the rules, the offloads.
-pub async fn read_live(h: &rtnetlink::Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result<Live, ApplyError> {
+pub async fn read_live(
+    h: &rtnetlink::Handle,
+    bulk: &RefCell<Bulk>,
+    desired: &Desired,
+    pre: Option<ReadAhead>,
+) -> Result<Live, ApplyError> {
     let rules_err = |e: rules::RulesError| netlink_err("reading the traffic rules")(e.into());
-    let pending = rules::start_dump(&desired.rule_families).map_err(rules_err)?;
-    let mut live = netlink::dump::dump(h, bulk, desired).await.map_err(netlink_err("reading kernel state"))?;
-    live.rules = pending.finish().map_err(rules_err)?;
+    let ReadAhead { kernel, rules: pending } = pre.unwrap_or_default();
+    let pending = pending.unwrap_or_default().complete(&desired.rule_families).map_err(rules_err)?;
+    let mut live = netlink::dump::dump(h, bulk, desired, kernel).await.map_err(netlink_err("reading kernel state"))?;
+    live.rules = pending.finish(&desired.rule_families).map_err(rules_err)?;
     let marker = desired.marker.as_str();
     let ours: Vec<String> = live
         .links
@@ -155,7 +171,7 @@ async fn verify(
         if attempt > 0 {
             tokio::time::sleep(VERIFY_PAUSE).await;
         }
-        let live = read_live(h, bulk, desired).await?;
+        let live = read_live(h, bulk, desired, None).await?;
         left = reconcile::reconcile(desired, &live, ropts).map_err(|e: Refusal| ApplyError::Refused(e))?;
         left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
         if left.is_empty() {

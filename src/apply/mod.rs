@@ -8,6 +8,7 @@
 //! in the plan's scope (teardown). Nothing is written before every check
 //! passed; a converged node gets zero writes.
 
+pub mod ahead;
 pub mod desired;
 pub mod ethtool;
 pub mod live;
@@ -95,10 +96,21 @@ pub struct Target {
     pub lock_wait: Duration,
 }
 
-/// Applies `plan` once, under the namespace lock (a dry run takes none).
-pub fn run(plan: &NodePlan, target: &Target, opts: Options) -> Result<Vec<Op>, ApplyError> {
-    let _lock = if opts.dry_run { None } else { Some(lock::acquire(target.netns.as_deref(), target.lock_wait)?) };
-    Session::open(target.netns.as_deref())?.apply(plan, opts)
+/// Applies `plan` once, under the namespace lock (a dry run takes none),
+/// with the lock and kernel state an [`ahead::Ahead`] took while `plan` was
+/// compiled, if one did (and did not fail).
+pub fn run(
+    plan: &NodePlan,
+    target: &Target,
+    opts: Options,
+    ahead: Option<ahead::Ahead>,
+) -> Result<Vec<Op>, ApplyError> {
+    let ns = target.netns.as_deref();
+    let (_lock, pre) = match ahead.and_then(ahead::Ahead::finish) {
+        Some(ready) => ready.map(|(held, read)| (held, Some(read)))?,
+        None => (if opts.dry_run { None } else { Some(lock::acquire(ns, target.lock_wait)?) }, None),
+    };
+    Session::open(ns)?.with_read_ahead(pre).apply(plan, opts)
 }
 
 /// Removes everything flannel-gen owns in `plan`'s scope (sysctls stay).

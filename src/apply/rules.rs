@@ -63,7 +63,10 @@ pub fn missing_tools(plan: &NodePlan) -> Vec<RulesError> {
 
 /// The tools that read the rules, started: they run while apply reads the
 /// kernel over netlink, so a read costs the longer of the two, not the sum.
+#[derive(Default)]
 pub struct PendingRules {
+    /// The families the tools were started for.
+    families: Vec<Family>,
     children: Vec<(Family, &'static str, std::process::Child)>,
 }
 
@@ -91,15 +94,31 @@ pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
             children.push((f, "nft", spawn("nft", path, &["list", "table", fam, name])?));
         }
     }
-    Ok(PendingRules { children })
+    Ok(PendingRules { families: families.to_vec(), children })
 }
 
 impl PendingRules {
-    /// Waits for every tool; `nft list table` failing means no such table.
-    pub fn finish(self) -> Result<LiveRules, RulesError> {
+    /// These reads and, started now, those of the `families` they lack.
+    pub fn complete(mut self, families: &[Family]) -> Result<PendingRules, RulesError> {
+        let lacking: Vec<Family> = families.iter().copied().filter(|f| !self.families.contains(f)).collect();
+        if !lacking.is_empty() {
+            let more = start_dump(&lacking)?;
+            self.families.extend(more.families);
+            self.children.extend(more.children);
+        }
+        Ok(self)
+    }
+
+    /// Waits for every tool and keeps what it read of `families` (a read
+    /// started ahead covers every family); `nft list table` failing means
+    /// no such table.
+    pub fn finish(self, families: &[Family]) -> Result<LiveRules, RulesError> {
         let mut live = LiveRules::default();
         for (f, program, child) in self.children {
             let out = child.wait_with_output().map_err(|e| RulesError::Failed { program, detail: e.to_string() })?;
+            if !families.contains(&f) {
+                continue;
+            }
             let text = String::from_utf8_lossy(&out.stdout);
             match (program, out.status.success()) {
                 ("nft", true) => {

@@ -59,7 +59,7 @@ async fn pass(
     target: &Target,
 ) -> Result<Vec<Op>, ApplyError> {
     let _lock = lock::acquire(target.netns.as_deref(), target.lock_wait)?;
-    converge(&session.handle, &session.bulk, desired, opts, Some(plan)).await
+    converge(&session.handle, &session.bulk, desired, opts, Some(plan), None).await
 }
 
 /// Runs until SIGTERM or SIGINT; `report` hears of every pass that changed

@@ -84,8 +84,11 @@ impl From<PhaseArg> for Phase {
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let p = a.source.load(a.locked)?;
     let target = a.target.target();
+    // A single apply reads the kernel while the plan compiles.
+    let single = a.confirm_timeout.is_none() && !a.watch;
+    let ahead = single.then(|| apply::ahead::start(&target, a.dry_run));
+    let p = a.source.load(a.locked)?;
     let opts = apply::Options { dry_run: a.dry_run, phase: a.phase.into(), adopt: a.adopt };
     if let Some(secs) = a.confirm_timeout {
         return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
@@ -94,7 +97,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
         let w = WatchOptions { resync: Duration::from_secs(a.resync.max(1)), ..WatchOptions::default() };
         return watch(&p, &target, opts, w, a.format);
     }
-    let changes = apply::run(&p, &target, opts)?;
+    let changes = apply::run(&p, &target, opts, ahead)?;
     out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
     Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
 }

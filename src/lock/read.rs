@@ -4,12 +4,14 @@
 //! (hand edits, other quoting). Both keep line:column of every value, so the
 //! typed conversion reports each problem located in the lock file.
 
-use std::collections::{BTreeMap, HashMap};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
 use super::{FamilyLease, LOCK_VERSION, LeasePos, Lock, LockedNetwork, keys, lock_path};
 use crate::diag::{Diagnostics, Pos, Reporter};
@@ -18,26 +20,26 @@ use crate::netaddr::{self, Family, PerFamily};
 
 /// A value as written, and where.
 #[derive(Debug, Clone)]
-struct Val {
-    text: String,
+struct Val<'a> {
+    text: Cow<'a, str>,
     pos: Pos,
 }
 
 #[derive(Debug, Default)]
-struct RawNode {
-    name: String,
+struct RawNode<'a> {
+    name: Cow<'a, str>,
     pos: Pos,
     /// Per family (IPv4, IPv6): subnet and VTEP MAC as written.
-    leases: [Option<(Val, Val)>; 2],
+    leases: [Option<(Val<'a>, Val<'a>)>; 2],
 }
 
 #[derive(Debug, Default)]
-struct Raw {
-    version: Option<Val>,
-    cluster: Option<Val>,
+struct Raw<'a> {
+    version: Option<Val<'a>>,
+    cluster: Option<Val<'a>>,
     /// Per family: network and subnet length as written.
-    networks: [Option<(Val, Val)>; 2],
-    nodes: Vec<RawNode>,
+    networks: [Option<(Val<'a>, Val<'a>)>; 2],
+    nodes: Vec<RawNode<'a>>,
 }
 
 fn slot(f: Family) -> usize {
@@ -72,6 +74,13 @@ pub fn parse_lock_slow(path: &Path, text: &str) -> Result<Lock, Diagnostics> {
     typed(path, parse_yaml(path, text)?)
 }
 
+/// Whether the YAML subset reader reads `text` and, as serde-saphyr does (tests).
+#[cfg(test)]
+pub fn subset_reads_as_serde_saphyr(text: &str) -> bool {
+    let fast = crate::yaml::read_subset::<LockDoc>(text);
+    fast.is_some() && fast == crate::yaml::read_full::<LockDoc>(text)
+}
+
 /// Whether the fast path accepts `text` (tests).
 #[cfg(test)]
 pub fn fast_path_accepts(text: &str) -> bool {
@@ -79,19 +88,20 @@ pub fn fast_path_accepts(text: &str) -> bool {
 }
 
 /// The layout `render` writes, line by line; `None` on any deviation.
-fn parse_fast(text: &str) -> Option<Raw> {
+fn parse_fast(text: &str) -> Option<Raw<'_>> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.starts_with('#')).peekable();
     let mut raw = Raw::default();
-    let field = |lines: &mut std::iter::Peekable<_>, key: &str, indent: usize| -> Option<Val> {
+    let field = |lines: &mut std::iter::Peekable<_>, key: &str, indent: usize| -> Option<Val<'_>> {
         let (i, line): (usize, &str) = *lines.peek()?;
-        let rest = line.strip_prefix(&" ".repeat(indent))?.strip_prefix(key)?.strip_prefix(": ")?;
+        let padded = line.get(..indent)?.bytes().all(|b| b == b' ');
+        let rest = line[indent..].strip_prefix(key)?.strip_prefix(": ").filter(|_| padded)?;
         lines.next();
         let quoted = rest.strip_prefix('"').and_then(|r| r.strip_suffix('"'));
         // Where the YAML parser puts it too: at the opening quote, if any.
         let col = indent + key.len() + 3;
         let text = quoted.unwrap_or(rest);
         let plain = !text.is_empty() && text.bytes().all(|c| c.is_ascii_alphanumeric() || b"-./:".contains(&c));
-        plain.then(|| Val { text: text.to_string(), pos: Pos::new(i as u64 + 1, col as u64) })
+        plain.then(|| Val { text: Cow::Borrowed(text), pos: Pos::new(i as u64 + 1, col as u64) })
     };
     raw.version = Some(field(&mut lines, "version", 0)?);
     raw.cluster = Some(field(&mut lines, "cluster", 0)?);
@@ -108,7 +118,7 @@ fn parse_fast(text: &str) -> Option<Raw> {
     }
     while let Some((i, head)) = lines.next() {
         let name = head.strip_prefix("  ")?.strip_suffix(':')?;
-        let mut node = RawNode { name: name.to_string(), pos: Pos::new(i as u64 + 1, 3), ..RawNode::default() };
+        let mut node = RawNode { name: Cow::Borrowed(name), pos: Pos::new(i as u64 + 1, 3), ..RawNode::default() };
         for f in Family::ALL {
             let k = keys(f);
             if let Some(subnet) = field(&mut lines, k[2], 4) {
@@ -120,9 +130,9 @@ fn parse_fast(text: &str) -> Option<Raw> {
     Some(raw)
 }
 
-type S<T> = Spanned<T>;
+type S<T> = crate::yaml::Located<T>;
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 struct LockDoc {
     version: Option<S<u64>>,
@@ -134,7 +144,7 @@ struct LockDoc {
     nodes: Option<BTreeMap<String, S<LockNodeDoc>>>,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LockNodeDoc {
     subnet: Option<S<String>>,
@@ -145,15 +155,15 @@ struct LockNodeDoc {
     vtep_mac6: Option<S<String>>,
 }
 
-fn val<T: ToString>(s: &S<T>) -> Val {
-    Val { text: s.value.to_string(), pos: Pos::from(s.referenced) }
+fn val<T: ToString>(s: &S<T>) -> Val<'static> {
+    Val { text: Cow::Owned(s.value.to_string()), pos: s.pos }
 }
 
-fn pair(a: &Option<S<String>>, b: &Option<S<u64>>) -> (Option<Val>, Option<Val>) {
+fn pair(a: &Option<S<String>>, b: &Option<S<u64>>) -> (Option<Val<'static>>, Option<Val<'static>>) {
     (a.as_ref().map(val), b.as_ref().map(val))
 }
 
-fn parse_yaml(path: &Path, text: &str) -> Result<Raw, Diagnostics> {
+fn parse_yaml(path: &Path, text: &str) -> Result<Raw<'static>, Diagnostics> {
     let doc: LockDoc = crate::yaml::parse_document(path, text, &[]).map_err(|mut d| {
         for x in &mut d.0 {
             x.message =
@@ -176,7 +186,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Raw, Diagnostics> {
         }
     }
     for (name, n) in doc.nodes.unwrap_or_default() {
-        let mut node = RawNode { name: name.clone(), pos: Pos::from(n.referenced), ..RawNode::default() };
+        let mut node = RawNode { name: Cow::Owned(name.clone()), pos: n.pos, ..RawNode::default() };
         for (f, subnet, mac) in
             [(Family::V4, &n.value.subnet, &n.value.vtep_mac), (Family::V6, &n.value.subnet6, &n.value.vtep_mac6)]
         {
@@ -196,7 +206,7 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Raw, Diagnostics> {
 }
 
 /// Raw values -> a typed lock; every problem located in the lock file.
-fn typed(path: &Path, raw: Raw) -> Result<Lock, Diagnostics> {
+fn typed(path: &Path, raw: Raw<'_>) -> Result<Lock, Diagnostics> {
     let mut r = Reporter::new(path);
     match &raw.version {
         Some(v) if v.text == LOCK_VERSION.to_string() => {}
@@ -207,30 +217,36 @@ fn typed(path: &Path, raw: Raw) -> Result<Lock, Diagnostics> {
         ),
         None => r.error(Pos::FILE, "version", "required key `version` is missing"),
     }
-    let cluster = raw.cluster.as_ref().map(|c| c.text.clone()).unwrap_or_default();
+    let cluster = raw.cluster.as_ref().map(|c| c.text.to_string()).unwrap_or_default();
     let mut networks = PerFamily::default();
     for f in Family::ALL {
         if let Some((net, len)) = &raw.networks[slot(f)] {
             networks.set(f, network(&mut r, f, net, len));
         }
     }
-    let mut lock =
-        Lock { path: path.to_path_buf(), cluster, networks, leases: BTreeMap::new(), positions: BTreeMap::new() };
-    let mut seen: HashMap<String, &str> = HashMap::new();
+    let mut seen: HashMap<Held, &str> = HashMap::with_capacity(raw.nodes.len() * 2);
+    let (mut leases, mut positions) = (Vec::with_capacity(raw.nodes.len()), Vec::with_capacity(raw.nodes.len()));
     for node in &raw.nodes {
         if !crate::topology::validate::is_dns_label(&node.name) {
             r.error(node.pos, "nodes", format!("`{}` is not a node name", node.name));
         }
-        let (mut leases, mut positions) = (PerFamily::default(), PerFamily::default());
+        let (mut lease_of, mut pos_of) = (PerFamily::default(), PerFamily::default());
         for f in Family::ALL {
             let Some((subnet, mac)) = &node.leases[slot(f)] else { continue };
-            let lease = lease(&mut r, f, &node.name, subnet, mac, &lock.networks, &mut seen);
-            leases.set(f, lease);
-            positions.set(f, Some(LeasePos { subnet: subnet.pos, vtep_mac: mac.pos }));
+            lease_of.set(f, lease(&mut r, f, &node.name, subnet, mac, &networks, &mut seen));
+            pos_of.set(f, Some(LeasePos { subnet: subnet.pos, vtep_mac: mac.pos }));
         }
-        lock.leases.insert(node.name.clone(), leases);
-        lock.positions.insert(node.name.clone(), positions);
+        leases.push((node.name.to_string(), lease_of));
+        positions.push((node.name.to_string(), pos_of));
     }
+    // Collected, then built: the lock lists nodes sorted, so this is linear.
+    let lock = Lock {
+        path: path.to_path_buf(),
+        cluster,
+        networks,
+        leases: leases.into_iter().collect(),
+        positions: positions.into_iter().collect(),
+    };
     if r.has_errors() { Err(r.finish()) } else { Ok(lock) }
 }
 
@@ -258,6 +274,13 @@ fn network(r: &mut Reporter, f: Family, net: &Val, len: &Val) -> Option<LockedNe
     }
 }
 
+/// What one lease holds and no other may: its subnet, its MAC in its family.
+#[derive(PartialEq, Eq, Hash)]
+enum Held {
+    Subnet(IpNet),
+    Mac(Family, Mac),
+}
+
 /// One lease: syntax, family, inside the lock's own network and aligned,
 /// a unicast MAC, and no subnet or MAC held twice.
 fn lease<'a>(
@@ -267,7 +290,7 @@ fn lease<'a>(
     subnet: &Val,
     mac: &Val,
     networks: &PerFamily<LockedNetwork>,
-    seen: &mut HashMap<String, &'a str>,
+    seen: &mut HashMap<Held, &'a str>,
 ) -> Option<FamilyLease> {
     let k = keys(f);
     let field = |key: &str| format!("nodes.{node}.{key}");
@@ -296,7 +319,7 @@ fn lease<'a>(
         }
     };
     for (key, pos, what) in
-        [(subnet_v.map(|s| s.to_string()), subnet.pos, k[2]), (mac_v.map(|m| format!("{f}{m}")), mac.pos, k[3])]
+        [(subnet_v.map(Held::Subnet), subnet.pos, k[2]), (mac_v.map(|m| Held::Mac(f, m)), mac.pos, k[3])]
     {
         if let Some(other) = key.and_then(|key| seen.insert(key, node)) {
             r.error(pos, field(what), format!("also leased to node `{other}`: a lease belongs to one node"));

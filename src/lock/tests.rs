@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::read::{fast_path_accepts, parse_lock_slow};
+use super::read::{fast_path_accepts, parse_lock_slow, subset_reads_as_serde_saphyr};
 use super::*;
 
 const LOCK: &str = "# flannel-gen lock file: node subnet and VTEP MAC leases.
@@ -47,6 +47,23 @@ fn fast_and_yaml_paths_read_the_same_lock() {
     let edited = LOCK.replace("\"1a:cc:10:df:41:7d\"", "'1a:cc:10:df:41:7d'");
     assert!(!fast_path_accepts(&edited));
     assert_eq!(parse(&edited).expect("valid").leases, fast.leases);
+}
+
+/// Hand-edited locks miss the line-exact fast path and go through the YAML
+/// subset reader, which must read them as serde-saphyr does, positions included.
+#[test]
+fn hand_edited_locks_read_alike_through_the_yaml_subset() {
+    let edits = [
+        LOCK.to_string(),
+        LOCK.replace('"', "'"),
+        LOCK.replace('"', ""),
+        LOCK.replace("\n    ", "\n      ").replace("\n  ", "\n    "),
+        LOCK.replace("nodes:\n", "nodes: # by hand\n\n"),
+        LOCK.replace("subnet: 10.244.2.0/24", "subnet:   10.244.2.0/24   # moved"),
+    ];
+    for text in &edits {
+        assert!(subset_reads_as_serde_saphyr(text), "{text}");
+    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! is derived (never the uplink), every sysctl is one the plan's own devices
 //! call for. Problems name the JSON path of the offending value.
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 use std::fmt;
 use std::net::IpAddr;
 

@@ -35,8 +35,11 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The alias that marks a device as flannel-gen's, for one cluster: apply
 /// finds its devices by it whatever their names, and never touches others.
 pub fn marker(cluster: &str) -> String {
-    format!("flannel-gen:{cluster}")
+    format!("{MARKER_PREFIX}{cluster}")
 }
+
+/// What every cluster's [`marker`] starts with.
+pub const MARKER_PREFIX: &str = "flannel-gen:";
 
 /// The name of the VXLAN device of a family, as flanneld names it.
 pub fn vxlan_device_name(family: Family, vni: u32) -> String {

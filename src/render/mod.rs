@@ -2,9 +2,11 @@
 //! root-filesystem overlay per node (DESIGN.md "Artefacts").
 //!
 //! [`artefacts`] decides which files a plan produces; [`view`] is what the
-//! templates see; [`templates`] renders them; [`output`] stages, writes,
+//! templates see; [`templates`] renders them, except the per-peer ones that
+//! `native` writes while they are not overridden; [`output`] stages, writes,
 //! prunes and checks the `--out` tree.
 
+mod native;
 pub mod output;
 pub mod templates;
 pub mod view;
@@ -168,46 +170,37 @@ fn rule_files(plan: &NodePlan, v: &mut Vec<Job>) {
 
 /// Every file of one node's overlay, sorted by path, manifest included.
 pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Result<Vec<RenderedFile>, RenderError> {
-    let base = Value::from(minijinja::value::Serde(view::View::new(plan, &opts.binary)));
-    let jobs = artefacts(plan, opts);
-    let render = |jobs: &[Job]| -> Result<Vec<RenderedFile>, RenderError> {
-        jobs.iter()
-            .map(|j| {
-                let ctx = match j.device {
-                    Some(i) => {
-                        let device = base.get_attr("devices").and_then(|d| d.get_item(&Value::from(i)));
-                        let device = device
-                            .map_err(|e| RenderError::Template { name: j.template.into(), source: Box::new(e) })?;
-                        minijinja::context! { device => device, ..base.clone() }
-                    }
-                    None => base.clone(),
-                };
-                Ok(RenderedFile { path: j.path.clone(), bytes: t.render(j.template, &ctx)?.into_bytes(), mode: MODE })
-            })
-            .collect()
-    };
+    let mut view = view::View::new(plan, &opts.binary);
+    let (native, jinja): (Vec<Job>, Vec<Job>) =
+        artefacts(plan, opts).into_iter().partition(|j| t.is_native(j.template));
     let plan_json = || RenderedFile { path: PLAN_JSON.into(), bytes: plan.to_json().into_bytes(), mode: MODE };
-    // A big node renders on two threads: the networkd .network files and
-    // plan.json on one, the rest on the other (about equal work). Many small
-    // nodes are already spread over the cores by render_out.
+    // A big node renders on two threads: the networkd .network files here,
+    // plan.json and the other per-peer files beside (about equal work).
     let mut files = if plan.peers.len() >= PARALLEL_PEERS {
-        let (a, b): (Vec<_>, Vec<_>) = jobs.into_iter().partition(|j| j.template == "flannel.network.j2");
-        let (a, b) = std::thread::scope(|s| {
-            let other = s.spawn(|| render(&b));
-            let mine = render(&a).map(|mut v| {
-                v.push(plan_json());
-                v
+        let (mine, other): (Vec<Job>, Vec<Job>) = native.into_iter().partition(|j| j.template == "flannel.network.j2");
+        let (mine, other) = std::thread::scope(|s| {
+            let other = s.spawn(|| {
+                render_native(&other, &view).map(|mut v| {
+                    v.push(plan_json());
+                    v
+                })
             });
-            (mine, other.join())
+            (render_native(&mine, &view), other.join())
         });
-        let mut files = a?;
-        files.extend(b.map_err(|_| RenderError::Panicked)??);
+        let mut files = mine?;
+        files.extend(other.map_err(|_| RenderError::Panicked)??);
         files
     } else {
-        let mut files = render(&jobs)?;
+        let mut files = render_native(&native, &view)?;
         files.push(plan_json());
         files
     };
+    if !t.overridden() {
+        // Only the per-peer templates read the peers, and they are written
+        // natively: minijinja need not copy 5000 of them into its values.
+        view.forget_peers();
+    }
+    files.extend(render_jinja(t, &jinja, view)?);
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut manifest =
         String::from("# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n");
@@ -218,6 +211,36 @@ pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Resu
     files.push(RenderedFile { path: MANIFEST.into(), bytes: manifest.into_bytes(), mode: MODE });
     files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(files)
+}
+
+fn render_native(jobs: &[Job], view: &view::View) -> Result<Vec<RenderedFile>, RenderError> {
+    jobs.iter()
+        .map(|j| {
+            let text = native::render(j.template, view, j.device).ok_or_else(|| RenderError::Template {
+                name: j.template.into(),
+                source: Box::new(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "no such device")),
+            })?;
+            Ok(RenderedFile { path: j.path.clone(), bytes: text.into_bytes(), mode: MODE })
+        })
+        .collect()
+}
+
+fn render_jinja(t: &Templates, jobs: &[Job], view: view::View) -> Result<Vec<RenderedFile>, RenderError> {
+    let base = Value::from(minijinja::value::Serde(view));
+    jobs.iter()
+        .map(|j| {
+            let ctx = match j.device {
+                Some(i) => {
+                    let device = base.get_attr("devices").and_then(|d| d.get_item(&Value::from(i)));
+                    let device =
+                        device.map_err(|e| RenderError::Template { name: j.template.into(), source: Box::new(e) })?;
+                    minijinja::context! { device => device, ..base.clone() }
+                }
+                None => base.clone(),
+            };
+            Ok(RenderedFile { path: j.path.clone(), bytes: t.render(j.template, &ctx)?.into_bytes(), mode: MODE })
+        })
+        .collect()
 }
 
 /// What `render` does with the result.

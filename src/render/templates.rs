@@ -43,6 +43,8 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
 /// A compiled, reusable template environment.
 pub struct Templates {
     env: Environment<'static>,
+    /// Names of the templates `--templates DIR` replaced.
+    overridden: Vec<String>,
 }
 
 impl Templates {
@@ -67,6 +69,7 @@ impl Templates {
             .iter()
             .map(|(n, s)| (n.to_string(), s.to_string(), PathBuf::from(format!("templates/{n}"))))
             .collect();
+        let mut overridden = Vec::new();
         if let Some(dir) = dir {
             let entries =
                 std::fs::read_dir(dir).map_err(|e| RenderError::TemplateDir { dir: dir.to_path_buf(), source: e })?;
@@ -85,13 +88,25 @@ impl Templates {
                 slot.1 = std::fs::read_to_string(entry.path())
                     .map_err(|e| RenderError::TemplateDir { dir: entry.path(), source: e })?;
                 slot.2 = entry.path();
+                overridden.push(name);
             }
         }
         for (name, source, origin) in sources {
             env.add_template_owned(name, source)
                 .map_err(|e| RenderError::Template { name: origin.display().to_string(), source: Box::new(e) })?;
         }
-        Ok(Templates { env })
+        Ok(Templates { env, overridden })
+    }
+
+    /// Whether `--templates` replaced any template.
+    pub fn overridden(&self) -> bool {
+        !self.overridden.is_empty()
+    }
+
+    /// Whether `name` is written by [`super::native`]: one of its templates,
+    /// and not replaced.
+    pub fn is_native(&self, name: &str) -> bool {
+        super::native::has(name) && !self.overridden.iter().any(|n| n == name)
     }
 
     pub fn render(&self, name: &str, ctx: &Value) -> Result<String, RenderError> {

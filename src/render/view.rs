@@ -188,6 +188,16 @@ fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
 }
 
 impl<'a> View<'a> {
+    /// The view without its per-peer parts (devices' peers, routes), for
+    /// templates that do not read them.
+    pub fn forget_peers(&mut self) {
+        for d in &mut self.devices {
+            d.peers = Vec::new();
+        }
+        self.routes = Vec::new();
+        self.direct_routes = Vec::new();
+    }
+
     pub fn new(plan: &'a NodePlan, binary: &'a str) -> View<'a> {
         let family = |f| {
             let p = plan.family(f)?;

@@ -2,11 +2,10 @@
 //! source location so that semantic errors can point at it.
 
 use serde::Deserialize;
-use serde_saphyr::Spanned;
 
-pub type S<T> = Spanned<T>;
+pub type S<T> = crate::yaml::Located<T>;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TopologyDoc {
     pub version: S<u64>,
@@ -28,7 +27,7 @@ pub struct TopologyDoc {
     pub nodes: S<Vec<S<NodeDoc>>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BackendDoc {
     #[serde(rename = "type")]
@@ -42,14 +41,14 @@ pub struct BackendDoc {
     pub route_style: Option<S<String>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DefaultsDoc {
     pub interface: Option<S<String>>,
     pub mtu: Option<S<u64>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NodeDoc {
     pub name: S<String>,

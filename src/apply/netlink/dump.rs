@@ -15,7 +15,8 @@ use rtnetlink::packet_route::link::{
 
 use super::attr::mac_of;
 use super::bulk::Bulk;
-use super::{NetlinkError, collect, nexthop, raw};
+use super::prefetch::{self, Prefetched};
+use super::{NetlinkError, collect, raw};
 use crate::apply::desired::Desired;
 use crate::apply::live::{Live, LiveLink, LiveTun, LiveVxlan};
 
@@ -98,7 +99,12 @@ pub fn live_link(m: &LinkMessage) -> LiveLink {
 /// uplink and of flannel-gen's devices; main-table routes; flannel-gen's
 /// nexthops; neighbours and FDB entries of flannel-gen's devices; the
 /// desired sysctls.
-pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result<Live, NetlinkError> {
+pub async fn dump(
+    h: &Handle,
+    bulk: &RefCell<Bulk>,
+    desired: &Desired,
+    pre: Option<Prefetched>,
+) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
     for m in collect(h.link().get().execute()).await? {
         let l = live_link(&m);
@@ -113,22 +119,31 @@ pub async fn dump(h: &Handle, bulk: &RefCell<Bulk>, desired: &Desired) -> Result
         .collect();
     let uplink = live.index_of(&desired.uplink);
     addresses(h, &mut live, &ours, uplink).await?;
-    let mut b = bulk.borrow_mut();
-    for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
-        raw::routes(&mut b, family, &mut live.routes)?;
-    }
-    live.nexthops = nexthop::dump(&mut b)?;
-    for &i in &ours {
-        raw::neighbours(&mut b, i, &mut live.neighs)?;
-        raw::fdb(&mut b, i, &mut live.fdb)?;
-    }
-    drop(b);
+    per_peer(&mut bulk.borrow_mut(), &mut live, &ours, pre)?;
     for s in &desired.sysctls {
         if let Ok(v) = std::fs::read_to_string(s.proc_path()) {
             live.sysctls.insert(s.key.clone(), v.trim().to_string());
         }
     }
     Ok(live)
+}
+
+/// Routes, nexthops, and the neighbours and FDB entries of the devices in
+/// `ours`: from `pre` where it has them, else read now.
+fn per_peer(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, pre: Option<Prefetched>) -> Result<(), NetlinkError> {
+    let pre = match pre {
+        Some(p) => p,
+        None => prefetch::routes(b)?,
+    };
+    live.routes = pre.routes;
+    live.nexthops = pre.nexthops;
+    live.neighs = pre.neighs.into_iter().filter(|n| ours.contains(&n.ifindex)).collect();
+    live.fdb = pre.fdb.into_iter().filter(|f| ours.contains(&f.ifindex)).collect();
+    for &i in ours.difference(&pre.devices) {
+        raw::neighbours(b, i, &mut live.neighs)?;
+        raw::fdb(b, i, &mut live.fdb)?;
+    }
+    Ok(())
 }
 
 async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {

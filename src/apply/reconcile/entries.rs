@@ -1,7 +1,7 @@
 //! What sits on the desired devices: addresses, permanent neighbours and
 //! FDB entries.
 
-use std::collections::HashSet;
+use foldhash::HashSet;
 use std::net::IpAddr;
 
 use super::Ctx;

@@ -16,7 +16,7 @@ mod links;
 mod routes;
 mod rules;
 
-use std::collections::HashSet;
+use foldhash::{HashSet, HashSetExt};
 
 use super::desired::Desired;
 use super::live::{Live, LiveLink};

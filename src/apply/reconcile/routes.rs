@@ -1,7 +1,7 @@
 //! Routes to the other nodes' subnets: installed or switched in place
 //! (route replace, so traffic moves atomically per peer), pruned when stale.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet, HashSetExt};
 
 use ipnet::IpNet;
 

@@ -20,7 +20,7 @@ pub const MIN_POD_MTU_V6: u64 = 1280;
 const MAX_MTU: u64 = 65_535;
 
 fn pos<T>(s: &S<T>) -> Pos {
-    Pos::from(s.referenced)
+    s.pos
 }
 
 /// DNS-1123 label: also a directory name, so nothing can escape `--out`.

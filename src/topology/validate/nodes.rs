@@ -1,6 +1,6 @@
 //! The node list: names, underlay addresses, interfaces, MTUs and pins.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -11,6 +11,26 @@ use crate::mac::Mac;
 use crate::netaddr::{self, Family, PerFamily, SubnetPool};
 use crate::topology::schema::{NodeDoc, S, TopologyDoc};
 use crate::topology::{Located, Node, Pins};
+
+/// `nodes[2].ip`: written out only when an error names it (most nodes
+/// have none, and 5000 of them would format it for nothing).
+#[derive(Clone, Copy)]
+struct Field {
+    index: usize,
+    key: &'static str,
+}
+
+impl From<Field> for String {
+    fn from(f: Field) -> String {
+        f.to_string()
+    }
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "nodes[{}].{}", self.index, self.key)
+    }
+}
 
 /// What the nodes before this one took, to report duplicates at the second use.
 #[derive(Default)]
@@ -48,7 +68,7 @@ fn node<'a>(
 ) -> Option<Node> {
     let at = pos(n);
     let n = &n.value;
-    let f = |k: &str| format!("nodes[{i}].{k}");
+    let f = |key| Field { index: i, key };
     let name = n.name.value.as_str();
     if !is_dns_label(name) {
         let m = format!("`{name}` is not a DNS-1123 label (1-63 of [a-z0-9-], starting and ending alphanumeric)");
@@ -76,23 +96,28 @@ fn node<'a>(
             continue;
         }
         match ip {
-            Some(ip) => ips.set(family, underlay(r, &f(keys[0]), ip, family, pools, name, seen)),
+            Some(ip) => ips.set(family, underlay(r, f(keys[0]), ip, family, pools, name, seen)),
             None => r.error(at, f(keys[0]), format!("required key `{}` is missing: the cluster has {family}", keys[0])),
         }
-        let subnet = subnet.as_ref().and_then(|s| pin_subnet(r, &f(keys[1]), s, pool, name, seen));
-        let vtep_mac = mac.as_ref().and_then(|m| pin_mac(r, &f(keys[2]), m, family, name, seen));
+        let subnet = subnet.as_ref().and_then(|s| pin_subnet(r, f(keys[1]), s, pool, name, seen));
+        let vtep_mac = mac.as_ref().and_then(|m| pin_mac(r, f(keys[2]), m, family, name, seen));
         pins.set(family, Some(Pins { subnet, vtep_mac }));
     }
-    let interface = interface(r, &f("interface"), n.interface.as_ref(), d);
+    let interface = interface(r, f("interface"), n.interface.as_ref(), d);
     let mtu = match &n.mtu {
-        Some(m) => super::mtu(r, &f("mtu"), m, d),
+        Some(m) => super::mtu(r, &String::from(f("mtu")), m, d),
         None => Some(d.mtu),
     };
     Some(Node { index: i, name: name.to_string(), pos: at, ips, interface, mtu: mtu?, pins })
 }
 
 /// Keys of a family the cluster does not run are mistakes, not no-ops.
-fn unused(r: &mut Reporter, family: Family, keys: [(&Option<S<String>>, &str); 3], f: &dyn Fn(&str) -> String) {
+fn unused(
+    r: &mut Reporter,
+    family: Family,
+    keys: [(&Option<S<String>>, &'static str); 3],
+    f: &dyn Fn(&'static str) -> Field,
+) {
     let enable = if family == Family::V4 { "network" } else { "ipv6Network" };
     for (v, key) in keys {
         if let Some(v) = v {
@@ -103,7 +128,7 @@ fn unused(r: &mut Reporter, family: Family, keys: [(&Option<S<String>>, &str); 3
 
 fn underlay<'a>(
     r: &mut Reporter,
-    field: &str,
+    field: Field,
     s: &S<String>,
     family: Family,
     pools: &PerFamily<SubnetPool>,
@@ -137,7 +162,7 @@ fn underlay<'a>(
     Some(ip)
 }
 
-fn interface(r: &mut Reporter, field: &str, v: Option<&S<String>>, d: &Defaults) -> String {
+fn interface(r: &mut Reporter, field: Field, v: Option<&S<String>>, d: &Defaults) -> String {
     match v {
         Some(i) => {
             if let Some(why) = super::interface_refusal(&i.value) {
@@ -151,7 +176,7 @@ fn interface(r: &mut Reporter, field: &str, v: Option<&S<String>>, d: &Defaults)
 
 fn pin_subnet<'a>(
     r: &mut Reporter,
-    field: &str,
+    field: Field,
     s: &S<String>,
     pool: Option<&SubnetPool>,
     name: &'a str,
@@ -177,7 +202,7 @@ fn pin_subnet<'a>(
 
 fn pin_mac<'a>(
     r: &mut Reporter,
-    field: &str,
+    field: Field,
     m: &S<String>,
     family: Family,
     name: &'a str,
@@ -195,8 +220,7 @@ fn pin_mac<'a>(
         return None;
     }
     if let Some(other) = seen.macs.insert((family, mac), name) {
-        let key = field.rsplit('.').next().unwrap_or(field);
-        r.error(pos(m), field, format!("duplicate {key} {mac} (also node `{other}`)"));
+        r.error(pos(m), field, format!("duplicate {} {mac} (also node `{other}`)", field.key));
         return None;
     }
     Some(Located { value: mac, pos: pos(m) })

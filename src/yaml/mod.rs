@@ -2,9 +2,15 @@
 //! turned into located diagnostics in our words: the full field path
 //! (`defaults.mtu`), no library hints, "did you mean" for unknown keys.
 
+mod block;
+mod located;
+mod tree;
+
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
+
+pub use located::Located;
 
 use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
 
@@ -13,6 +19,9 @@ pub type KeyLevels = [(&'static str, &'static [&'static str])];
 
 /// Parses one YAML document. `path` only names the file in diagnostics.
 pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str, levels: &KeyLevels) -> Result<T, Diagnostics> {
+    if let Some(v) = read_subset(text) {
+        return Ok(v);
+    }
     // Path tracking costs a fifth of the parse, and only errors need it: parse
     // plainly, and once more with serde_path_to_error when the first one fails.
     let first = match serde_saphyr::from_str_with_options::<T>(text, serde_saphyr::options! {}) {
@@ -28,6 +37,17 @@ pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str, levels: &Key
     });
     let e = tracked.err().unwrap_or(first);
     Err(Diagnostics(vec![yaml_diagnostic(path, text, &e, &at, levels)]))
+}
+
+/// The document through the subset reader, if it is written in the subset
+/// and reads as a `T` there; `None` leaves it to serde-saphyr.
+pub fn read_subset<T: DeserializeOwned>(text: &str) -> Option<T> {
+    T::deserialize(block::read(text)?).ok()
+}
+
+/// serde-saphyr alone, to show the subset reader agrees with it (tests, fuzzing).
+pub fn read_full<T: DeserializeOwned>(text: &str) -> Option<T> {
+    serde_saphyr::from_str_with_options::<T>(text, serde_saphyr::options! {}).ok()
 }
 
 fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error, at: &str, levels: &KeyLevels) -> Diagnostic {

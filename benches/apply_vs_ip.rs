@@ -46,6 +46,15 @@ fn settle() {
     std::thread::sleep(Duration::from_secs(1));
 }
 
+/// render makes its files durable with one syncfs, which also waits for
+/// whatever else is dirty on the filesystem — here, the previous rows' and
+/// runs' writes (a 4a run measured 42 ms right after a full harness run,
+/// 31 ms before). Every timed render starts after a sync.
+fn quiet_disk() {
+    // SAFETY: sync has no preconditions.
+    unsafe { libc::sync() };
+}
+
 fn sh(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -179,6 +188,7 @@ fn main() {
     let (mut r1, mut rss) = (vec![], 0);
     for _ in 0..runs {
         let out = tempfile::tempdir().expect("tempdir");
+        quiet_disk();
         let (d, kb, _) =
             measure(BIN, &["render", t, "--out", out.path().to_str().expect("utf8"), "--node", "node-1"], false);
         r1.push(d);

@@ -106,11 +106,13 @@ pub fn run(
     ahead: Option<ahead::Ahead>,
 ) -> Result<Vec<Op>, ApplyError> {
     let ns = target.netns.as_deref();
+    // Built while the read ahead may still be running.
+    let desired = Desired::from_plan(plan);
     let (_lock, pre) = match ahead.and_then(ahead::Ahead::finish) {
         Some(ready) => ready.map(|(held, read)| (held, Some(read)))?,
         None => (if opts.dry_run { None } else { Some(lock::acquire(ns, target.lock_wait)?) }, None),
     };
-    Session::open(ns)?.with_read_ahead(pre).apply(plan, opts)
+    Session::open(ns)?.with_read_ahead(pre).converge(&desired, opts, Some(plan))
 }
 
 /// Removes everything flannel-gen owns in `plan`'s scope (sysctls stay).

@@ -89,8 +89,10 @@ pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
         if let Some(path) = find(save) {
             children.push((f, save, spawn(save, path, &[])?));
         }
-        if let Some(path) = find("nft") {
-            let (fam, name) = nft::table_of(f);
+        let (fam, name) = nft::table_of(f);
+        // No table, nothing for nft to list (the usual case under iptables).
+        let absent = crate::apply::netlink::nftables::table_exists(fam, name) == Some(false);
+        if let Some(path) = find("nft").filter(|_| !absent) {
             children.push((f, "nft", spawn("nft", path, &["list", "table", fam, name])?));
         }
     }

@@ -9,6 +9,7 @@ pub mod dump;
 pub mod exec;
 pub mod messages;
 pub mod nexthop;
+pub mod nftables;
 pub mod prefetch;
 pub mod raw;
 

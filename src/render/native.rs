@@ -1,6 +1,6 @@
 //! The per-peer templates written out in Rust. A node of a 5000-node cluster
 //! has ~20 000 peer lines across these files, and minijinja spends ~13 ms on
-//! them where this takes ~2. They are used only while the embedded template
+//! them where this takes ~5. They are used only while the embedded template
 //! of the same name is (no `--templates` override), and produce its exact
 //! bytes: tests/render.rs renders every example both ways and compares.
 

@@ -8,7 +8,6 @@
 //! error located where it is written, never a silent re-allocation.
 
 use foldhash::{HashMap, HashMapExt};
-
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 

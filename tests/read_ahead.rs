@@ -59,7 +59,7 @@ fn read(ns: &Netns, desired: &Desired, pre: Option<ahead::ReadAhead>) -> flannel
     std::thread::scope(|s| {
         s.spawn(|| {
             let session = Session::open(Some(ns.name.as_str())).expect("session");
-            session.with_read_ahead(pre).read(desired).expect("read")
+            session.read(desired, pre).expect("read")
         })
         .join()
         .expect("read thread")

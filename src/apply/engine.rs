@@ -26,8 +26,6 @@ pub struct Session {
     /// The bulk writer and dumper, on its own socket in the same namespace.
     pub bulk: RefCell<Bulk>,
     conn: tokio::task::JoinHandle<()>,
-    /// Kernel state read ahead (see [`super::ahead`]), for the first read.
-    ahead: RefCell<Option<ReadAhead>>,
 }
 
 fn netlink_err(what: &'static str) -> impl Fn(netlink::NetlinkError) -> ApplyError {
@@ -48,13 +46,7 @@ impl Session {
             .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
         let conn = rt.spawn(conn);
         let bulk = RefCell::new(Bulk::open().map_err(netlink_err("netlink socket"))?);
-        Ok(Session { rt, handle, bulk, conn, ahead: RefCell::new(None) })
-    }
-
-    /// Hands the session state read ahead in its namespace; its first read uses it.
-    pub fn with_read_ahead(self, pre: Option<ReadAhead>) -> Session {
-        self.ahead.replace(pre);
-        self
+        Ok(Session { rt, handle, bulk, conn })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -63,17 +55,24 @@ impl Session {
 
     /// Makes the kernel hold `plan`.
     pub fn apply(&self, plan: &NodePlan, opts: Options) -> Result<Vec<Op>, ApplyError> {
-        self.converge(&Desired::from_plan(plan), opts, Some(plan))
+        self.converge(&Desired::from_plan(plan), opts, Some(plan), None)
     }
 
-    /// Everything reconcile looks at for `desired`.
-    pub fn read(&self, desired: &Desired) -> Result<Live, ApplyError> {
-        self.block_on(read_live(&self.handle, &self.bulk, desired, self.ahead.take()))
+    /// Everything reconcile looks at for `desired`, from `pre` where it was
+    /// read ahead in this session's namespace (see [`super::ahead`]).
+    pub fn read(&self, desired: &Desired, pre: Option<ReadAhead>) -> Result<Live, ApplyError> {
+        self.block_on(read_live(&self.handle, &self.bulk, desired, pre))
     }
 
     /// [`converge`] on this session.
-    pub fn converge(&self, desired: &Desired, opts: Options, plan: Option<&NodePlan>) -> Result<Vec<Op>, ApplyError> {
-        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan, self.ahead.take()))
+    pub fn converge(
+        &self,
+        desired: &Desired,
+        opts: Options,
+        plan: Option<&NodePlan>,
+        pre: Option<ReadAhead>,
+    ) -> Result<Vec<Op>, ApplyError> {
+        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan, pre))
     }
 }
 

@@ -112,12 +112,12 @@ pub fn run(
         Some(ready) => ready.map(|(held, read)| (held, Some(read)))?,
         None => (if opts.dry_run { None } else { Some(lock::acquire(ns, target.lock_wait)?) }, None),
     };
-    Session::open(ns)?.with_read_ahead(pre).converge(&desired, opts, Some(plan))
+    Session::open(ns)?.converge(&desired, opts, Some(plan), pre)
 }
 
 /// Removes everything flannel-gen owns in `plan`'s scope (sysctls stay).
 pub fn teardown(plan: &NodePlan, target: &Target, dry_run: bool) -> Result<Vec<Op>, ApplyError> {
     let _lock = if dry_run { None } else { Some(lock::acquire(target.netns.as_deref(), target.lock_wait)?) };
     let opts = Options { dry_run, phase: Phase::Complete, adopt: false };
-    Session::open(target.netns.as_deref())?.converge(&Desired::nothing(plan), opts, None)
+    Session::open(target.netns.as_deref())?.converge(&Desired::nothing(plan), opts, None, None)
 }

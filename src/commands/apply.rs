@@ -116,7 +116,7 @@ fn try_with_revert(
     let _lock = apply::lock::acquire(ns, target.lock_wait).map_err(ApplyError::from)?;
     let session = Session::open(ns)?;
     let desired = Desired::from_plan(p);
-    let before = Desired::snapshot(&session.read(&desired)?, &desired);
+    let before = Desired::snapshot(&session.read(&desired, None)?, &desired);
     snapshot::save(ns, &before).map_err(ApplyError::from)?;
     let changes = session.apply(p, opts).inspect_err(|_| {
         super::warn(&format!("the node is left as apply stopped; `{}` restores it", rollback_command(ns)));
@@ -148,7 +148,7 @@ fn try_with_revert(
 /// Converges back to a snapshot: every owned object as it was, nothing else.
 pub fn restore(session: &Session, state: &Desired) -> Result<Vec<Op>, Error> {
     let opts = apply::Options { dry_run: false, phase: Phase::Complete, adopt: true };
-    Ok(session.converge(state, opts, None)?)
+    Ok(session.converge(state, opts, None, None)?)
 }
 
 pub fn rollback_command(ns: Option<&str>) -> String {

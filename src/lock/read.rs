@@ -6,10 +6,9 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-
-use foldhash::{HashMap, HashMapExt};
 use std::path::Path;
 
+use foldhash::{HashMap, HashMapExt};
 use ipnet::IpNet;
 use serde::Deserialize;
 

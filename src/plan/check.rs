@@ -4,10 +4,10 @@
 //! is derived (never the uplink), every sysctl is one the plan's own devices
 //! call for. Problems name the JSON path of the offending value.
 
-use foldhash::{HashSet, HashSetExt};
 use std::fmt;
 use std::net::IpAddr;
 
+use foldhash::{HashSet, HashSetExt};
 use ipnet::IpNet;
 
 use super::{BackendPlan, FORMAT_VERSION, Peer, PlanData};

@@ -29,6 +29,9 @@ pub enum RenderError {
     TemplateDir { dir: PathBuf, source: std::io::Error },
     #[error("{path}: not a flannel-gen template (known: {known})")]
     UnknownTemplate { path: PathBuf, known: String },
+    /// A per-device job whose device the view does not have (a bug).
+    #[error("{template}: the view has no device {device:?}")]
+    NoDevice { template: &'static str, device: Option<usize> },
     #[error("a template rendering thread panicked")]
     Panicked,
     #[error(transparent)]
@@ -216,10 +219,8 @@ pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Resu
 fn render_native(jobs: &[Job], view: &view::View) -> Result<Vec<RenderedFile>, RenderError> {
     jobs.iter()
         .map(|j| {
-            let text = native::render(j.template, view, j.device).ok_or_else(|| RenderError::Template {
-                name: j.template.into(),
-                source: Box::new(minijinja::Error::new(minijinja::ErrorKind::UndefinedError, "no such device")),
-            })?;
+            let text = native::render(j.template, view, j.device)
+                .ok_or_else(|| RenderError::NoDevice { template: j.template, device: j.device })?;
             Ok(RenderedFile { path: j.path.clone(), bytes: text.into_bytes(), mode: MODE })
         })
         .collect()

@@ -54,7 +54,7 @@ fn network(v: &View, device: Option<usize>) -> Option<String> {
             p.node, p.public_ip, p.neighbour.ip, p.neighbour.lladdr, p.fdb.lladdr, p.fdb.dst
         );
         let r = &p.route;
-        let via = r.via.map(|a| a.to_string()).unwrap_or_default();
+        let via = Jinja(r.via);
         let _ = match r.nhid {
             Some(id) => write!(
                 o,
@@ -102,7 +102,7 @@ fn route_batch(v: &View, _: Option<usize>) -> Option<String> {
         let onlink = if r.onlink { " onlink" } else { "" };
         let _ = match (r.nhid, r.via) {
             (Some(id), via) => {
-                let via = via.map(|a| a.to_string()).unwrap_or_default();
+                let via = Jinja(via);
                 writeln!(o, "nexthop replace id {id} via {via} dev {}{onlink} proto static", r.dev)
                     .and_then(|_| writeln!(o, "route replace {} nhid {id} proto static", r.dst))
             }
@@ -133,7 +133,7 @@ fn uplink_conf(v: &View, _: Option<usize>) -> Option<String> {
 }
 
 fn direct_route(o: &mut String, r: &RouteView) {
-    let via = r.via.map(|a| a.to_string()).unwrap_or_default();
+    let via = Jinja(r.via);
     let _ = match r.nhid {
         Some(id) => write!(
             o,
@@ -142,6 +142,19 @@ fn direct_route(o: &mut String, r: &RouteView) {
         ),
         None => write!(o, "\n# peer {}\n[Route]\nDestination={}\nGateway={via}\nProtocol=static\n", r.node, r.dst),
     };
+}
+
+/// An optional value as the templates print it (minijinja writes `none`
+/// for a missing one), without a string per peer.
+struct Jinja<T>(Option<T>);
+
+impl<T: std::fmt::Display> std::fmt::Display for Jinja<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        match &self.0 {
+            Some(v) => v.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
 }
 
 fn peers(v: &View) -> usize {

@@ -70,10 +70,15 @@ impl<'de> Deserializer<'de> for Node<'de> {
         }
     }
 
+    /// Plain decimal only: YAML has other spellings (0x1F, 0o17, 1_000,
+    /// leading zeros) that serde-saphyr decides about.
     fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Fallback> {
         let t = self.plain()?;
         let decimal = !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) && (t == "0" || !t.starts_with('0'));
-        v.visit_u64(if decimal { t.parse().map_err(|_| Fallback)? } else { return Err(Fallback) })
+        if !decimal {
+            return Err(Fallback);
+        }
+        v.visit_u64(t.parse().map_err(|_| Fallback)?)
     }
 
     fn deserialize_u8<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Fallback> {
@@ -109,7 +114,7 @@ impl<'de> Deserializer<'de> for Node<'de> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(self, name: &'static str, v: V) -> Result<V::Value, Fallback> {
         if name == located::NAME {
-            v.visit_seq(Located { pos: [self.pos.line, self.pos.column], at: 0, node: Some(self) })
+            v.visit_seq(LocatedParts { pos: [self.pos.line, self.pos.column], at: 0, node: Some(self) })
         } else {
             v.visit_newtype_struct(self)
         }
@@ -181,13 +186,13 @@ impl<'de> MapAccess<'de> for Entries<'de> {
 }
 
 /// A [`located::Located`] as the sequence (line, column, value).
-struct Located<'de> {
+struct LocatedParts<'de> {
     pos: [u64; 2],
     at: usize,
     node: Option<Node<'de>>,
 }
 
-impl<'de> SeqAccess<'de> for Located<'de> {
+impl<'de> SeqAccess<'de> for LocatedParts<'de> {
     type Error = Fallback;
 
     fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Fallback> {

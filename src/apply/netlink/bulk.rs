@@ -111,9 +111,14 @@ fn io(e: std::io::Error) -> NetlinkError {
 }
 
 impl Bulk {
-    /// A socket in the current network namespace.
+    /// An rtnetlink socket in the current network namespace.
     pub fn open() -> Result<Bulk, NetlinkError> {
-        let mut sock = Socket::new(NETLINK_ROUTE).map_err(io)?;
+        Bulk::open_protocol(NETLINK_ROUTE)
+    }
+
+    /// A socket of another netlink family (NETLINK_NETFILTER), the same way.
+    pub fn open_protocol(protocol: isize) -> Result<Bulk, NetlinkError> {
+        let mut sock = Socket::new(protocol).map_err(io)?;
         sock.bind_auto().map_err(io)?;
         sock.connect(&SocketAddr::new(0, 0)).map_err(io)?;
         // Failures name only the request's header, not all of it.

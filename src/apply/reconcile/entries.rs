@@ -1,8 +1,9 @@
 //! What sits on the desired devices: addresses, permanent neighbours and
 //! FDB entries.
 
-use foldhash::HashSet;
 use std::net::IpAddr;
+
+use foldhash::HashSet;
 
 use super::Ctx;
 use crate::apply::ops::Op;

@@ -2,7 +2,6 @@
 //! (route replace, so traffic moves atomically per peer), pruned when stale.
 
 use foldhash::{HashMap, HashSet, HashSetExt};
-
 use ipnet::IpNet;
 
 use super::{Ctx, Phase};

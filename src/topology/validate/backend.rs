@@ -1,6 +1,6 @@
 //! The backend section and the underlay defaults.
 
-use super::{in_range, pos};
+use super::in_range;
 use crate::diag::{Reporter, suggest};
 use crate::topology::schema::TopologyDoc;
 use crate::topology::{
@@ -24,7 +24,7 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
                 .unwrap_or_default();
             format!("unknown backend `{name}`{hint}; expected {}", BackendKind::names_text())
         };
-        r.error(pos(&b.kind), "backend.type", msg);
+        r.error(b.kind.pos, "backend.type", msg);
     }
     // flanneld (pkg/backend/vxlan/vxlan.go) takes `VNI: 0` as VNI 0 (a
     // valid VNI, device flannel.0), and `Port: 0` as "not set": the kernel's
@@ -60,14 +60,14 @@ fn route_style(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) -
     let Some(style) = RouteStyle::parse(&v.value) else {
         let hint = suggest(&v.value, RouteStyle::NAMES).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
         r.error(
-            pos(v),
+            v.pos,
             "backend.routeStyle",
             format!("unknown route style `{}`{hint}; expected plain or nexthop", v.value),
         );
         return None;
     };
     if kind == Some(BackendKind::Udp) {
-        r.error(pos(v), "backend.routeStyle", "`routeStyle` does not apply to udp: its one route has no gateway");
+        r.error(v.pos, "backend.routeStyle", "`routeStyle` does not apply to udp: its one route has no gateway");
     }
     Some(style)
 }
@@ -75,12 +75,12 @@ fn route_style(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) -
 /// Keys only vxlan reads, refused for the other backends.
 fn vxlan_only(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) {
     let b = &doc.backend.value;
-    let pos_of = |v: &Option<crate::topology::schema::S<bool>>| v.as_ref().map(pos);
+    let pos_of = |v: &Option<crate::topology::schema::S<bool>>| v.as_ref().map(|v| v.pos);
     let (why, keys) = match kind {
         Some(BackendKind::HostGw) => {
             if let Some(v) = b.direct_routing.as_ref().filter(|v| v.value) {
                 r.error(
-                    pos(v),
+                    v.pos,
                     "backend.directRouting",
                     "directRouting is a vxlan option; host-gw routes directly already",
                 );
@@ -89,7 +89,7 @@ fn vxlan_only(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) {
         }
         Some(BackendKind::Udp) => (
             "udp carries packets in UDP through a TUN device",
-            vec![(b.vni.as_ref().map(pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
+            vec![(b.vni.as_ref().map(|v| v.pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
         ),
         _ => return,
     };
@@ -117,11 +117,7 @@ pub fn traffic(r: &mut Reporter, doc: &TopologyDoc) -> Option<Traffic> {
                 let hint = suggest(other, ["iptables", "nftables", "none"])
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                r.error(
-                    pos(t),
-                    "trafficRules",
-                    format!("unknown `{other}`{hint}; expected iptables, nftables or none"),
-                );
+                r.error(t.pos, "trafficRules", format!("unknown `{other}`{hint}; expected iptables, nftables or none"));
                 return None;
             }
         },

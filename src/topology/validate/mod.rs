@@ -10,7 +10,7 @@ use std::path::Path;
 
 use super::schema::{S, TopologyDoc};
 use super::{BackendKind, Cluster, DEFAULT_INTERFACE, DEFAULT_MTU};
-use crate::diag::{Diagnostics, Pos, Reporter};
+use crate::diag::{Diagnostics, Reporter};
 use crate::netaddr::{PerFamily, SubnetPool};
 
 /// Every IPv4 host must accept 576-byte datagrams (RFC 791), every IPv6 link
@@ -18,10 +18,6 @@ use crate::netaddr::{PerFamily, SubnetPool};
 pub const MIN_POD_MTU_V4: u64 = 576;
 pub const MIN_POD_MTU_V6: u64 = 1280;
 const MAX_MTU: u64 = 65_535;
-
-fn pos<T>(s: &S<T>) -> Pos {
-    s.pos
-}
 
 /// DNS-1123 label: also a directory name, so nothing can escape `--out`.
 pub fn is_dns_label(s: &str) -> bool {
@@ -68,7 +64,7 @@ pub fn interface_refusal(name: &str) -> Option<String> {
 
 fn in_range<T: Copy>(r: &mut Reporter, v: &S<u64>, field: &str, lo: u64, hi: u64, ok: impl Fn(u64) -> T) -> Option<T> {
     if v.value < lo || v.value > hi {
-        r.error(pos(v), field, format!("{} is outside {lo}..={hi}", v.value));
+        r.error(v.pos, field, format!("{} is outside {lo}..={hi}", v.value));
         None
     } else {
         Some(ok(v.value))
@@ -91,7 +87,7 @@ fn mtu(r: &mut Reporter, field: &str, m: &S<u64>, d: &Defaults) -> Option<u32> {
     if m.value < lo {
         let kind = d.kind.map_or("", |k| k.as_str());
         r.error(
-            pos(m),
+            m.pos,
             field,
             format!(
                 "{} is too small: {kind} takes {overhead} bytes and pods need at least {}, so the underlay MTU must be >= {lo}",
@@ -109,7 +105,7 @@ fn defaults(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>, pool
     let Some(defs) = doc.defaults.as_ref().map(|d| &d.value) else { return d };
     if let Some(i) = &defs.interface {
         if let Some(why) = interface_refusal(&i.value) {
-            r.error(pos(i), "defaults.interface", why);
+            r.error(i.pos, "defaults.interface", why);
         }
         d.interface = i.value.clone();
     }
@@ -123,14 +119,14 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     let mut r = Reporter::new(path);
     if doc.version.value != 1 {
         let m = format!("unsupported version {}; this flannel-gen reads version 1", doc.version.value);
-        r.error(pos(&doc.version), "version", m);
+        r.error(doc.version.pos, "version", m);
     }
     let cluster = &doc.cluster;
     let cluster_ok = !cluster.value.is_empty()
         && cluster.value.len() <= 63
         && cluster.value.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-');
     if !cluster_ok {
-        r.error(pos(cluster), "cluster", format!("`{}` must be 1-63 characters of [a-z0-9-]", cluster.value));
+        r.error(cluster.pos, "cluster", format!("`{}` must be 1-63 characters of [a-z0-9-]", cluster.value));
     }
     let pools = network::pools(&mut r, doc);
     let backend = backend::backend(&mut r, doc);
@@ -147,7 +143,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     }
     if let (Some(BackendKind::Udp), Some(v6)) = (kind, &doc.ipv6_network) {
         // pkg/backend/udp: one TUN device and an IPv4 socket; no IPv6 network.
-        r.error(pos(v6), "ipv6Network", "flanneld's udp backend carries IPv4 only; use vxlan or host-gw for IPv6");
+        r.error(v6.pos, "ipv6Network", "flanneld's udp backend carries IPv4 only; use vxlan or host-gw for IPv6");
     }
     match (backend, traffic) {
         (Some(backend), Some(traffic)) if !r.has_errors() => Ok(Cluster {

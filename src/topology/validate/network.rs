@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use super::pos;
 use crate::diag::Reporter;
 use crate::netaddr::{self, Family, PerFamily, SubnetPool, from_bits, subnet_size, to_bits};
 use crate::topology::RouteStyle;
@@ -43,7 +42,7 @@ pub fn pools(r: &mut Reporter, doc: &TopologyDoc) -> PerFamily<SubnetPool> {
         names: ["ipv6Network", "ipv6SubnetLen", "ipv6SubnetMin", "ipv6SubnetMax"],
     };
     if doc.network.is_none() && doc.ipv6_network.is_none() {
-        r.error(pos(&doc.cluster), "network", "required key `network` is missing (or `ipv6Network` for IPv6-only)");
+        r.error(doc.cluster.pos, "network", "required key `network` is missing (or `ipv6Network` for IPv6-only)");
     }
     let mut pools = PerFamily::default();
     for keys in [v4, v6] {
@@ -57,7 +56,7 @@ fn pool(r: &mut Reporter, k: &Keys) -> Option<SubnetPool> {
     let Some(net_s) = k.network else {
         for (v, name) in [(k.min, k.names[2]), (k.max, k.names[3])] {
             if let Some(v) = v {
-                r.error(pos(v), name, format!("`{name}` needs `{}`", k.names[0]));
+                r.error(v.pos, name, format!("`{name}` needs `{}`", k.names[0]));
             }
         }
         return None;
@@ -65,17 +64,17 @@ fn pool(r: &mut Reporter, k: &Keys) -> Option<SubnetPool> {
     let network = match netaddr::parse_cidr(&net_s.value, false) {
         Ok(n) if netaddr::Family::of_net(&n) != k.family => {
             let other = if k.family == Family::V4 { "ipv6Network" } else { "network" };
-            r.error(pos(net_s), k.names[0], format!("`{n}` is not {}; put it in `{other}`", k.family));
+            r.error(net_s.pos, k.names[0], format!("`{n}` is not {}; put it in `{other}`", k.family));
             return None;
         }
         Ok(n) => n,
         Err(m) => {
-            r.error(pos(net_s), k.names[0], m);
+            r.error(net_s.pos, k.names[0], m);
             return None;
         }
     };
     if let Some(why) = netaddr::pod_network_refusal(network) {
-        r.error(pos(net_s), k.names[0], why);
+        r.error(net_s.pos, k.names[0], why);
         return None;
     }
     let len = subnet_len(r, k, net_s, network.prefix_len())?;
@@ -95,7 +94,7 @@ fn subnet_len(r: &mut Reporter, k: &Keys, net_s: &S<String>, prefix: u8) -> Opti
             let lo = u64::from(prefix) + 2;
             if l.value < lo || l.value > u64::from(max_len) {
                 r.error(
-                    pos(l),
+                    l.pos,
                     k.names[1],
                     format!(
                         "{} is outside {lo}..={max_len}: the network must hold at least four subnets and each subnet at least four addresses",
@@ -111,7 +110,7 @@ fn subnet_len(r: &mut Reporter, k: &Keys, net_s: &S<String>, prefix: u8) -> Opti
         None if prefix + 2 <= max_len => Some(prefix + 2),
         None => {
             r.error(
-                pos(net_s),
+                net_s.pos,
                 k.names[0],
                 format!("network is too small to hold node subnets (prefix must be /{} or shorter)", max_len - 2),
             );
@@ -128,7 +127,7 @@ fn bounds(r: &mut Reporter, k: &Keys, network: ipnet::IpNet, len: u8) -> Option<
     let min = bound(r, k.min, k.names[2], network, len, first + step.min(last - first))?;
     let max = bound(r, k.max, k.names[3], network, len, last)?;
     if min > max {
-        let at = k.min.or(k.max).map(pos).unwrap_or_default();
+        let at = k.min.or(k.max).map(|v| v.pos).unwrap_or_default();
         let (a, b) = (from_bits(k.family, min), from_bits(k.family, max));
         r.error(at, k.names[2], format!("{} {a} is above {} {b}", k.names[2], k.names[3]));
         return None;
@@ -149,7 +148,7 @@ fn bound(
     let text = v.value.trim();
     let addr = match text.split_once('/') {
         Some((_, l)) if l.parse::<u8>().ok() != Some(len) => {
-            r.error(pos(v), field, format!("`{text}` must be a /{len} (the subnet length) or a bare address"));
+            r.error(v.pos, field, format!("`{text}` must be a /{len} (the subnet length) or a bare address"));
             return None;
         }
         Some((a, _)) => netaddr::parse_ip(a),
@@ -158,17 +157,17 @@ fn bound(
     let addr: IpAddr = match addr {
         Ok(a) => a,
         Err(m) => {
-            r.error(pos(v), field, m);
+            r.error(v.pos, field, m);
             return None;
         }
     };
     let step = subnet_size(Family::of_net(&network), len);
     let a = to_bits(addr);
     if !network.contains(&addr) {
-        r.error(pos(v), field, format!("{addr} is outside the network {network}"));
+        r.error(v.pos, field, format!("{addr} is outside the network {network}"));
         None
     } else if !(a - to_bits(network.network())).is_multiple_of(step) {
-        r.error(pos(v), field, format!("{addr} is not aligned to a /{len} subnet"));
+        r.error(v.pos, field, format!("{addr} is not aligned to a /{len} subnet"));
         None
     } else {
         Some(a)
@@ -191,7 +190,7 @@ pub fn nexthop_ids(r: &mut Reporter, doc: &TopologyDoc, pools: &PerFamily<Subnet
             Family::V4 => (doc.network.as_ref(), "network"),
             Family::V6 => (doc.ipv6_network.as_ref(), "ipv6Network"),
         };
-        let at = at.map(pos).or_else(|| doc.backend.value.route_style.as_ref().map(pos));
+        let at = at.map(|v| v.pos).or_else(|| doc.backend.value.route_style.as_ref().map(|v| v.pos));
         if let Some(at) = at {
             r.error(
                 at,

@@ -1,11 +1,11 @@
 //! The node list: names, underlay addresses, interfaces, MTUs and pins.
 
-use foldhash::HashMap;
 use std::net::IpAddr;
 
+use foldhash::HashMap;
 use ipnet::IpNet;
 
-use super::{Defaults, is_dns_label, pos};
+use super::{Defaults, is_dns_label};
 use crate::diag::{Pos, Reporter};
 use crate::mac::Mac;
 use crate::netaddr::{self, Family, PerFamily, SubnetPool};
@@ -44,7 +44,7 @@ struct Seen<'a> {
 pub fn nodes(r: &mut Reporter, doc: &TopologyDoc, d: &Defaults, pools: &PerFamily<SubnetPool>) -> Vec<Node> {
     let requested = super::network::requested(doc);
     if doc.nodes.value.is_empty() {
-        r.error(pos(&doc.nodes), "nodes", "a cluster needs at least one node");
+        r.error(doc.nodes.pos, "nodes", "a cluster needs at least one node");
     }
     let mut seen = Seen::default();
     let mut out = Vec::with_capacity(doc.nodes.value.len());
@@ -66,19 +66,15 @@ fn node<'a>(
     (pools, requested): (&PerFamily<SubnetPool>, &PerFamily<()>),
     seen: &mut Seen<'a>,
 ) -> Option<Node> {
-    let at = pos(n);
+    let at = n.pos;
     let n = &n.value;
     let f = |key| Field { index: i, key };
     let name = n.name.value.as_str();
     if !is_dns_label(name) {
         let m = format!("`{name}` is not a DNS-1123 label (1-63 of [a-z0-9-], starting and ending alphanumeric)");
-        r.error(pos(&n.name), f("name"), m);
-    } else if let Some(first) = seen.names.insert(name, pos(&n.name)) {
-        r.error(
-            pos(&n.name),
-            f("name"),
-            format!("duplicate node name `{name}` (first defined at line {})", first.line),
-        );
+        r.error(n.name.pos, f("name"), m);
+    } else if let Some(first) = seen.names.insert(name, n.name.pos) {
+        r.error(n.name.pos, f("name"), format!("duplicate node name `{name}` (first defined at line {})", first.line));
     }
     let mut ips = PerFamily::default();
     let mut pins = PerFamily::default();
@@ -121,7 +117,7 @@ fn unused(
     let enable = if family == Family::V4 { "network" } else { "ipv6Network" };
     for (v, key) in keys {
         if let Some(v) = v {
-            r.error(pos(v), f(key), format!("the cluster has no {family} network (set `{enable}` to enable {family})"));
+            r.error(v.pos, f(key), format!("the cluster has no {family} network (set `{enable}` to enable {family})"));
         }
     }
 }
@@ -138,26 +134,26 @@ fn underlay<'a>(
     let ip = match netaddr::parse_cidr(&s.value, true) {
         Ok(ip) if Family::of_net(&ip) != family => {
             let key = if family == Family::V4 { "ip6" } else { "ip" };
-            r.error(pos(s), field, format!("`{ip}` is not {family}; put it in `{key}`"));
+            r.error(s.pos, field, format!("`{ip}` is not {family}; put it in `{key}`"));
             return None;
         }
         Ok(ip) => ip,
         Err(m) => {
-            r.error(pos(s), field, m);
+            r.error(s.pos, field, m);
             return None;
         }
     };
     let a = ip.addr();
     let small = ip.prefix_len() >= family.bits() - 1;
     if let Some(why) = netaddr::underlay_refusal(a) {
-        r.error(pos(s), field, format!("{a} {why}"));
+        r.error(s.pos, field, format!("{a} {why}"));
     } else if family == Family::V4 && !small && (a == ip.network() || a == ip.broadcast()) {
-        r.error(pos(s), field, format!("{a} is the network or broadcast address of {}", ip.trunc()));
+        r.error(s.pos, field, format!("{a} is the network or broadcast address of {}", ip.trunc()));
     } else if let Some(net) = pools.iter().map(|(_, p)| p.network).find(|net| netaddr::overlaps(*net, ip.trunc())) {
-        r.error(pos(s), field, format!("underlay subnet {} overlaps the pod network {net}", ip.trunc()));
+        r.error(s.pos, field, format!("underlay subnet {} overlaps the pod network {net}", ip.trunc()));
     }
-    if let Some((first, other)) = seen.ips.insert(a, (pos(s), name)) {
-        r.error(pos(s), field, format!("duplicate node ip {a} (also node `{other}`, line {})", first.line));
+    if let Some((first, other)) = seen.ips.insert(a, (s.pos, name)) {
+        r.error(s.pos, field, format!("duplicate node ip {a} (also node `{other}`, line {})", first.line));
     }
     Some(ip)
 }
@@ -166,7 +162,7 @@ fn interface(r: &mut Reporter, field: Field, v: Option<&S<String>>, d: &Defaults
     match v {
         Some(i) => {
             if let Some(why) = super::interface_refusal(&i.value) {
-                r.error(pos(i), field, why);
+                r.error(i.pos, field, why);
             }
             i.value.clone()
         }
@@ -185,19 +181,19 @@ fn pin_subnet<'a>(
     let net = match netaddr::parse_cidr(&s.value, false) {
         Ok(net) => net,
         Err(m) => {
-            r.error(pos(s), field, m);
+            r.error(s.pos, field, m);
             return None;
         }
     };
     if let Some(why) = pool.and_then(|p| p.refusal(net)) {
-        r.error(pos(s), field, why);
+        r.error(s.pos, field, why);
         return None;
     }
     if let Some(other) = seen.subnets.insert(net, name) {
-        r.error(pos(s), field, format!("{net} is also pinned by node `{other}`"));
+        r.error(s.pos, field, format!("{net} is also pinned by node `{other}`"));
         return None;
     }
-    Some(Located { value: net, pos: pos(s) })
+    Some(Located { value: net, pos: s.pos })
 }
 
 fn pin_mac<'a>(
@@ -211,17 +207,17 @@ fn pin_mac<'a>(
     let mac = match m.value.parse::<Mac>() {
         Ok(mac) => mac,
         Err(e) => {
-            r.error(pos(m), field, e.to_string());
+            r.error(m.pos, field, e.to_string());
             return None;
         }
     };
     if let Some(why) = mac.refusal() {
-        r.error(pos(m), field, why);
+        r.error(m.pos, field, why);
         return None;
     }
     if let Some(other) = seen.macs.insert((family, mac), name) {
-        r.error(pos(m), field, format!("duplicate {} {mac} (also node `{other}`)", field.key));
+        r.error(m.pos, field, format!("duplicate {} {mac} (also node `{other}`)", field.key));
         return None;
     }
-    Some(Located { value: mac, pos: pos(m) })
+    Some(Located { value: mac, pos: m.pos })
 }

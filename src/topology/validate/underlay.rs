@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use ipnet::IpNet;
 
-use super::pos;
 use crate::diag::Reporter;
 use crate::netaddr::{Family, PerFamily, SubnetPool};
 use crate::topology::Node;
@@ -20,7 +19,7 @@ pub fn capacity(r: &mut Reporter, doc: &TopologyDoc, pools: &PerFamily<SubnetPoo
         let capacity = p.capacity();
         if (nodes as u128) > capacity {
             r.error(
-                pos(&doc.nodes),
+                doc.nodes.pos,
                 "nodes",
                 format!(
                     "{} but {} has only {} between {} and {}",

@@ -157,6 +157,37 @@ fn docker_opts_match_mk_docker_opts_for_both_ipmasq_values() {
     }
 }
 
+/// An IPv6-only node: flannel's dist/mk-docker-opts.sh (flannel-io/flannel
+/// at cdf76059) sets DOCKER_OPT_BIP only `if [ -n "$FLANNEL_SUBNET" ]`, and an
+/// IPv6-only subnet.env has FLANNEL_IPV6_SUBNET instead; IPMASQ and MTU are
+/// still written, and DOCKER_OPTS keeps its leading space. The bytes below are
+/// what that script printed (dash, Debian 12) when run by hand on this
+/// example's golden subnet.env. daemon.json has no `bip` then.
+#[test]
+fn docker_opts_on_an_ipv6_only_node_match_mk_docker_opts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("o");
+    assert_eq!(code(&render("examples/vxlan-ipv6only.yaml", &out, &[])), 0);
+    for node in ["node-1", "node-2", "node-3"] {
+        assert_eq!(
+            fs::read_to_string(out.join(node).join("run/flannel/subnet.env")).expect("subnet.env"),
+            format!(
+                "FLANNEL_IPV6_NETWORK=fd00:10:244::/56\nFLANNEL_IPV6_SUBNET=fd00:10:244:{}::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n",
+                &node[5..]
+            )
+        );
+        assert_eq!(
+            fs::read_to_string(out.join(node).join("run/docker_opts.env")).expect("docker_opts.env"),
+            "DOCKER_OPT_IPMASQ=\"--ip-masq=false\"\nDOCKER_OPT_MTU=\"--mtu=1450\"\nDOCKER_OPTS=\" --ip-masq=false --mtu=1450\"\n"
+        );
+        let daemon: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(out.join(node).join("etc/docker/daemon.json")).expect("read"))
+                .expect("json");
+        assert!(daemon.get("bip").is_none(), "{daemon}");
+        assert_eq!(daemon["mtu"], 1450);
+    }
+}
+
 #[test]
 fn check_detects_drift_and_shows_the_diff() {
     let dir = tempfile::tempdir().expect("tempdir");

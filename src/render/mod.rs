@@ -117,11 +117,10 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         job("etc/systemd/system/flannel-gen-watch.service", "flannel-gen-watch.service.j2"),
         job("etc/sysctl.d/50-flannel-gen.conf", "sysctl.conf.j2"),
         job("etc/flannel-gen/route.batch", "route.batch.j2"),
+        // Also on an IPv6-only node: mk-docker-opts.sh then writes no --bip
+        // (FLANNEL_SUBNET is unset) but still IPMASQ, MTU and DOCKER_OPTS.
+        job("run/docker_opts.env", "docker_opts.env.j2"),
     ];
-    if plan.ipv4.is_some() {
-        // mk-docker-opts.sh writes --bip only for an IPv4 subnet.
-        v.push(job("run/docker_opts.env", "docker_opts.env.j2"));
-    }
     let devices = plan.vxlan_devices();
     for (i, d) in devices.iter().enumerate() {
         let base = format!("etc/systemd/network/50-{}", d.name);

@@ -91,6 +91,7 @@ fn vxlan_node_gets_every_artefact_with_flanneld_formats() {
             "etc/systemd/system/flannel-gen-rules.service",
             "etc/systemd/system/flannel-gen-watch.service",
             "etc/systemd/system/flannel-gen.service",
+            "etc/tmpfiles.d/flannel-gen.conf",
             "run/docker_opts.env",
             "run/flannel/subnet.env",
         ]
@@ -185,6 +186,34 @@ fn docker_opts_on_an_ipv6_only_node_match_mk_docker_opts() {
                 .expect("json");
         assert!(daemon.get("bip").is_none(), "{daemon}");
         assert_eq!(daemon["mtu"], 1450);
+    }
+}
+
+/// /run is a tmpfs on a node: the overlay's tmpfiles.d drop-in must make the
+/// real systemd-tmpfiles (Debian's systemd, as at boot) write every `run/`
+/// file of the overlay byte for byte, for every example.
+#[test]
+fn systemd_tmpfiles_recreates_the_runtime_files_at_boot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for example in EXAMPLES {
+        let out = dir.path().join(example);
+        assert_eq!(code(&render(&format!("examples/{example}.yaml"), &out, &[])), 0);
+        for node in fs::read_dir(&out).expect("out").map(|e| e.expect("entry").path()) {
+            let boot = dir.path().join("boot");
+            let _ = fs::remove_dir_all(&boot);
+            fs::create_dir_all(boot.join("run")).expect("mkdir");
+            let conf = node.join("etc/tmpfiles.d/flannel-gen.conf");
+            let o = std::process::Command::new("systemd-tmpfiles")
+                .arg("--create")
+                .arg(format!("--root={}", boot.display()))
+                .arg(&conf)
+                .output()
+                .expect("systemd-tmpfiles (Debian systemd)");
+            assert!(o.status.success(), "{}: {}", conf.display(), String::from_utf8_lossy(&o.stderr));
+            let made = tree(&boot.join("run"));
+            assert_eq!(made, tree(&node.join("run")), "{}", node.display());
+            assert!(made.contains_key(Path::new("flannel/subnet.env")) && made.len() == 2, "{made:?}");
+        }
     }
 }
 

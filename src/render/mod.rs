@@ -9,6 +9,7 @@
 mod native;
 pub mod output;
 pub mod templates;
+pub mod tmpfiles;
 pub mod view;
 
 use std::path::{Path, PathBuf};
@@ -203,6 +204,7 @@ pub fn render_node(t: &Templates, plan: &NodePlan, opts: &RenderOptions) -> Resu
         view.forget_peers();
     }
     files.extend(render_jinja(t, &jinja, view)?);
+    files.extend(tmpfiles::runtime_files(&files));
     files.sort_by(|a, b| a.path.cmp(&b.path));
     let mut manifest =
         String::from("# Files flannel-gen wrote in this overlay; it prunes them when they are no longer produced.\n");

@@ -19,15 +19,18 @@ fn plan_of(overlay: &Path) -> serde_json::Value {
 }
 
 /// What boot does with the rest of the overlay: systemd-sysctl applies the
-/// sysctl.d file, flannel-gen-rules.service loads the rules file.
+/// sysctl.d file, flannel-gen-rules.service loads the rules file — by the
+/// unit's own ExecStart lines (with the overlay's paths, stdin empty as under
+/// systemd), so a command line that loads nothing fails here.
 fn run_boot_files(ns: &Netns, overlay: &Path) {
     let conf = overlay.join("etc/sysctl.d/50-flannel-gen.conf");
     must(&mut ns.exec("/lib/systemd/systemd-sysctl", &[conf.to_str().expect("utf8")]));
-    for (file, tool) in [("iptables.rules", "iptables-restore"), ("ip6tables.rules", "ip6tables-restore")] {
-        let rules = overlay.join("etc/flannel-gen").join(file);
-        if rules.exists() {
-            must(&mut ns.exec(tool, &["--noflush", rules.to_str().expect("utf8")]));
-        }
+    let unit = fs::read_to_string(overlay.join("etc/systemd/system/flannel-gen-rules.service")).expect("rules unit");
+    let etc = overlay.join("etc/flannel-gen");
+    for line in unit.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
+        let line = line.replace("/etc/flannel-gen", etc.to_str().expect("utf8"));
+        let words: Vec<&str> = line.split_whitespace().collect();
+        must(ns.exec(words[0], &words[1..]).stdin(std::process::Stdio::null()));
     }
 }
 

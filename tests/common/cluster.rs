@@ -30,6 +30,8 @@ pub struct Node {
     pub ip: String,
     /// Underlay IPv6 address with prefix, when the node has one.
     pub ip6: Option<String>,
+    /// Where it is plugged in (bridge, port number, addresses), for [`Cluster::replug`].
+    port: (String, usize, Vec<String>),
 }
 
 /// Fields drop in order: pods, hosts, then nodes, then the switch.
@@ -54,6 +56,25 @@ fn router(addr: &str) -> String {
 fn plan(overlay: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(overlay.join("etc/flannel-gen/plan.json")).expect("plan.json"))
         .expect("json")
+}
+
+/// A new node namespace: eth0 on switch port `p<port>` of `bridge`, `addrs`
+/// on it, and a default route per family through the segment's router.
+fn plug(switch: &Netns, bridge: &str, port: usize, addrs: &[String]) -> Netns {
+    let ns = Netns::new("node");
+    let port = format!("p{port}");
+    switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+    switch.ip(&["link", "set", &port, "master", bridge, "up"]);
+    for a in addrs {
+        ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+    }
+    ns.ip(&["link", "set", "eth0", "up"]);
+    for a in addrs {
+        let gw = router(a);
+        let gw = gw.split('/').next().unwrap_or_default();
+        ns.ip(&["route", "add", "default", "via", gw]);
+    }
+    ns
 }
 
 impl Cluster {
@@ -93,22 +114,24 @@ impl Cluster {
                 }
                 switch.ip(&["link", "set", &bridge, "up"]);
             }
-            let ns = Netns::new("node");
-            let port = format!("p{i}");
-            switch.ip(&["link", "add", &port, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
-            switch.ip(&["link", "set", &port, "master", &bridge, "up"]);
-            for a in &addrs {
-                ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
-            }
-            ns.ip(&["link", "set", "eth0", "up"]);
-            for a in &addrs {
-                let gw = router(a);
-                let gw = gw.split('/').next().unwrap_or_default();
-                ns.ip(&["route", "add", "default", "via", gw]);
-            }
-            nodes.push(Node { ns, name, ip, ip6: ip6.filter(|_| v4.is_some()) });
+            let addrs: Vec<String> = addrs.into_iter().cloned().collect();
+            let ns = plug(&switch, &bridge, i, &addrs);
+            nodes.push(Node { ns, name, ip, ip6: ip6.filter(|_| v4.is_some()), port: (bridge, i, addrs) });
         }
         Cluster { pods: Vec::new(), hosts: Vec::new(), nodes, switch, segments, dir }
+    }
+
+    /// Gives node `name` a fresh namespace on the same switch port, with the
+    /// same underlay addresses and default routes: a reboot, as far as the
+    /// kernel is concerned (nothing flannel-gen made survives it).
+    pub fn replug(&mut self, name: &str) {
+        let i = self.nodes.iter().position(|n| n.name == name).expect("node");
+        let (bridge, port, addrs) = self.nodes[i].port.clone();
+        // The old cable goes first (a namespace dies lazily, its veth with it).
+        self.switch.ip(&["link", "del", &format!("p{port}")]);
+        let old = std::mem::replace(&mut self.nodes[i].ns, Netns::new("gone"));
+        drop(old);
+        self.nodes[i].ns = plug(&self.switch, &bridge, port, &addrs);
     }
 
     /// A host on the underlay segment of `ip` (with prefix) that knows nothing

@@ -46,6 +46,7 @@ pub fn golden(path: &Path, actual: &str) {
         panic!("{} differs from the output:\n{diff}", path.display());
     }
 }
+pub mod boot;
 pub mod cluster;
 pub mod etcd;
 pub mod forwarder;

@@ -376,7 +376,7 @@ fn render_stat_counts_what_is_written() {
         }
         assert_eq!(cols[1..], [files.to_string(), bytes.to_string()], "{line}");
     }
-    assert!(text.contains("total: 3 nodes, 57 files"), "{text}");
+    assert!(text.contains("total: 3 nodes, 60 files"), "{text}");
 
     let big = dir.path().join("big.yaml");
     fs::write(&big, stdout(&run(&["generate", "--nodes", "300"]))).expect("write");

@@ -57,6 +57,23 @@ fn hostile() -> Vec<(&'static str, serde_json::Value, &'static str)> {
     p["peers"][0]["subnet"] = "10.244.1.0/24".into();
     cases.push(("route over the node's own subnet", p, "peers[0].subnet: 10.244.1.0/24 is this node's own subnet"));
     let mut p = plan();
+    p["peers"][0]["publicIP"] = "192.168.31.61".into();
+    cases.push((
+        "peer at the node's own address",
+        p,
+        "peers[0].publicIP: 192.168.31.61 is this node's own underlay address (192.168.31.61/24)",
+    ));
+    let mut p = plan();
+    p["peers"][0]["publicIP"] = "192.168.31.255".into();
+    cases.push((
+        "peer at the segment's broadcast address",
+        p,
+        "peers[0].publicIP: 192.168.31.255 is the broadcast address of this node's underlay 192.168.31.0/24",
+    ));
+    let mut p = plan();
+    p["peers"][1]["publicIP"] = p["peers"][0]["publicIP"].clone();
+    cases.push(("two peers at one address", p, "peers[1].publicIP: 192.168.31.62 is node `node-2`'s address too"));
+    let mut p = plan();
     p["peers"][0]["publicIP"] = "224.0.0.1".into();
     cases.push(("multicast gateway", p, "peers[0].publicIP: 224.0.0.1 is a multicast address"));
     let mut p = plan();

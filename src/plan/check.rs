@@ -162,6 +162,7 @@ fn family(c: &mut Checker, p: &PlanData, f: Family) {
 }
 
 fn peers(c: &mut Checker, p: &PlanData) {
+    let mut public = foldhash::HashMap::default();
     let mut subnets = HashSet::new();
     let mut names = HashSet::new();
     let mut macs = HashSet::new();
@@ -191,6 +192,11 @@ fn peers(c: &mut Checker, p: &PlanData) {
             c.fail(at("subnet"), format!("{s}: its index in {} does not fit a nexthop id", fam.network));
         }
         public_ip(c, p, i, peer, f);
+        // Two peers at one address: one FDB destination or gateway for two
+        // nodes' subnets, so one of them is unreachable (NAT cannot tell them apart either).
+        if let Some(other) = public.insert(peer.public_ip(), peer.node()).filter(|o| *o != peer.node()) {
+            c.fail(at("publicIP"), format!("{} is node `{other}`'s address too", peer.public_ip()));
+        }
         if let Peer::Vxlan { vtep_mac, .. } = peer {
             if let Some(why) = vtep_mac.refusal() {
                 c.fail(at("vtepMAC"), why);
@@ -219,6 +225,10 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
         c.fail(at, format!("{ip} is inside a pod network"));
         return;
     }
+    if let Some(why) = p.uplink.address(f).and_then(|own| own_segment_refusal(own, ip)) {
+        c.fail(at, format!("{ip} {why}"));
+        return;
+    }
     let on_link = p.uplink.address(f).is_some_and(|a| a.trunc().contains(&ip));
     match (&p.backend, peer) {
         (BackendPlan::Udp { .. }, Peer::Udp { .. }) => {}
@@ -235,6 +245,24 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
         }
         _ => {}
     }
+}
+
+/// Why `ip` cannot be a peer seen from the uplink address `own`: it is this
+/// node (the FDB entry would loop its traffic back), or the on-link
+/// network's network or broadcast address.
+fn own_segment_refusal(own: IpNet, ip: IpAddr) -> Option<String> {
+    let net = own.trunc();
+    if ip == own.addr() {
+        return Some(format!("is this node's own underlay address ({})", own));
+    }
+    let roomy = own.prefix_len() + 1 < Family::of(ip).bits();
+    if roomy && ip == own.network() {
+        return Some(format!("is the network address of this node's underlay {net}"));
+    }
+    if roomy && Family::of(ip) == Family::V4 && ip == own.broadcast() {
+        return Some(format!("is the broadcast address of this node's underlay {net}"));
+    }
+    None
 }
 
 fn sysctls(c: &mut Checker, p: &PlanData) {

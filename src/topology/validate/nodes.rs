@@ -55,7 +55,39 @@ pub fn nodes(r: &mut Reporter, doc: &TopologyDoc, d: &Defaults, pools: &PerFamil
             out.extend(node);
         }
     }
+    peer_special_addresses(r, doc, &out);
     out
+}
+
+/// A node whose underlay address is another node's on-link network or
+/// broadcast address: that node's FDB entry or route would send the peer's
+/// traffic to the whole segment (or nowhere). One pass over a map, not pairs.
+fn peer_special_addresses(r: &mut Reporter, doc: &TopologyDoc, nodes: &[Node]) {
+    let mut special: HashMap<IpAddr, (&str, IpNet, &str)> = HashMap::default();
+    for n in nodes {
+        for (family, ip) in n.ips.iter() {
+            if family == Family::V4 && ip.prefix_len() < 31 {
+                special.entry(ip.network()).or_insert((&n.name, ip.trunc(), "network"));
+                special.entry(ip.broadcast()).or_insert((&n.name, ip.trunc(), "broadcast"));
+            } else if family == Family::V6 && ip.prefix_len() < 127 {
+                special.entry(ip.network()).or_insert((&n.name, ip.trunc(), "subnet-router anycast"));
+            }
+        }
+    }
+    for n in nodes {
+        for (family, ip) in n.ips.iter() {
+            let Some((other, net, what)) = special.get(&ip.addr()).filter(|(o, _, _)| *o != n.name) else {
+                continue;
+            };
+            let doc_node = &doc.nodes.value[n.index].value;
+            let (key, pos) = match family {
+                Family::V4 => ("ip", doc_node.ip.as_ref().map_or(n.pos, |v| v.pos)),
+                Family::V6 => ("ip6", doc_node.ip6.as_ref().map_or(n.pos, |v| v.pos)),
+            };
+            let m = format!("{} is the {what} address of node `{other}`'s underlay {net}", ip.addr());
+            r.error(pos, Field { index: n.index, key }, m);
+        }
+    }
 }
 
 fn node<'a>(

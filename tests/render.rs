@@ -305,6 +305,40 @@ fn a_failing_render_changes_nothing() {
     assert!(stray.is_empty(), "no staging directory left behind");
 }
 
+/// A render killed mid-way leaves its staging directory in --out (SIGKILL
+/// runs no cleanup); the next render removes it under --out's render lock,
+/// whatever pid it names. A render that fails into an --out it had to
+/// create leaves no empty directory.
+#[test]
+fn leftovers_of_killed_or_failed_renders_do_not_survive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("o");
+    let topo = "examples/vxlan-3node.yaml";
+    assert_eq!(code(&render(topo, &out, &[])), 0);
+    for pid in ["999999", "1"] {
+        let stale = out.join(format!(".flannel-gen-stage-{pid}"));
+        fs::create_dir(&stale).expect("mkdir");
+        fs::write(stale.join("0"), "half-written").expect("write");
+    }
+    fs::write(out.join("node-1/run/flannel/subnet.env"), "edited\n").expect("edit");
+    assert_eq!(code(&render(topo, &out, &[])), 0);
+    let dots: Vec<String> = fs::read_dir(&out)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(dots.is_empty(), "stale staging directories survived: {dots:?}");
+
+    let tdir = dir.path().join("templates");
+    fs::create_dir(&tdir).expect("mkdir");
+    fs::write(tdir.join("route.batch.j2"), "{{ no_such_variable }}\n").expect("write");
+    let fresh = dir.path().join("new/out");
+    let o = render(topo, &fresh, &["--templates", tdir.to_str().expect("utf8")]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(!fresh.exists(), "a failed render left the --out it created");
+}
+
 #[test]
 fn template_override_is_used() {
     let dir = tempfile::tempdir().expect("tempdir");

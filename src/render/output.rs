@@ -209,11 +209,42 @@ fn removals(out: &Path, node_rel: &Path, desired: &BTreeSet<PathBuf>) -> Result<
     Ok(result)
 }
 
-/// Changed files written into a staging directory inside `--out`, not yet in place.
+/// Changed files written into a staging directory inside `--out`, not yet in
+/// place. Holds `--out`'s render lock while it lives.
 pub struct Stage {
     dir: PathBuf,
     out: PathBuf,
     next: std::sync::atomic::AtomicUsize,
+    /// `--out` did not exist: a render that fails removes it again (if empty).
+    created_out: bool,
+    committed: bool,
+    _lock: fs::File,
+}
+
+/// Prefix of the staging directories inside `--out`.
+const STAGE_PREFIX: &str = ".flannel-gen-stage-";
+
+/// Takes `--out`'s render lock (an flock on the directory itself, waiting
+/// for another render to finish), then removes the staging directories that
+/// renders killed mid-way left: with the lock held, no render is using one.
+fn lock_out(out: &Path) -> Result<fs::File, OutputError> {
+    let lock = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(out)
+        .map_err(|source| OutputError::Unwritable { path: out.to_path_buf(), source })?;
+    // SAFETY: flock only reads the descriptor, which `lock` keeps open.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(OutputError::Io { path: out.to_path_buf(), source: std::io::Error::last_os_error() });
+    }
+    for e in fs::read_dir(out).map_err(io(out))? {
+        let e = e.map_err(io(out))?;
+        let stale = e.file_name().to_string_lossy().starts_with(STAGE_PREFIX);
+        if stale && e.file_type().map_err(io(out))?.is_dir() {
+            fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+        }
+    }
+    Ok(lock)
 }
 
 /// A staged change: content already on disk (for writes), ready to rename.
@@ -226,13 +257,22 @@ pub struct Staged {
 
 impl Stage {
     pub fn new(out: &Path) -> Result<Stage, OutputError> {
+        let created_out = fs::symlink_metadata(out).is_err();
         prepare_out(out, true)?;
-        let dir = out.join(format!(".flannel-gen-stage-{}", std::process::id()));
-        if dir.exists() {
-            fs::remove_dir_all(&dir).map_err(io(&dir))?;
-        }
-        fs::create_dir(&dir).map_err(|source| OutputError::Unwritable { path: out.to_path_buf(), source })?;
-        Ok(Stage { dir, out: out.to_path_buf(), next: 0.into() })
+        let lock = match lock_out(out) {
+            Ok(l) => l,
+            Err(e) => {
+                if created_out {
+                    let _ = fs::remove_dir(out);
+                }
+                return Err(e);
+            }
+        };
+        let dir = out.join(format!("{STAGE_PREFIX}{}", std::process::id()));
+        // Built first, so that its drop undoes a new --out if the mkdir fails.
+        let stage = Stage { dir, out: out.to_path_buf(), next: 0.into(), created_out, committed: false, _lock: lock };
+        fs::create_dir(&stage.dir).map_err(|source| OutputError::Unwritable { path: out.to_path_buf(), source })?;
+        Ok(stage)
     }
 
     /// Writes a change's new content into the stage; removals need nothing.
@@ -255,7 +295,9 @@ impl Stage {
     }
 
     /// Renames every staged file into place, then prunes removed ones.
-    pub fn commit(self, staged: &[Staged]) -> Result<(), OutputError> {
+    pub fn commit(mut self, staged: &[Staged]) -> Result<(), OutputError> {
+        // From the first rename on, --out holds our files: never remove it.
+        self.committed = true;
         // One syncfs for every staged file instead of an fsync each: all new
         // contents are durable before the first rename makes any of them visible.
         let d = fs::File::open(&self.dir).map_err(io(&self.dir))?;
@@ -289,6 +331,10 @@ impl Stage {
 impl Drop for Stage {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+        if self.created_out && !self.committed {
+            // A render that failed into a new --out leaves nothing behind.
+            let _ = fs::remove_dir(&self.out);
+        }
     }
 }
 

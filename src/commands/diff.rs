@@ -35,9 +35,8 @@ pub struct Args {
     /// Text for people, JSON for programs.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Directory of templates overriding the built-in ones by file name.
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: super::templates::TemplateArgs,
     /// Fail (exit 2) when either topology's lock file is missing or stale.
     #[arg(long)]
     pub locked: bool,
@@ -57,7 +56,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
     if let Some(msg) = unknown_nodes(&nodes, &known) {
         return Err(Error::Usage(msg));
     }
-    let t = render::Templates::load(a.templates.as_deref())?;
+    let t = a.templates.load()?;
     let diffs = crate::diff::diff(&old, &new, &nodes, &t, &render::RenderOptions::default())?;
     match a.format {
         Format::Json => out(&format!("{}\n", serde_json::json!({"changed": !diffs.is_empty(), "nodes": diffs})))?,

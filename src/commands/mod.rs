@@ -19,6 +19,7 @@ pub mod rollback;
 pub mod source;
 pub mod target;
 pub mod teardown;
+pub mod templates;
 pub mod udp;
 pub mod units;
 pub mod validate;

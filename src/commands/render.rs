@@ -35,9 +35,8 @@ pub struct Args {
     /// Fail (exit 2) when the lock file is missing or stale.
     #[arg(long)]
     pub locked: bool,
-    /// Directory of templates overriding the built-in ones by file name.
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: super::templates::TemplateArgs,
     /// Name of the .network file that configures the uplink on the nodes
     /// (default: <uplink>.network); the drop-in goes to NAME.d/.
     #[arg(long, value_name = "NAME", value_parser = parse_network_name)]
@@ -75,7 +74,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
     } else {
         nodes.iter().map(|n| crate::plan::build(&c.cluster, &c.leases, n)).collect::<Result<_, _>>()?
     };
-    let t = render::Templates::load(a.templates.as_deref())?;
+    let t = a.templates.load()?;
     let opts = render::RenderOptions { uplink_network: a.uplink_network, binary: a.binary };
     let mode = if a.check { render::Mode::Check } else { render::Mode::Write };
     let report = render::render_out(&plans, &t, &opts, &a.out, mode, nodes.is_empty())?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use super::{out, plural};
 use crate::error::{Error, exit};
-use crate::render::{self, DEFAULT_BINARY, Templates};
+use crate::render::{self, DEFAULT_BINARY};
 
 /// Write the systemd units that are the same on every node, for a package or
 /// an OS image: flannel-gen.service (apply at boot), flannel-gen-watch.service
@@ -24,13 +24,12 @@ pub struct Args {
     /// Where flannel-gen is installed, for the units' ExecStart.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_BINARY)]
     pub binary: String,
-    /// Replace templates by file name from this directory (as `render --templates`).
-    #[arg(long, value_name = "DIR")]
-    pub templates: Option<PathBuf>,
+    #[command(flatten)]
+    pub templates: super::templates::TemplateArgs,
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let t = Templates::load(a.templates.as_deref())?;
+    let t = a.templates.load()?;
     let files = render::units(&t, &a.binary)?;
     std::fs::create_dir_all(&a.out).map_err(Error::io(&a.out))?;
     for f in &files {

@@ -20,7 +20,7 @@ use minijinja::Value;
 
 use crate::plan::NodePlan;
 pub use output::OutputError;
-pub use templates::Templates;
+pub use templates::{DEFAULT_FUEL, Templates};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -30,6 +30,10 @@ pub enum RenderError {
     TemplateDir { dir: PathBuf, source: std::io::Error },
     #[error("{path}: not a flannel-gen template (known: {known})")]
     UnknownTemplate { path: PathBuf, known: String },
+    #[error("{path}: refusing to read this template: {why}")]
+    TemplateFile { path: PathBuf, why: String },
+    #[error("template {name}: stopped after spending its budget of {fuel} fuel (--template-fuel raises it)")]
+    OutOfFuel { name: String, fuel: u64 },
     /// A per-device job whose device the view does not have (a bug).
     #[error("{template}: the view has no device {device:?}")]
     NoDevice { template: &'static str, device: Option<usize> },

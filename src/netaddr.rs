@@ -317,6 +317,16 @@ impl SubnetPool {
     }
 }
 
+/// Below this MTU the kernel turns IPv6 off on a device and refuses IPv6
+/// settings (addrgenmode) on it with EAFNOSUPPORT: an IPv4 overlay on a
+/// small underlay MTU simply has none.
+pub const IPV6_MIN_MTU: u32 = 1280;
+
+/// Whether a device of this MTU takes IPv6 settings at all.
+pub fn takes_ipv6_settings(mtu: u32) -> bool {
+    mtu >= IPV6_MIN_MTU
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

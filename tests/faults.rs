@@ -54,6 +54,66 @@ fn plan_for_another_node_is_refused_before_any_write() {
     assert_eq!(all_state(&ns), before);
 }
 
+/// An uplink whose MTU is not the one the plan was made for: the overlay
+/// MTU would be wrong, so nothing is written at all (exit 3, said why).
+#[test]
+fn uplink_mtu_other_than_the_plans_is_refused_before_any_write() {
+    if !root_or_skip("uplink_mtu_other_than_the_plans_is_refused_before_any_write") {
+        return;
+    }
+    let ns = node("192.168.31.61/24");
+    ns.ip(&["link", "set", "eth0", "mtu", "1400"]);
+    let before = format!(
+        "{}\n{}",
+        all_state(&ns),
+        String::from_utf8_lossy(&ns.exec("iptables-save", &[]).output().expect("iptables-save").stdout)
+    );
+    let o = apply(&ns, &[]);
+    assert_eq!(code(&o), 3, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("uplink eth0 has MTU 1400 but the plan of node node-1 was made for 1500"),
+        "{}",
+        stderr(&o)
+    );
+    let after = format!(
+        "{}\n{}",
+        all_state(&ns),
+        String::from_utf8_lossy(&ns.exec("iptables-save", &[]).output().expect("iptables-save").stdout)
+    );
+    assert_eq!(after, before);
+}
+
+/// An IPv4 overlay on a 1280-byte underlay has MTU 1230, below IPv6's
+/// minimum: the kernel refuses IPv6 settings on such a device, so apply
+/// makes none, converges, and teardown removes the device it made.
+#[test]
+fn an_overlay_below_ipv6s_minimum_mtu_applies_and_tears_down() {
+    if !root_or_skip("an_overlay_below_ipv6s_minimum_mtu_applies_and_tears_down") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = dir.path().join("small.yaml");
+    let y = std::fs::read_to_string(common::root().join(VXLAN)).expect("read").replace("mtu: 1500", "mtu: 1280");
+    assert!(y.contains("mtu: 1280"), "the example sets the underlay MTU");
+    std::fs::write(&topo, y).expect("write");
+    let topo = topo.to_str().expect("utf8");
+    let ns = node("192.168.31.61/24");
+    ns.ip(&["link", "set", "eth0", "mtu", "1280"]);
+    let run_on = |cmd: &str, extra: &[&str]| {
+        let mut args = vec![cmd, topo, "--node", "node-1", "--netns", &ns.name];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let o = run_on("apply", &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(ns.ip(&["-d", "link", "show", "flannel.1"]).contains("mtu 1230"));
+    let o = run_on("apply", &[]);
+    assert_eq!((code(&o), stdout(&o).as_str()), (0, "0 changes\n"), "{}", stderr(&o));
+    let o = run_on("teardown", &[]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(ns.ip(&["-o", "link"]).lines().all(|l| !l.contains("flannel.1")), "teardown left flannel.1");
+}
+
 /// A device with the planned name that flannel-gen did not make and that
 /// differs from the plan is refused (exit 3, nothing changed); `--adopt`
 /// replaces it and the rest converges.

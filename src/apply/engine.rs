@@ -181,14 +181,17 @@ async fn verify(
     Err(ApplyError::Unverified { attempts: VERIFY_ATTEMPTS, left })
 }
 
-/// What must hold of the system before the first write: the uplink exists
-/// and carries the plan's underlay addresses (which also refuses a plan
-/// meant for another node).
+/// What must hold of the system before the first write: the uplink exists,
+/// has the MTU the plan's overlay MTU was derived from, and carries the
+/// plan's underlay addresses (which also refuses a plan meant for another node).
 fn check_preconditions(plan: &NodePlan, live: &Live) -> Result<(), Precondition> {
     let up = &plan.uplink;
     let Some(link) = live.links.get(&up.name) else {
         return Err(Precondition::NoUplink { uplink: up.name.clone(), node: plan.node.clone() });
     };
+    if let Some(have) = link.mtu.filter(|m| *m != up.mtu) {
+        return Err(Precondition::UplinkMtu { uplink: up.name.clone(), have, node: plan.node.clone(), want: up.mtu });
+    }
     let addrs = live.addrs_of(link.index);
     for want in [up.ipv4, up.ipv6].into_iter().flatten() {
         if !addrs.contains(&want) {

@@ -42,6 +42,10 @@ pub enum Precondition {
         "uplink {uplink} has {have} but the plan of node {node} needs {want}; refusing to apply a plan meant for another node; nothing was changed"
     )]
     WrongAddress { uplink: String, have: String, node: String, want: String },
+    #[error(
+        "uplink {uplink} has MTU {have} but the plan of node {node} was made for {want} (uplink.mtu; the overlay's MTU follows from it): render the plan for this uplink or set its MTU; nothing was changed"
+    )]
+    UplinkMtu { uplink: String, have: u32, node: String, want: u32 },
     #[error("{0}; nothing was changed")]
     MissingTool(rules::RulesError),
 }

@@ -13,6 +13,7 @@ use rtnetlink::Handle;
 use super::bulk::{Bulk, Requests};
 use super::{NetlinkError, collect, messages as msg, nexthop, timed};
 use crate::apply::ops::Op;
+use crate::netaddr::takes_ipv6_settings;
 
 /// Runs ops; name -> index is kept current as devices come and go.
 pub struct Executor<'b> {
@@ -57,8 +58,15 @@ impl Executor<'_> {
                 timed(h.link().add(msg::new_vxlan(device, self.idx(&device.dev)?)).execute()).await?;
                 self.refresh(&device.name).await?;
                 let i = self.idx(&device.name)?;
-                timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), *up)).execute()).await?;
+                // The marker first (the kernel ignores it in the creating
+                // message): whatever fails next, teardown knows the device.
+                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
+                if takes_ipv6_settings(device.mtu) {
+                    timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+                }
+                if *up {
+                    timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), true)).execute()).await?;
+                }
                 // A new device has offload on (the kernel's default).
                 if !device.tx_checksum_offload {
                     tx_checksum(&device.name, false)?;
@@ -70,6 +78,8 @@ impl Executor<'_> {
                     .map_err(|source| NetlinkError::Tun { dev: device.name.clone(), source })?;
                 self.refresh(&device.name).await?;
                 let i = self.idx(&device.name)?;
+                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
+                // At creation the TUN device has the kernel's MTU (1500), so this cannot fail yet.
                 timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
                 let fix = crate::apply::ops::LinkFix {
                     mtu: Some((0, device.mtu)),

@@ -42,7 +42,7 @@ fn fix(want: &DeviceState, have: &LiveLink, live: &Live) -> LinkFix {
         mtu: (have.mtu != Some(w.mtu)).then(|| (have.mtu.unwrap_or(0), w.mtu)),
         mac: have.mac.filter(|m| *m != w.mac).map(|m| (m, w.mac)),
         learning: (vx.learning != Some(w.learning)).then(|| (vx.learning.unwrap_or(true), w.learning)),
-        addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
+        addrgen_none: crate::netaddr::takes_ipv6_settings(w.mtu) && have.addrgen != Some(ADDRGEN_NONE),
         up: (have.up != want.up).then_some(want.up),
         alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
         tx_checksum: csum.filter(|c| *c != w.tx_checksum_offload).map(|c| (c, w.tx_checksum_offload)),
@@ -118,7 +118,7 @@ fn tun_replace_reasons(have: &LiveLink) -> Vec<String> {
 fn tun_fix(want: &TunState, have: &LiveLink) -> LinkFix {
     LinkFix {
         mtu: (have.mtu != Some(want.tun.mtu)).then(|| (have.mtu.unwrap_or(0), want.tun.mtu)),
-        addrgen_none: have.addrgen != Some(ADDRGEN_NONE),
+        addrgen_none: crate::netaddr::takes_ipv6_settings(want.tun.mtu) && have.addrgen != Some(ADDRGEN_NONE),
         up: (have.up != want.up).then_some(want.up),
         alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
         ..LinkFix::default()

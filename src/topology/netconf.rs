@@ -3,8 +3,9 @@
 //! (pkg/subnet/config.go, pkg/backend/*): keys matched case-insensitively
 //! (Go's encoding/json), `SubnetLen: 0` and `Port: 0` meaning "unset", a
 //! Network with host bits masked, a value of the wrong type fatal. What
-//! flanneld honours is honoured or refused — never dropped: an unknown key is
-//! a located error too. `ipMasq` is flanneld's `--ip-masq` flag, not a
+//! flanneld honours is honoured or refused; what it ignores (an unknown key)
+//! is ignored here too, with a located warning, so every file flanneld
+//! accepts imports. `ipMasq` is flanneld's `--ip-masq` flag, not a
 //! net-conf key, so the caller says it.
 
 use std::fmt::Write;
@@ -65,14 +66,21 @@ impl<'a> Reader<'a> {
         if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
     }
 
-    /// Keys flanneld does not read: refused, so nothing is silently dropped.
+    /// Keys flanneld does not read. Go's encoding/json ignores them, so
+    /// flanneld accepts the file, and so does the import; but a typo
+    /// (`VNl`) silently changes the cluster, so each gets a located warning.
     fn unknown(&mut self, obj: &Map<String, Value>, prefix: &str, known: &[&str]) {
         for k in obj.keys() {
             if !known.iter().any(|n| n.eq_ignore_ascii_case(k)) {
                 let hint = crate::diag::suggest(k, known.iter().copied())
                     .map(|s| format!(" (did you mean `{s}`?)"))
                     .unwrap_or_default();
-                self.fail(&Self::path(prefix, k), format!("`{k}` is not a key flanneld reads here{hint}; remove it"));
+                let path = Self::path(prefix, k);
+                let at = locate(self.text, &path).unwrap_or(Pos::FILE);
+                self.warnings.push(format!(
+                    "{}:{}: {path}: `{k}` is not a key flanneld reads here{hint}; flanneld ignores it, and so does the import",
+                    at.line, at.column
+                ));
             }
         }
     }

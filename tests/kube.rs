@@ -61,7 +61,12 @@ fn published_patches_carry_flanneld_annotations_and_import_back_unchanged() {
     let dir = tempfile::tempdir().expect("tmp");
     let topo = dir.path().join("k.yaml");
     assert_eq!(code(&import(&fixture("kube-nodes.json"), &topo)), 0);
-    let o = run(&["publish", "kube", s(&topo), "--format", "json"]);
+    // flanneld never writes spec.podCIDR (kube.go reads it: "pod cidr not
+    // assigned"), so neither does publish unless asked.
+    let plain: Value =
+        serde_json::from_str(&stdout(&run(&["publish", "kube", s(&topo), "--format", "json"]))).expect("List");
+    assert!(plain["items"].as_array().expect("items").iter().all(|n| n.get("spec").is_none()), "{plain}");
+    let o = run(&["publish", "kube", s(&topo), "--format", "json", "--pod-cidr"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let list: Value = serde_json::from_str(&stdout(&o)).expect("List");
     let worker = list["items"]
@@ -87,30 +92,59 @@ fn published_patches_carry_flanneld_annotations_and_import_back_unchanged() {
     }
 }
 
+/// The script, run by sh with a `kubectl` that only records its arguments
+/// (no API server runs here: what kubectl and the server make of them is
+/// untested): per node the same merge patch as the List, then flanneld's
+/// NetworkUnavailable=False condition (CompleteLease in
+/// pkg/subnet/kube/kube.go) as a strategic patch of the status, stamped
+/// with the time the script ran.
 #[test]
-fn the_script_patches_each_node_with_the_same_merge_patch() {
+fn the_script_patches_each_node_and_sets_flanneld_s_condition() {
     let dir = tempfile::tempdir().expect("tmp");
     let topo = dir.path().join("k.yaml");
     assert_eq!(code(&import(&fixture("kube-nodes.json"), &topo)), 0);
     let script = stdout(&run(&["publish", "kube", s(&topo)]));
     let json: Value =
         serde_json::from_str(&stdout(&run(&["publish", "kube", s(&topo), "--format", "json"]))).expect("json");
-    let lines: Vec<&str> = script.lines().filter(|l| l.starts_with("kubectl ")).collect();
-    assert_eq!(lines.len(), 2, "{script}");
     assert!(script.starts_with("#!/bin/sh\n") && script.contains("\nset -eu\n"), "{script}");
-    for (line, item) in lines.iter().zip(json["items"].as_array().expect("items")) {
-        let name = item["metadata"]["name"].as_str().expect("name");
-        let prefix = format!("kubectl patch node '{name}' --type=merge -p '");
-        let body = line.strip_prefix(&prefix).and_then(|b| b.strip_suffix('\'')).unwrap_or_else(|| panic!("{line}"));
-        let patch: Value = serde_json::from_str(body).expect("patch JSON");
-        assert_eq!(patch["metadata"]["annotations"], item["metadata"]["annotations"]);
-        assert_eq!(patch["spec"], item["spec"]);
-    }
-    // sh parses it (syntax only: no kubectl here).
     let f = dir.path().join("publish.sh");
     std::fs::write(&f, &script).expect("write");
-    let sh = std::process::Command::new("sh").arg("-n").arg(&f).status().expect("sh");
-    assert!(sh.success());
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("mkdir");
+    let log = dir.path().join("calls");
+    let recorder = format!(
+        "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done >> {}\necho >> {}\n",
+        log.display(),
+        log.display()
+    );
+    std::fs::write(bin.join("kubectl"), recorder).expect("write");
+    std::fs::set_permissions(bin.join("kubectl"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let ran = std::process::Command::new("sh").arg(&f).env("PATH", path).output().expect("sh");
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let text = std::fs::read_to_string(&log).expect("calls");
+    let calls: Vec<Vec<&str>> = text.lines().map(|l| l.split('\0').filter(|a| !a.is_empty()).collect()).collect();
+    let items = json["items"].as_array().expect("items");
+    assert_eq!(calls.len(), 2 * items.len(), "{text}");
+    for (pair, item) in calls.chunks(2).zip(items) {
+        let name = item["metadata"]["name"].as_str().expect("name");
+        assert_eq!(pair[0][..5], ["patch", "node", name, "--type=merge", "-p"]);
+        let patch: Value = serde_json::from_str(pair[0][5]).expect("patch JSON");
+        assert_eq!(patch["metadata"]["annotations"], item["metadata"]["annotations"]);
+        assert!(patch.get("spec").is_none(), "{patch}");
+        assert_eq!(pair[1][..6], ["patch", "node", name, "--subresource=status", "--type=strategic", "-p"]);
+        let status: Value = serde_json::from_str(pair[1][6]).expect("status JSON");
+        let c = &status["status"]["conditions"][0];
+        let when = c["lastTransitionTime"].as_str().expect("time");
+        assert_eq!(
+            *c,
+            serde_json::json!({"type": "NetworkUnavailable", "status": "False", "reason": "FlannelIsUp",
+                "message": "Flannel is running on this node", "lastTransitionTime": when, "lastHeartbeatTime": when})
+        );
+        assert!(when.len() == 20 && when.ends_with('Z') && when.as_bytes()[10] == b'T', "RFC 3339: {when}");
+    }
+    let off = stdout(&run(&["publish", "kube", s(&topo), "--set-node-network-unavailable", "false"]));
+    assert!(!off.contains("--subresource=status") && !off.contains("now="), "{off}");
 }
 
 #[test]

@@ -81,6 +81,14 @@ struct KubeArgs {
     /// Only these nodes (repeatable).
     #[arg(long, value_name = "NAME")]
     node: Vec<String>,
+    /// Also write spec.podCIDR(s): flanneld never does (the controller-manager
+    /// allocates them); only for clusters run with --allocate-node-cidrs=false.
+    #[arg(long)]
+    pod_cidr: bool,
+    /// Set the NetworkUnavailable=False condition (Reason FlannelIsUp), as
+    /// flanneld's --set-node-network-unavailable (default true) does.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    set_node_network_unavailable: bool,
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
@@ -197,9 +205,10 @@ fn run_kube(a: KubeArgs) -> Result<u8, Error> {
     if !a.node.is_empty() {
         nodes.retain(|n| a.node.contains(&n.node));
     }
+    let o = kube::KubeOptions { pod_cidr: a.pod_cidr, network_available: a.set_node_network_unavailable };
     out(&match a.format {
-        KubeFormat::Script => kube::script(&cluster.name, &nodes, &ann),
-        KubeFormat::Json => kube::list(&nodes, &ann),
+        KubeFormat::Script => kube::script(&cluster.name, &nodes, &ann, o),
+        KubeFormat::Json => kube::list(&nodes, &ann, o),
     })?;
     Ok(exit::OK)
 }

@@ -206,9 +206,34 @@ fn subnets_of(cidrs: &[String]) -> Result<(Option<Ipv4Net>, Option<Ipv6Net>), St
     Ok(out)
 }
 
+/// What `publish kube` writes besides flanneld's annotations.
+#[derive(Debug, Clone, Copy)]
+pub struct KubeOptions {
+    /// Also `spec.podCIDR(s)`. flanneld never writes them (it reads them and
+    /// fails "pod cidr not assigned"): only for clusters whose
+    /// controller-manager does not allocate node CIDRs.
+    pub pod_cidr: bool,
+    /// The `NetworkUnavailable=False` condition (`Reason: FlannelIsUp`) that
+    /// flanneld's CompleteLease sets (its --set-node-network-unavailable, on by default).
+    pub network_available: bool,
+}
+
+/// flanneld's condition (pkg/subnet/kube/kube.go, CompleteLease), with both
+/// times given by the caller (the script fills in the time it runs).
+pub fn condition(now: &str) -> Value {
+    json!({"status": {"conditions": [{
+        "type": "NetworkUnavailable",
+        "status": "False",
+        "reason": "FlannelIsUp",
+        "message": "Flannel is running on this node",
+        "lastTransitionTime": now,
+        "lastHeartbeatTime": now,
+    }]}})
+}
+
 /// A merge patch giving a Node what flanneld's `AcquireLease` writes
-/// (pkg/subnet/kube/kube.go): the annotations, and the pod CIDRs.
-pub fn patch(p: &Published, a: &Annotations) -> Value {
+/// (pkg/subnet/kube/kube.go): the annotations; the pod CIDRs only when asked.
+pub fn patch(p: &Published, a: &Annotations, o: KubeOptions) -> Value {
     let at = &p.attrs;
     let vxlan = at.backend_type == "vxlan";
     let data = |d: &Option<VxlanData>| d.as_ref().map_or_else(|| "null".to_string(), vxlan_data_json);
@@ -224,12 +249,13 @@ pub fn patch(p: &Published, a: &Annotations) -> Value {
         ann.insert(a.public_ipv6.clone(), json!(ip6.to_string()));
     }
     ann.insert(a.kube_subnet_manager.clone(), json!("true"));
-    let cidrs: Vec<String> =
-        p.subnet.map(|s| s.to_string()).into_iter().chain(p.subnet6.map(|s| s.to_string())).collect();
-    json!({
-        "metadata": { "annotations": ann },
-        "spec": { "podCIDR": cidrs.first(), "podCIDRs": cidrs },
-    })
+    let mut patch = json!({ "metadata": { "annotations": ann } });
+    if o.pod_cidr {
+        let cidrs: Vec<String> =
+            p.subnet.map(|s| s.to_string()).into_iter().chain(p.subnet6.map(|s| s.to_string())).collect();
+        patch["spec"] = json!({ "podCIDR": cidrs.first(), "podCIDRs": cidrs });
+    }
+    patch
 }
 
 /// `sh` single-quoting.
@@ -237,26 +263,45 @@ fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A script of `kubectl patch` commands, one per node.
-pub fn script(cluster: &str, nodes: &[Published], a: &Annotations) -> String {
+/// The placeholder the script replaces with the time it runs.
+const NOW: &str = "@NOW@";
+
+/// A script of `kubectl patch` commands: per node the annotations (and pod
+/// CIDRs when asked), then the condition on the status subresource, as a
+/// strategic merge (conditions merge by type, as flanneld's PatchStatus does).
+pub fn script(cluster: &str, nodes: &[Published], a: &Annotations, o: KubeOptions) -> String {
     let mut out = format!(
         "#!/bin/sh\n# flannel-gen publish kube: cluster {cluster}, {} node(s), as flanneld's kube subnet manager\n\
          # annotates them (pkg/subnet/kube/kube.go). Kubernetes sets spec.podCIDR only while it is empty.\nset -eu\n",
         nodes.len()
     );
+    if o.network_available {
+        out.push_str("now=$(date -u +%Y-%m-%dT%H:%M:%SZ)\n");
+    }
+    let condition = serde_json::to_string(&condition(NOW)).unwrap_or_default();
+    // The time goes in between two single-quoted halves, in double quotes.
+    let condition = quote(&condition).replace(NOW, "'\"$now\"'");
     for p in nodes {
-        let body = serde_json::to_string(&patch(p, a)).unwrap_or_default();
+        let body = serde_json::to_string(&patch(p, a, o)).unwrap_or_default();
         out.push_str(&format!("kubectl patch node {} --type=merge -p {}\n", quote(&p.node), quote(&body)));
+        if o.network_available {
+            out.push_str(&format!(
+                "kubectl patch node {} --subresource=status --type=strategic -p {condition}\n",
+                quote(&p.node)
+            ));
+        }
     }
     out
 }
 
-/// The same as partial Node objects in a List (`kubectl apply --server-side -f`).
-pub fn list(nodes: &[Published], a: &Annotations) -> String {
+/// The same as partial Node objects in a List (`kubectl apply --server-side
+/// -f`). Apply does not write the status subresource, so the condition is
+/// the script's alone.
+pub fn list(nodes: &[Published], a: &Annotations, o: KubeOptions) -> String {
     let items: Vec<Value> = nodes
         .iter()
         .map(|p| {
-            let mut n = patch(p, a);
+            let mut n = patch(p, a, o);
             n["apiVersion"] = json!("v1");
             n["kind"] = json!("Node");
             n["metadata"]["name"] = json!(p.node);

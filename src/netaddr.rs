@@ -228,8 +228,16 @@ const RESERVED_V4: &[(&str, &str)] = &[
     ("224.0.0.0/4", "multicast"),
     ("240.0.0.0/4", "reserved"),
 ];
-const RESERVED_V6: &[(&str, &str)] =
-    &[("::/128", "unspecified"), ("::1/128", "loopback"), ("fe80::/10", "link-local"), ("ff00::/8", "multicast")];
+const RESERVED_V6: &[(&str, &str)] = &[
+    ("::/128", "unspecified"),
+    ("::1/128", "loopback"),
+    // Addresses that stand for IPv4 ones (RFC 4291 2.5.5.2, RFC 6052): the
+    // kernel and every peer treat them as IPv4 traffic, never as pods.
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("64:ff9b::/96", "NAT64 well-known"),
+    ("fe80::/10", "link-local"),
+    ("ff00::/8", "multicast"),
+];
 
 /// Why `net` cannot be a pod network, if it cannot.
 pub fn pod_network_refusal(net: IpNet) -> Option<String> {

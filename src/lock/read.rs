@@ -225,9 +225,14 @@ fn typed(path: &Path, raw: Raw<'_>) -> Result<Lock, Diagnostics> {
     }
     let mut seen: HashMap<Held, &str> = HashMap::with_capacity(raw.nodes.len() * 2);
     let (mut leases, mut positions) = (Vec::with_capacity(raw.nodes.len()), Vec::with_capacity(raw.nodes.len()));
+    let mut names: HashMap<&str, Pos> = HashMap::with_capacity(raw.nodes.len());
     for node in &raw.nodes {
         if !crate::topology::validate::is_dns_label(&node.name) {
             r.error(node.pos, "nodes", format!("`{}` is not a node name", node.name));
+        } else if let Some(first) = names.insert(&node.name, node.pos) {
+            // Last-wins would move the node to the second block's lease unnoticed.
+            let m = format!("node `{}` is listed twice (first at line {})", node.name, first.line);
+            r.error(node.pos, "nodes", m);
         }
         let (mut lease_of, mut pos_of) = (PerFamily::default(), PerFamily::default());
         for f in Family::ALL {

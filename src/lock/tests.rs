@@ -108,3 +108,20 @@ fn garbage_is_a_located_yaml_error() {
     assert!(e[0].starts_with("t.lock:"), "{e:?}");
     assert!(e[0].contains("not a flannel-gen lock file"), "{e:?}");
 }
+
+/// A node block written twice: last-wins would move node `a` to the second
+/// block's subnet unnoticed. Refused, located at the second block, in the
+/// fast layout, through the YAML subset reader and through serde-saphyr.
+#[test]
+fn a_node_listed_twice_is_refused_in_every_layout() {
+    let twice = format!("{LOCK}  a:\n    subnet: 10.244.9.0/24\n    vtepMAC: \"0e:00:00:00:00:09\"\n");
+    assert!(fast_path_accepts(&twice), "the fast layout reads it");
+    let want = "t.lock:18:3: error: nodes: node `a` is listed twice (first at line 10)";
+    assert_eq!(errors(&twice).first().map(String::as_str), Some(want), "{:?}", errors(&twice));
+    let subset = twice.replace('"', "'");
+    assert!(!fast_path_accepts(&subset));
+    let e = errors(&subset);
+    assert!(e.iter().any(|l| l.contains("18:3") && (l.contains("listed twice") || l.contains("duplicate"))), "{e:?}");
+    let e = parse_lock_slow(Path::new("t.lock"), &twice).expect_err("YAML path refuses it too");
+    assert!(!e.0.is_empty());
+}

@@ -17,6 +17,13 @@ use crate::diag::{Diagnostic, Diagnostics, Pos, suggest};
 /// Keys accepted at each level of a schema (dotted path, keys), for suggestions.
 pub type KeyLevels = [(&'static str, &'static [&'static str])];
 
+/// serde-saphyr as flannel-gen reads its inputs: a tag it does not know
+/// (`!custom`) is an error, and `!!binary` changes nothing: what a reviewer
+/// reads in git is the value, never a base64 text decoded behind it.
+fn yaml_options() -> serde_saphyr::Options {
+    serde_saphyr::options! { reject_unsupported_tags: true, ignore_binary_tag_for_string: true }
+}
+
 /// Parses one YAML document. `path` only names the file in diagnostics.
 pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str, levels: &KeyLevels) -> Result<T, Diagnostics> {
     if let Some(v) = read_subset(text) {
@@ -24,12 +31,12 @@ pub fn parse_document<T: DeserializeOwned>(path: &Path, text: &str, levels: &Key
     }
     // Path tracking costs a fifth of the parse, and only errors need it: parse
     // plainly, and once more with serde_path_to_error when the first one fails.
-    let first = match serde_saphyr::from_str_with_options::<T>(text, serde_saphyr::options! {}) {
+    let first = match serde_saphyr::from_str_with_options::<T>(text, yaml_options()) {
         Ok(v) => return Ok(v),
         Err(e) => e,
     };
     let mut at = String::new();
-    let tracked = serde_saphyr::with_deserializer_from_str_with_options(text, serde_saphyr::options! {}, |de| {
+    let tracked = serde_saphyr::with_deserializer_from_str_with_options(text, yaml_options(), |de| {
         serde_path_to_error::deserialize::<_, T>(de).map_err(|e| {
             at = dotted(e.path());
             e.into_inner()
@@ -47,7 +54,7 @@ pub fn read_subset<T: DeserializeOwned>(text: &str) -> Option<T> {
 
 /// serde-saphyr alone, to show the subset reader agrees with it (tests, fuzzing).
 pub fn read_full<T: DeserializeOwned>(text: &str) -> Option<T> {
-    serde_saphyr::from_str_with_options::<T>(text, serde_saphyr::options! {}).ok()
+    serde_saphyr::from_str_with_options::<T>(text, yaml_options()).ok()
 }
 
 fn yaml_diagnostic(path: &Path, text: &str, e: &serde_saphyr::Error, at: &str, levels: &KeyLevels) -> Diagnostic {

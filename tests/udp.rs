@@ -105,6 +105,47 @@ fn malformed_datagrams_are_dropped_and_counted() {
     assert_eq!(c.ping_across(), Vec::<String>::new(), "still forwarding");
 }
 
+/// flanneld's udp backend takes a datagram from anyone and routes its inner
+/// packet on. flannel-gen's forwarder takes only the plan's peers, each only
+/// for packets from its own subnet, and counts the rest; `--accept-any-source`
+/// is flanneld's behaviour back.
+#[test]
+fn only_peers_may_send_and_only_their_own_subnets_packets() {
+    if !root_or_skip("only_peers_may_send_and_only_their_own_subnets_packets") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut c = Cluster::new(UDP);
+    c.apply_all(UDP);
+    let stranger = c.external_host("192.168.31.200/24");
+    let strict = Forwarder::start(UDP, "node-1", &c.node("node-1").ns.name, dir.path(), &[]);
+    c.attach_pods(1);
+    let target: std::net::Ipv4Addr = pod_on(&c, "node-1").ip.parse().expect("pod ip");
+    let send = |ns: &common::netns::Netns, bind: &str, from: std::net::Ipv4Addr| {
+        common::netns::in_netns(ns, || {
+            let s = std::net::UdpSocket::bind(bind).expect("socket");
+            s.send_to(&echo_request(from, target, 64), "192.168.31.61:8285").expect("send");
+        })
+    };
+    let before = strict.counts();
+    // A host that is no node, claiming to be a pod of node-3.
+    send(&c.hosts[stranger], "192.168.31.200:0", std::net::Ipv4Addr::new(10, 244, 3, 9));
+    // node-3 itself, claiming a source in node-2's subnet.
+    send(&c.node("node-3").ns, "192.168.31.63:0", std::net::Ipv4Addr::new(10, 244, 2, 9));
+    std::thread::sleep(Duration::from_millis(200));
+    let after = strict.counts();
+    assert_eq!(after.foreign - before.foreign, 2, "{after:?}");
+    assert_eq!(after.rx_packets, before.rx_packets, "nothing forged reached the TUN device");
+    drop(strict);
+
+    let open = Forwarder::start(UDP, "node-1", &c.node("node-1").ns.name, dir.path(), &["--accept-any-source"]);
+    let before = open.counts();
+    send(&c.hosts[stranger], "192.168.31.200:0", std::net::Ipv4Addr::new(10, 244, 3, 9));
+    std::thread::sleep(Duration::from_millis(200));
+    let after = open.counts();
+    assert_eq!((after.rx_packets - before.rx_packets, after.foreign), (1, 0), "as flanneld: {after:?}");
+}
+
 /// A node running flanneld's udp backend (played by the test on node-3's
 /// address and port) sends an ICMP echo request the way flanneld does — the
 /// datagram's payload is the bare IPv4 packet — and gets the pod's reply in

@@ -35,6 +35,11 @@ pub struct Args {
     /// Fail (exit 2) when the lock file is missing or stale.
     #[arg(long, conflicts_with = "plan")]
     pub locked: bool,
+    /// Take datagrams from any source, as flanneld does. By default only
+    /// the plan's peers may send, each only packets from its own subnet;
+    /// the rest is dropped and counted ("not from a peer").
+    #[arg(long)]
+    pub accept_any_source: bool,
 }
 
 struct Cli<'a> {
@@ -61,7 +66,11 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let _lock = crate::apply::lock::acquire_named("udp", a.netns.as_deref(), Duration::ZERO)
         .map_err(crate::udp::UdpError::from)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
-    let cfg = crate::udp::Config { workers: a.workers.map_or(cores, usize::from), offload: !a.no_offload };
+    let cfg = crate::udp::Config {
+        workers: a.workers.map_or(cores, usize::from),
+        offload: !a.no_offload,
+        any_source: a.accept_any_source,
+    };
     let cli = Cli { args: &a };
     let counts = crate::udp::run(&cfg, table, &cli)?;
     eprintln!("flannel-gen udp: stopped; {counts}");

@@ -55,6 +55,8 @@ pub fn set_int(fd: BorrowedFd, level: libc::c_int, opt: libc::c_int, v: libc::c_
 /// Datagrams received in one `recvmmsg`, each with its GRO segment size.
 pub struct RecvBatch {
     bufs: Vec<Box<[u8]>>,
+    /// Each message's sender.
+    srcs: Vec<libc::sockaddr_in>,
     cmsgs: Vec<[u64; CMSG_BUF / 8]>,
     iovs: Vec<libc::iovec>,
     hdrs: Vec<libc::mmsghdr>,
@@ -67,6 +69,7 @@ impl RecvBatch {
     pub fn new(n: usize) -> RecvBatch {
         RecvBatch {
             bufs: (0..n).map(|_| vec![0u8; BUF_LEN].into_boxed_slice()).collect(),
+            srcs: vec![sockaddr(SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0)); n],
             cmsgs: vec![[0u64; CMSG_BUF / 8]; n],
             // SAFETY: iovec and mmsghdr are plain data; all-zero is valid and overwritten before use.
             iovs: vec![unsafe { zeroed() }; n],
@@ -75,6 +78,14 @@ impl RecvBatch {
             lens: vec![0; n],
             seg: vec![0; n],
         }
+    }
+
+    /// Who sent message `i` of the last receive (an IPv4 socket's peers only).
+    pub fn source(&self, i: usize) -> Option<std::net::Ipv4Addr> {
+        let a = &self.srcs[i];
+        let whole = self.hdrs[i].msg_hdr.msg_namelen as usize >= size_of::<libc::sockaddr_in>();
+        (whole && a.sin_family == libc::AF_INET as libc::sa_family_t)
+            .then(|| std::net::Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))
     }
 
     pub fn data_mut(&mut self, i: usize) -> &mut [u8] {
@@ -91,6 +102,8 @@ impl RecvBatch {
             let mut h: libc::msghdr = unsafe { zeroed() };
             h.msg_iov = &mut self.iovs[i];
             h.msg_iovlen = 1;
+            h.msg_name = (&mut self.srcs[i] as *mut libc::sockaddr_in).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
             h.msg_control = self.cmsgs[i].as_mut_ptr().cast();
             h.msg_controllen = CMSG_BUF;
             self.hdrs[i] = libc::mmsghdr { msg_hdr: h, msg_len: 0 };

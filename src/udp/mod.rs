@@ -40,6 +40,9 @@ pub struct Config {
     pub workers: usize,
     /// TUN offloads (TSO, checksums) and UDP GSO/GRO.
     pub offload: bool,
+    /// Take datagrams from any source (flanneld's behaviour), not only from
+    /// the plan's peers with inner sources in the sender's own subnet.
+    pub any_source: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +151,7 @@ pub fn run(cfg: &Config, table: PeerTable, events: &dyn Events) -> Result<Counts
     }
     let sock = Arc::new(socket(&table, cfg)?);
     let first = table.clone();
-    let shared = Arc::new(Shared::new(table));
+    let shared = Arc::new(Shared::new(table, !cfg.any_source));
     let mut workers = spawn(&first, cfg, &sock, &shared)?;
     events.say(&format!(
         "forwarding {} <-> UDP {} for {}: {}, offloads {}",

@@ -24,10 +24,13 @@ pub struct Counts {
     /// sendmsg/write failures (the packet is lost, as flanneld loses it).
     pub send_errors: u64,
     pub tun_write_errors: u64,
+    /// Datagrams from an address that is no peer's, and packets whose inner
+    /// source is not in the sending peer's subnet (the source filter).
+    pub foreign: u64,
 }
 
 /// Each counter of [`Counts`], once: what a worker flushes and a snapshot reads.
-const FIELDS: [fn(&mut Counts) -> &mut u64; 10] = [
+const FIELDS: [fn(&mut Counts) -> &mut u64; 11] = [
     |c| &mut c.tx_packets,
     |c| &mut c.tx_bytes,
     |c| &mut c.rx_packets,
@@ -38,6 +41,7 @@ const FIELDS: [fn(&mut Counts) -> &mut u64; 10] = [
     |c| &mut c.bad_offload,
     |c| &mut c.send_errors,
     |c| &mut c.tun_write_errors,
+    |c| &mut c.foreign,
 ];
 
 #[derive(Debug, Default)]
@@ -78,7 +82,7 @@ impl fmt::Display for Counts {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "tun->udp {} packets {} bytes; udp->tun {} packets {} bytes; dropped: {} not IPv4, {} TTL expired, {} no route (ICMP net unreachable sent), {} bad offload, {} send errors, {} TUN write errors",
+            "tun->udp {} packets {} bytes; udp->tun {} packets {} bytes; dropped: {} not IPv4, {} TTL expired, {} no route (ICMP net unreachable sent), {} bad offload, {} send errors, {} TUN write errors, {} not from a peer",
             self.tx_packets,
             self.tx_bytes,
             self.rx_packets,
@@ -88,7 +92,8 @@ impl fmt::Display for Counts {
             self.no_route,
             self.bad_offload,
             self.send_errors,
-            self.tun_write_errors
+            self.tun_write_errors,
+            self.foreign
         )
     }
 }

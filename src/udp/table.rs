@@ -13,6 +13,8 @@ use crate::plan::{BackendPlan, NodePlan, Peer};
 pub struct PeerTable {
     mask: u32,
     peers: HashMap<u32, SocketAddrV4>,
+    /// A peer's public IP -> its subnet (masked), for the source filter.
+    senders: HashMap<u32, u32>,
     /// The TUN device, its address (source of ICMP errors) and the socket.
     pub device: String,
     pub tun_addr: Ipv4Addr,
@@ -37,18 +39,30 @@ impl PeerTable {
         let len = plan.ipv4.as_ref().map_or(32, |f| f.subnet.prefix_len());
         let mask = u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0);
         let mut peers = HashMap::with_capacity(plan.peers.len());
+        let mut senders = HashMap::with_capacity(plan.peers.len());
         for p in &plan.peers {
             if let (Peer::Udp { subnet, public_ip: IpAddr::V4(ip), .. }, IpAddr::V4(net)) = (p, p.subnet().addr()) {
                 debug_assert_eq!(subnet.prefix_len(), len);
                 peers.insert(u32::from(net) & mask, SocketAddrV4::new(*ip, port));
+                senders.insert(u32::from(*ip), u32::from(net) & mask);
             }
         }
-        Ok(PeerTable { mask, peers, device: tun.name, tun_addr, bind: SocketAddrV4::new(public, port) })
+        Ok(PeerTable { mask, peers, senders, device: tun.name, tun_addr, bind: SocketAddrV4::new(public, port) })
     }
 
     /// Where a packet for `dst` goes, if any node has its subnet.
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<SocketAddrV4> {
         self.peers.get(&(u32::from(dst) & self.mask)).copied()
+    }
+
+    /// The subnet of the peer at underlay address `from`, if it is one.
+    pub fn subnet_of_sender(&self, from: Ipv4Addr) -> Option<u32> {
+        self.senders.get(&u32::from(from)).copied()
+    }
+
+    /// Whether `src` lies in `subnet` (as [`PeerTable::subnet_of_sender`] gives it).
+    pub fn in_subnet(&self, src: Ipv4Addr, subnet: u32) -> bool {
+        u32::from(src) & self.mask == subnet
     }
 
     pub fn len(&self) -> usize {

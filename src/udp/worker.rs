@@ -33,15 +33,18 @@ pub struct Shared {
     generation: AtomicU64,
     pub stop: AtomicBool,
     pub stats: Stats,
+    /// Only the plan's peers may send, each only its own subnet's packets.
+    filter: bool,
 }
 
 impl Shared {
-    pub fn new(table: PeerTable) -> Shared {
+    pub fn new(table: PeerTable, filter: bool) -> Shared {
         Shared {
             table: Mutex::new(Arc::new(table)),
             generation: AtomicU64::new(0),
             stop: AtomicBool::new(false),
             stats: Stats::default(),
+            filter,
         }
     }
 
@@ -250,8 +253,23 @@ impl Worker {
             let (vnet, counts, gro) = (self.vnet, &mut self.counts, &mut self.gro);
             for i in 0..got {
                 let seg = self.recv.seg[i];
+                // The sender's subnet, when only peers may send.
+                let sender = match self.shared.filter {
+                    true => match self.recv.source(i).and_then(|a| self.table.subnet_of_sender(a)) {
+                        Some(subnet) => Some(subnet),
+                        None => {
+                            counts.foreign += self.recv.data_mut(i).chunks(seg).count() as u64;
+                            continue;
+                        }
+                    },
+                    false => None,
+                };
                 for pkt in self.recv.data_mut(i).chunks_mut(seg) {
                     if !accept(pkt, counts) {
+                        continue;
+                    }
+                    if sender.is_some_and(|subnet| !self.table.in_subnet(packet_source(pkt), subnet)) {
+                        counts.foreign += 1;
                         continue;
                     }
                     counts.rx_packets += 1;
@@ -269,6 +287,11 @@ impl Worker {
             flush_gro(tun, gro, counts);
         }
     }
+}
+
+/// The inner IPv4 source of a packet [`accept`] took.
+fn packet_source(pkt: &[u8]) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15])
 }
 
 /// flanneld's `udp_to_tun` checks: an IPv4 packet whose TTL survives.

@@ -21,6 +21,8 @@ pub struct Counts {
     pub rx_packets: u64,
     pub not_ipv4: u64,
     pub no_route: u64,
+    /// Dropped by the source filter.
+    pub foreign: u64,
 }
 
 /// The number right before the first `what` in `line`.
@@ -88,6 +90,7 @@ impl Forwarder {
             rx_packets: number_before(line.split("udp->tun ").nth(1).expect("rx"), "packets"),
             not_ipv4: number_before(line, "not IPv4"),
             no_route: number_before(line, "no route"),
+            foreign: number_before(line, "not from a peer"),
         }
     }
 

@@ -302,13 +302,7 @@ umount -l /{OLD_ROOT}; rmdir /{OLD_ROOT}; exec /lib/systemd/systemd --system'",
     /// bridge plugin with the first plugin of the node's own conflist.
     /// Returns the pod's first address.
     pub fn add_pod(&self, pod: &str) -> String {
-        let conflist: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(self.root.join("etc/cni/net.d/10-flannel.conflist")).expect("conflist"),
-        )
-        .expect("json");
-        let mut conf = conflist["plugins"][0].clone();
-        conf["cniVersion"] = conflist["cniVersion"].clone();
-        conf["name"] = conflist["name"].clone();
+        let conf = super::cluster::bridge_conf(&self.root.join("etc/cni/net.d/10-flannel.conflist"));
         let mut f = std::fs::File::create(self.root.join(format!("var/tmp/{pod}.json"))).expect("conf");
         f.write_all(conf.to_string().as_bytes()).expect("write conf");
         let out = self.must_sh(&format!(

@@ -58,6 +58,16 @@ fn plan(overlay: &Path) -> Value {
         .expect("json")
 }
 
+/// The bridge plugin's own config from a rendered conflist: its first
+/// plugin, with the list's cniVersion and name (what a runtime hands it).
+pub fn bridge_conf(conflist: &Path) -> Value {
+    let list: Value = serde_json::from_str(&std::fs::read_to_string(conflist).expect("conflist")).expect("json");
+    let mut conf = list["plugins"][0].clone();
+    conf["cniVersion"] = list["cniVersion"].clone();
+    conf["name"] = list["name"].clone();
+    conf
+}
+
 /// A new node namespace: eth0 on switch port `p<port>` of `bridge`, `addrs`
 /// on it, and a default route per family through the segment's router.
 fn plug(switch: &Netns, bridge: &str, port: usize, addrs: &[String]) -> Netns {
@@ -184,14 +194,7 @@ impl Cluster {
     /// configured from the node's rendered conflist.
     pub fn attach_pods(&mut self, per_node: usize) {
         for n in &self.nodes {
-            let conflist: Value = serde_json::from_str(
-                &std::fs::read_to_string(self.overlay(&n.name).join("etc/cni/net.d/10-flannel.conflist"))
-                    .expect("conflist"),
-            )
-            .expect("json");
-            let mut conf = conflist["plugins"][0].clone();
-            conf["cniVersion"] = conflist["cniVersion"].clone();
-            conf["name"] = conflist["name"].clone();
+            let mut conf = bridge_conf(&self.overlay(&n.name).join("etc/cni/net.d/10-flannel.conflist"));
             // host-local keeps leases in /var/lib/cni by default: keep each test's own.
             conf["ipam"]["dataDir"] =
                 Value::from(self.dir.path().join("cni").join(&n.name).to_string_lossy().into_owned());

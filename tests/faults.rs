@@ -109,6 +109,15 @@ fn an_overlay_below_ipv6s_minimum_mtu_applies_and_tears_down() {
     assert!(ns.ip(&["-d", "link", "show", "flannel.1"]).contains("mtu 1230"));
     let o = run_on("apply", &[]);
     assert_eq!((code(&o), stdout(&o).as_str()), (0, "0 changes\n"), "{}", stderr(&o));
+    // The underlay grows to 1500: the device grows past 1280 and then takes its IPv6 setting.
+    std::fs::write(dir.path().join("small.yaml"), std::fs::read_to_string(common::root().join(VXLAN)).expect("read"))
+        .expect("write");
+    ns.ip(&["link", "set", "eth0", "mtu", "1500"]);
+    let o = run_on("apply", &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(ns.ip(&["-d", "link", "show", "flannel.1"]).contains("addrgenmode none"), "IPv6 setting made");
+    let o = run_on("apply", &[]);
+    assert_eq!((code(&o), stdout(&o).as_str()), (0, "0 changes\n"), "{}", stderr(&o));
     let o = run_on("teardown", &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(ns.ip(&["-o", "link"]).lines().all(|l| !l.contains("flannel.1")), "teardown left flannel.1");

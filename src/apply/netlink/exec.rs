@@ -112,6 +112,11 @@ impl Executor<'_> {
             Op::FixLink { name, fix } => {
                 let i = self.idx(name)?;
                 if fix.addrgen_none {
+                    // A device that grows past 1280 takes IPv6 settings only once it has.
+                    if let Some(mtu) = fix.mtu {
+                        let grow = crate::apply::ops::LinkFix { mtu: Some(mtu), ..Default::default() };
+                        timed(h.link().change(msg::fix_link(i, &grow)).execute()).await?;
+                    }
                     timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
                 }
                 if let Some((_, learning)) = fix.learning {

@@ -63,11 +63,11 @@ fn uplink_mtu_other_than_the_plans_is_refused_before_any_write() {
     }
     let ns = node("192.168.31.61/24");
     ns.ip(&["link", "set", "eth0", "mtu", "1400"]);
-    let before = format!(
-        "{}\n{}",
-        all_state(&ns),
-        String::from_utf8_lossy(&ns.exec("iptables-save", &[]).output().expect("iptables-save").stdout)
-    );
+    let everything = |ns: &Netns| {
+        let rules = ns.exec("iptables-save", &[]).output().expect("iptables-save").stdout;
+        format!("{}\n{}", all_state(ns), String::from_utf8_lossy(&rules))
+    };
+    let before = everything(&ns);
     let o = apply(&ns, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(
@@ -75,12 +75,7 @@ fn uplink_mtu_other_than_the_plans_is_refused_before_any_write() {
         "{}",
         stderr(&o)
     );
-    let after = format!(
-        "{}\n{}",
-        all_state(&ns),
-        String::from_utf8_lossy(&ns.exec("iptables-save", &[]).output().expect("iptables-save").stdout)
-    );
-    assert_eq!(after, before);
+    assert_eq!(everything(&ns), before);
 }
 
 /// An IPv4 overlay on a 1280-byte underlay has MTU 1230, below IPv6's

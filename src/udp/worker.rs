@@ -255,15 +255,13 @@ impl Worker {
                 let seg = self.recv.seg[i];
                 // The sender's subnet, when only peers may send.
                 let sender = match self.shared.filter {
-                    true => match self.recv.source(i).and_then(|a| self.table.subnet_of_sender(a)) {
-                        Some(subnet) => Some(subnet),
-                        None => {
-                            counts.foreign += self.recv.data_mut(i).chunks(seg).count() as u64;
-                            continue;
-                        }
-                    },
                     false => None,
+                    true => self.recv.source(i).and_then(|a| self.table.subnet_of_sender(a)),
                 };
+                if self.shared.filter && sender.is_none() {
+                    counts.foreign += self.recv.lens[i].div_ceil(seg) as u64;
+                    continue;
+                }
                 for pkt in self.recv.data_mut(i).chunks_mut(seg) {
                     if !accept(pkt, counts) {
                         continue;

@@ -5,7 +5,6 @@
 //! cgroups of its own below the test's, so several booted systemds never share
 //! one. Dropping a node kills its PID 1, then unmounts and deletes what it made.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::OnceLock;
@@ -303,8 +302,7 @@ umount -l /{OLD_ROOT}; rmdir /{OLD_ROOT}; exec /lib/systemd/systemd --system'",
     /// Returns the pod's first address.
     pub fn add_pod(&self, pod: &str) -> String {
         let conf = super::cluster::bridge_conf(&self.root.join("etc/cni/net.d/10-flannel.conflist"));
-        let mut f = std::fs::File::create(self.root.join(format!("var/tmp/{pod}.json"))).expect("conf");
-        f.write_all(conf.to_string().as_bytes()).expect("write conf");
+        std::fs::write(self.root.join(format!("var/tmp/{pod}.json")), conf.to_string()).expect("write conf");
         let out = self.must_sh(&format!(
             "ip netns add {pod} && CNI_COMMAND=ADD CNI_CONTAINERID={pod} CNI_NETNS=/run/netns/{pod} CNI_IFNAME=eth0 \
              CNI_PATH=/usr/lib/cni /usr/lib/cni/bridge < /var/tmp/{pod}.json"

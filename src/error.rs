@@ -43,6 +43,7 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> u8 {
+        use crate::apply::{ApplyError, snapshot::SnapshotError};
         use crate::registry::etcd::EtcdError;
         use crate::render::{OutputError, RenderError};
         match self {
@@ -50,6 +51,9 @@ impl Error {
             Error::Render(RenderError::Output(OutputError::Io { .. } | OutputError::Unwritable { .. })) => exit::SYSTEM,
             Error::Render(_) => exit::BAD_INPUT,
             Error::Etcd(EtcdError::TlsFile { .. }) => exit::BAD_INPUT,
+            Error::Apply(ApplyError::Snapshot(SnapshotError::Corrupt { .. } | SnapshotError::Invalid { .. })) => {
+                exit::BAD_INPUT
+            }
             Error::Io { .. }
             | Error::Apply(_)
             | Error::Etcd(_)

@@ -105,6 +105,36 @@ fn teardown_removes_ours_and_nothing_else() {
     assert_eq!((code(&again), stdout(&again)), (0, "0 changes\n".to_string()));
 }
 
+/// #30 item 2: routes others put inside the pod network — another
+/// protocol, or a peer's destination at another metric — are kept by apply
+/// and teardown, and apply converges beside them.
+#[test]
+fn foreign_pod_network_routes_are_kept_and_apply_converges() {
+    if !root_or_skip("foreign_pod_network_routes_are_kept_and_apply_converges") {
+        return;
+    }
+    let ns = node();
+    assert_eq!(code(&apply(&ns, VXLAN, &[])), 0);
+    ns.ip(&["route", "add", "10.244.200.0/24", "via", "192.168.31.1", "proto", "99"]);
+    ns.ip(&["route", "add", "10.244.201.0/24", "via", "192.168.31.1"]);
+    ns.ip(&["route", "add", "10.244.2.0/24", "via", "192.168.31.1", "metric", "100"]);
+    let foreign =
+        ["10.244.200.0/24 via 192.168.31.1", "10.244.201.0/24 via 192.168.31.1", "10.244.2.0/24 via 192.168.31.1"];
+    for _ in 0..2 {
+        let o = apply(&ns, VXLAN, &[]);
+        assert_eq!((code(&o), stdout(&o)), (0, "0 changes\n".to_string()), "{}", stderr(&o));
+    }
+    let dry = apply(&ns, VXLAN, &["--dry-run"]);
+    assert_eq!(code(&dry), 0, "converged beside them: {}", stdout(&dry));
+    let o = run(&["teardown", VXLAN, "--node", "node-1", "--netns", &ns.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!stdout(&o).contains("via 192.168.31.1"), "teardown deletes none of them: {}", stdout(&o));
+    let routes = ns.ip(&["route", "show"]);
+    for r in foreign {
+        assert!(routes.contains(r), "{r} kept:\n{routes}");
+    }
+}
+
 fn snapshot_file(ns: &Netns) -> std::path::PathBuf {
     Path::new("/run/flannel-gen").join(format!("snapshot-netns-{}.json", ns.name))
 }
@@ -182,6 +212,175 @@ fn a_killed_apply_is_rolled_back() {
     assert_eq!(full_state(&ns), before, "rollback restores the state before the apply");
     assert!(!snapshot_file(&ns).exists());
     assert_eq!(stdout(&run(&["rollback", "--netns", &ns.name])), "nothing to roll back\n");
+}
+
+/// #30 item 7: a revert restores exactly what was there — no iptables
+/// tables the apply made (iptables-restore creates its table), a nexthop's
+/// own protocol kept.
+#[test]
+fn a_revert_leaves_no_table_it_made_and_keeps_nexthop_protocols() {
+    if !root_or_skip("a_revert_leaves_no_table_it_made_and_keeps_nexthop_protocols") {
+        return;
+    }
+    let ns = node();
+    let bare = full_state(&ns);
+    let o = apply(&ns, VXLAN, &["--confirm-timeout", "1"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("- rules nftables ip nat (made by the apply reverted)"), "{}", stdout(&o));
+    assert_eq!(full_state(&ns), bare, "the bare node is bare again, nat and filter tables included");
+
+    assert_eq!(code(&apply(&ns, VXLAN, &[])), 0);
+    ns.ip(&[
+        "nexthop",
+        "replace",
+        "id",
+        "1174405122",
+        "via",
+        "10.244.2.0",
+        "dev",
+        "flannel.1",
+        "onlink",
+        "proto",
+        "99",
+    ]);
+    let before = full_state(&ns);
+    assert!(before.contains("\"proto\":\"openr\""), "protocol 99 is openr: {before}");
+    let o = apply(&ns, HOST_GW, &["--confirm-timeout", "1"]);
+    assert_eq!(code(&o), 1, "{}{}", stdout(&o), stderr(&o));
+    assert_eq!(full_state(&ns), before, "the nexthop is back with its own protocol");
+}
+
+/// #30 item 7: teardown empties a chain that a user's rule jumps to (and
+/// says so) instead of failing on it forever, and leaves the rules of a
+/// family its plan does not run.
+#[test]
+fn teardown_keeps_a_referenced_chain_and_other_families_rules() {
+    if !root_or_skip("teardown_keeps_a_referenced_chain_and_other_families_rules") {
+        return;
+    }
+    let ns = node();
+    assert_eq!(code(&apply(&ns, VXLAN, &[])), 0);
+    must(&mut ns.exec("iptables", &["-A", "INPUT", "-j", "FLANNEL-FWD"]));
+    must(&mut ns.exec("ip6tables", &["-N", "FLANNEL-FWD"]));
+    must(&mut ns.exec("ip6tables", &["-A", "FLANNEL-FWD", "-s", "fd00::/64", "-j", "ACCEPT"]));
+    let teardown = || run(&["teardown", VXLAN, "--node", "node-1", "--netns", &ns.name]);
+    let o = teardown();
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("- rules iptables filter FLANNEL-FWD (kept empty: `-A INPUT -j FLANNEL-FWD` refers to it)"),
+        "{}",
+        stdout(&o)
+    );
+    let again = teardown();
+    assert_eq!((code(&again), stdout(&again)), (0, "0 changes\n".to_string()), "{}", stderr(&again));
+    let v4 = text(&must(&mut ns.exec("iptables", &["-S"])));
+    assert!(v4.contains("-N FLANNEL-FWD\n") && !v4.contains("-A FLANNEL-FWD"), "emptied, kept:\n{v4}");
+    assert!(!v4.contains("-A FORWARD"), "our jump went:\n{v4}");
+    let v6 = text(&must(&mut ns.exec("ip6tables", &["-S", "FLANNEL-FWD"])));
+    assert!(v6.contains("-A FLANNEL-FWD -s fd00::/64 -j ACCEPT"), "the IPv6 chain is not the IPv4 plan's:\n{v6}");
+}
+
+/// Rewrites the snapshot's body as a hostile editor would, checksum and
+/// mode made right, so only the owner rules stand in the way.
+fn tamper(file: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
+    use sha2::Digest;
+    use std::os::unix::fs::PermissionsExt;
+    let mut outer: serde_json::Value = serde_json::from_slice(&std::fs::read(file).expect("read")).expect("json");
+    let mut body: serde_json::Value = serde_json::from_str(outer["body"].as_str().expect("body")).expect("body json");
+    edit(&mut body);
+    let body = body.to_string();
+    let sum: String = sha2::Sha256::digest(body.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    outer["body"] = body.into();
+    outer["sha256"] = sum.into();
+    std::fs::write(file, outer.to_string()).expect("write");
+    std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+#[test]
+fn a_tampered_snapshot_restores_nothing() {
+    if !root_or_skip("a_tampered_snapshot_restores_nothing") {
+        return;
+    }
+    let ns = node();
+    assert_eq!(code(&apply(&ns, VXLAN, &[])), 0);
+    let mut child = pending_apply(&ns);
+    child.kill().expect("kill");
+    let _ = child.wait();
+    let (file, killed) = (snapshot_file(&ns), full_state(&ns));
+    let good = std::fs::read(&file).expect("snapshot");
+    let escape = format!("/tmp/flannel-gen-escape-{}", ns.name);
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname");
+    type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+    let push = |at: &'static str, v: serde_json::Value| -> Edit {
+        Box::new(move |b| b.pointer_mut(at).and_then(|x| x.as_array_mut()).expect(at).push(v))
+    };
+    let esc = escape.clone();
+    let edits: Vec<(&str, Edit)> = vec![
+        (
+            "a sysctl outside /proc/sys",
+            push("/state/sysctls", serde_json::json!({"key": format!("../../../..{esc}"), "value": "1"})),
+        ),
+        (
+            "the host's hostname",
+            push("/state/sysctls", serde_json::json!({"key": "kernel/hostname", "value": "pwned"})),
+        ),
+        (
+            "iptables lines",
+            push(
+                "/state/rules/iptables/ipv4/FLANNEL-FWD/rules",
+                "-A FLANNEL-FWD -j ACCEPT\nCOMMIT\n*filter\n-A INPUT -j DROP".into(),
+            ),
+        ),
+        (
+            "a foreign chain",
+            Box::new(|b| {
+                b["state"]["rules"]["iptables"]["ipv4"]["INPUT"] =
+                    serde_json::json!({"exists": true, "rules": ["-A INPUT -j DROP"], "jumps": []})
+            }),
+        ),
+        ("the whole address space", Box::new(|b| b["state"]["scope"][0]["network"] = "0.0.0.0/0".into())),
+        (
+            "a route outside the cluster",
+            push(
+                "/state/routes",
+                serde_json::json!({"route": {"dst": "192.168.31.0/24", "via": null, "dev": "eth0", "onlink": false, "nhid": null}, "protocol": 2}),
+            ),
+        ),
+        (
+            "the uplink as a device",
+            Box::new(|b| {
+                let mut d = b["state"]["devices"][0].clone();
+                d["vxlan"]["name"] = "eth0".into();
+                b["state"]["devices"].as_array_mut().expect("devices").push(d);
+            }),
+        ),
+        ("another namespace", Box::new(|b| b["netns"] = "elsewhere".into())),
+    ];
+    for (what, edit) in edits {
+        std::fs::write(&file, &good).expect("restore file");
+        tamper(&file, edit);
+        let o = run(&["rollback", "--netns", &ns.name]);
+        assert_eq!(code(&o), 2, "{what}: {}{}", stdout(&o), stderr(&o));
+        assert!(stderr(&o).contains("nothing was restored"), "{what}: {}", stderr(&o));
+        assert_eq!(full_state(&ns), killed, "{what}: nothing was restored");
+        assert!(file.exists(), "{what}: the snapshot stays for a person to look at");
+    }
+    assert!(!Path::new(&escape).exists(), "nothing was written outside /proc/sys");
+    assert_eq!(std::fs::read_to_string("/proc/sys/kernel/hostname").expect("hostname"), hostname);
+    // An edit without the checksum, and a file others could have written.
+    let edited = String::from_utf8(good.clone()).expect("utf8").replacen("10.244.", "10.245.", 1);
+    std::fs::write(&file, edited).expect("write");
+    let o = run(&["rollback", "--netns", &ns.name]);
+    assert!(code(&o) == 2 && stderr(&o).contains("checksum"), "{}", stderr(&o));
+    std::fs::write(&file, &good).expect("write");
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o644)).expect("chmod");
+    let o = run(&["rollback", "--netns", &ns.name]);
+    assert!(code(&o) == 2 && stderr(&o).contains("mode 0600"), "{}", stderr(&o));
+    // The untouched snapshot still restores.
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
+    let o = run(&["rollback", "--netns", &ns.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(!file.exists());
 }
 
 /// `apply --watch` in the background, its stdout collected line by line.

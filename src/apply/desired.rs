@@ -10,8 +10,8 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
+use super::kernel::{ROUTE_PROTOCOL_STATIC, default_metric};
 use super::live::Live;
-use super::reconcile::ROUTE_PROTOCOL_STATIC;
 use crate::mac::Mac;
 use crate::netaddr::Family;
 use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
@@ -47,6 +47,16 @@ pub struct RouteState {
     pub route: Route,
     /// rtm_protocol: static for flannel-gen's, whatever a snapshot found.
     pub protocol: u8,
+    /// The nexthop object's own protocol, when a snapshot found it differing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nexthop_protocol: Option<u8>,
+}
+
+impl RouteState {
+    /// The protocol of the route's nexthop object.
+    pub fn nexthop_protocol(&self) -> u8 {
+        self.nexthop_protocol.unwrap_or(self.protocol)
+    }
 }
 
 /// Traffic rules as they should be, per family: each owned chain's content
@@ -55,6 +65,10 @@ pub struct RouteState {
 pub struct RulesState {
     pub iptables: BTreeMap<Family, BTreeMap<String, SavedChain>>,
     pub nft: BTreeMap<Family, String>,
+    /// A snapshot's iptables tables: one an apply made (iptables-restore
+    /// creates its table) goes again on revert when left bare.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iptables_tables: Option<BTreeMap<Family, Vec<String>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,6 +77,10 @@ pub struct Desired {
     pub marker: String,
     pub uplink: String,
     pub scope: Vec<RouteScope>,
+    /// Destinations the plan routes: owned whatever their protocol (a
+    /// flanneld route to a peer is replaced in place, and torn down).
+    #[serde(default)]
+    pub claimed: Vec<IpNet>,
     /// The families whose rules are in scope.
     pub rule_families: Vec<Family>,
     pub devices: Vec<DeviceState>,
@@ -104,6 +122,7 @@ impl Desired {
             uplink: plan.uplink.name.clone(),
             scope: plan.families().map(|(_, f)| RouteScope { network: f.network, subnet: f.subnet }).collect(),
             rule_families: plan.families().map(|(f, _)| f).collect(),
+            claimed: plan.routes().into_iter().map(|r| r.dst).collect(),
             addresses: devices
                 .iter()
                 .map(|d| (d.name.clone(), d.address))
@@ -119,7 +138,7 @@ impl Desired {
             routes: plan
                 .routes()
                 .into_iter()
-                .map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC })
+                .map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC, nexthop_protocol: None })
                 .collect(),
             rules,
             sysctls: plan.sysctls.clone(),
@@ -128,10 +147,10 @@ impl Desired {
     }
 
     /// Nothing flannel-gen owns, in `plan`'s scope: what teardown makes.
-    /// Sysctls are left as they are.
+    /// Sysctls are left as they are; so are the rules of a family the plan
+    /// does not run (an IPv6 FLANNEL-FWD beside an IPv4-only plan is not its).
     pub fn nothing(plan: &NodePlan) -> Desired {
         Desired {
-            rule_families: Family::ALL.to_vec(),
             rules: RulesState::default(),
             sysctls: Vec::new(),
             ..Desired::from_plan(plan).without_objects("teardown")
@@ -180,7 +199,10 @@ impl Desired {
             .filter_map(|r| {
                 let (via, oif, onlink) = live.path_of(r);
                 let dev = oif.and_then(|i| live.name_of(i))?.to_string();
-                Some(RouteState { route: Route { dst: r.dst, via, dev, onlink, nhid: r.nhid }, protocol: r.protocol })
+                let route = Route { dst: r.dst, via, dev, onlink, nhid: r.nhid };
+                let nexthop = r.nhid.and_then(|id| live.nexthops.get(&id)).map(|n| n.protocol);
+                let nexthop_protocol = nexthop.filter(|p| *p != r.protocol);
+                Some(RouteState { route, protocol: r.protocol, nexthop_protocol })
             })
             .collect();
         s.rules = RulesState {
@@ -191,6 +213,7 @@ impl Desired {
                 .map(|(f, m)| (*f, m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()))
                 .collect(),
             nft: live.rules.nft.clone(),
+            iptables_tables: Some(live.rules.tables.iter().map(|(f, t)| (*f, t.keys().cloned().collect())).collect()),
         };
         // The plan's keys, and those of the devices recorded here (a device
         // made again starts from the kernel's defaults).
@@ -214,16 +237,21 @@ impl Desired {
         self.devices.iter().map(|d| d.vxlan.name.as_str()).chain(tun).collect()
     }
 
-    /// Whether a live route is flannel-gen's: inside a cluster network and
-    /// more specific than it ([`owns`]), or the network route itself on a
-    /// device flannel-gen owns (udp's `<network> dev flannel0`).
+    /// Whether a live route is flannel-gen's. With the default metric, and
+    /// either inside a cluster network, more specific than it ([`owns`]), and
+    /// flannel-gen's (`proto static`), on an owned device or to a
+    /// destination the plan routes; or the network route itself on an owned
+    /// device (udp's `<network> dev flannel0`). Anything else is kept.
     pub fn owns_route(&self, live: &Live, r: &super::live::LiveRoute) -> bool {
-        if owns(&self.scope, &r.dst) {
-            return true;
+        if r.metric != default_metric(&r.dst) {
+            return false;
         }
         let on_ours = r.oif.and_then(|i| live.links.values().find(|l| l.index == i)).is_some_and(|l| {
             l.alias.as_deref() == Some(self.marker.as_str()) || self.planned_names().contains(&l.name.as_str())
         });
+        if owns(&self.scope, &r.dst) {
+            return on_ours || r.protocol == ROUTE_PROTOCOL_STATIC || self.claimed.contains(&r.dst);
+        }
         on_ours && self.scope.iter().any(|s| s.network == r.dst)
     }
 }

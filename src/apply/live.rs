@@ -59,6 +59,8 @@ pub struct LiveRoute {
     pub scope: u8,
     /// RTA_NH_ID: the route goes through this nexthop object.
     pub nhid: Option<u32>,
+    /// RTA_PRIORITY (the metric).
+    pub metric: u32,
 }
 
 /// A kernel nexthop object (RTM_NEWNEXTHOP) with one gateway.

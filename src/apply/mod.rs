@@ -11,6 +11,7 @@
 pub mod ahead;
 pub mod desired;
 pub mod ethtool;
+pub mod kernel;
 pub mod live;
 pub mod lock;
 pub mod netlink;

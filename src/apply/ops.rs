@@ -101,6 +101,8 @@ pub enum Op {
         route: Route,
         /// rtm_protocol: static, or what a restored snapshot had.
         protocol: u8,
+        /// The nexthop object's (`route.nhid`), usually the same.
+        nexthop_protocol: u8,
         was: Option<String>,
     },
     DelRoute {
@@ -231,9 +233,9 @@ impl Op {
                 Some(d) => format!("{lladdr} dst {d} dev {dev} self"),
                 None => format!("{lladdr} dev {dev} self"),
             },
-            Op::ReplaceRoute { route, protocol, was } => {
+            Op::ReplaceRoute { route, protocol, was, .. } => {
                 let mut s = route.to_string();
-                if *protocol != crate::apply::reconcile::ROUTE_PROTOCOL_STATIC {
+                if *protocol != crate::apply::kernel::ROUTE_PROTOCOL_STATIC {
                     s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(*protocol)));
                 }
                 if let Some(w) = was {

@@ -28,6 +28,9 @@ pub struct LiveRules {
     pub iptables: BTreeMap<Family, BTreeMap<&'static str, SavedChain>>,
     /// `nft list table` of the owned table, when it exists.
     pub nft: BTreeMap<Family, String>,
+    /// The iptables tables there are, each with whether nft may delete it
+    /// as bare ([`iptables::bare_tables`], and an nf_tables table).
+    pub tables: BTreeMap<Family, BTreeMap<String, bool>>,
 }
 
 /// A tool on PATH, or in the sbin directories root's PATH may lack.
@@ -129,6 +132,7 @@ impl PendingRules {
                 ("nft", false) => {}
                 (_, true) => {
                     live.iptables.insert(f, iptables::parse_save(&text));
+                    live.tables.insert(f, removable_tables(f, &text));
                 }
                 (_, false) => {
                     let detail = String::from_utf8_lossy(&out.stderr).trim().to_string();
@@ -138,6 +142,17 @@ impl PendingRules {
         }
         Ok(live)
     }
+}
+
+/// [`iptables::bare_tables`], bare only where iptables is nft's (a legacy
+/// table cannot be deleted).
+fn removable_tables(f: Family, save: &str) -> BTreeMap<String, bool> {
+    let fam = nft::table_of(f).0;
+    let mut tables = iptables::bare_tables(save);
+    for (name, bare) in tables.iter_mut() {
+        *bare = *bare && crate::apply::netlink::nftables::table_exists(fam, name) == Some(true);
+    }
+    tables
 }
 
 /// Feeds `payload` to `iptables-restore --noflush` or `nft -f -`: one commit per table.

@@ -88,6 +88,24 @@ pub struct SavedChain {
     pub rules: Vec<String>,
     /// Rules in the hook chain that jump to this chain, as saved.
     pub jumps: Vec<String>,
+    /// Other chains' rules that jump or go to this chain: someone else's,
+    /// so the chain cannot be deleted, only emptied. Not content.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced_from: Vec<String>,
+}
+
+impl SavedChain {
+    /// The same chain, rules and jumps (who else refers to it aside).
+    pub fn same_content(&self, other: &SavedChain) -> bool {
+        (self.exists, &self.rules, &self.jumps) == (other.exists, &other.rules, &other.jumps)
+    }
+
+    /// Removed as far as flannel-gen may: gone, or left empty because
+    /// another chain refers to it.
+    pub fn is_removed(&self) -> bool {
+        !self.exists && self.jumps.is_empty()
+            || self.rules.is_empty() && self.jumps.is_empty() && !self.referenced_from.is_empty()
+    }
 }
 
 /// The owned chains in `iptables-save` output, by chain name.
@@ -113,10 +131,47 @@ pub fn parse_save(text: &str) -> BTreeMap<&'static str, SavedChain> {
                 saved.rules.push(line.to_string());
             } else if line.starts_with(&format!("-A {} ", o.hook)) && line.ends_with(&format!(" -j {}", o.chain)) {
                 saved.jumps.push(line.to_string());
+            } else if refers_to(line, o.chain) {
+                saved.referenced_from.push(line.to_string());
             }
         }
     }
     out
+}
+
+/// The tables in `iptables-save` output, each with whether it holds nothing
+/// but flannel-gen's chains and empty built-in chains with policy ACCEPT:
+/// what `iptables-restore` leaves behind when it made the table for us.
+pub fn bare_tables(text: &str) -> BTreeMap<String, bool> {
+    let mut out = BTreeMap::new();
+    let mut table = String::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.to_string();
+            out.insert(table.clone(), true);
+            continue;
+        }
+        if line.starts_with('#') || line == "COMMIT" || table.is_empty() {
+            continue;
+        }
+        let ours = OWNED.iter().filter(|o| o.table == table).any(|o| {
+            line.starts_with(&format!(":{} ", o.chain))
+                || line.starts_with(&format!("-A {} ", o.chain))
+                || line.starts_with(&format!("-A {} ", o.hook)) && line.ends_with(&format!(" -j {}", o.chain))
+        });
+        let empty_builtin = line.starts_with(':') && line.split_whitespace().nth(1) == Some("ACCEPT");
+        if !ours && !empty_builtin {
+            out.insert(table.clone(), false);
+        }
+    }
+    out
+}
+
+/// Whether a rule of another chain jumps or goes to `chain`.
+fn refers_to(line: &str, chain: &str) -> bool {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    words.first() == Some(&"-A")
+        && words.windows(2).any(|w| matches!(w[0], "-j" | "--jump" | "-g" | "--goto") && w[1] == chain)
 }
 
 /// iptables-restore --noflush input that makes an owned chain exactly
@@ -143,6 +198,8 @@ pub fn payload(owned: Owned, want: Option<&SavedChain>, live: &SavedChain) -> St
                 p.push('\n');
             }
         }
+        // A chain someone else jumps to stays, emptied (its declaration flushed it).
+        None if !live.referenced_from.is_empty() => {}
         None => p.push_str(&format!("-X {}\n", owned.chain)),
     }
     p.push_str("COMMIT\n");
@@ -152,7 +209,12 @@ pub fn payload(owned: Owned, want: Option<&SavedChain>, live: &SavedChain) -> St
 impl Chain {
     /// The chain as iptables-save shows it once in place: its rules and one jump.
     pub fn saved(&self) -> SavedChain {
-        SavedChain { exists: true, rules: self.rules.clone(), jumps: vec![self.owned.jump()] }
+        SavedChain {
+            exists: true,
+            rules: self.rules.clone(),
+            jumps: vec![self.owned.jump()],
+            referenced_from: Vec::new(),
+        }
     }
 }
 

@@ -190,10 +190,10 @@ impl Executor<'_> {
             Op::DelFdb { dev, lladdr, dst } => {
                 reqs.route(i, M::DelNeighbour(msg::fdb_del(self.idx(dev)?, *lladdr, *dst)), 0);
             }
-            Op::ReplaceRoute { route, protocol, .. } => {
+            Op::ReplaceRoute { route, protocol, nexthop_protocol, .. } => {
                 let oif = self.idx(&route.dev)?;
                 if let Some(id) = route.nhid {
-                    nexthop::replace(reqs, i, id, route, oif, *protocol);
+                    nexthop::replace(reqs, i, id, route, oif, *nexthop_protocol);
                 }
                 reqs.route(i, M::NewRoute(msg::route(route, oif, *protocol)), put);
             }

@@ -21,6 +21,7 @@ const RTN_UNICAST: u8 = 1;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
+const RTA_PRIORITY: u16 = 6;
 const RTA_TABLE: u16 = 15;
 const RTA_NH_ID: u16 = 30;
 const RTM_F_ONLINK: u32 = 4;
@@ -45,7 +46,7 @@ fn route(r: &Reply) -> Option<LiveRoute> {
     let (family, dst_len, table, protocol, scope, kind) = (h[0], h[1], h[4], h[5], h[6], h[7]);
     let flags = u32_of(&h[8..12])?;
     let mut table = u32::from(table);
-    let (mut dst, mut gateway, mut oif, mut nhid) = (None, None, None, None);
+    let (mut dst, mut gateway, mut oif, mut nhid, mut metric) = (None, None, None, None, 0);
     for (k, v) in attrs(r.payload, RTMSG_LEN) {
         match k {
             RTA_DST => dst = ip_of(v),
@@ -53,6 +54,7 @@ fn route(r: &Reply) -> Option<LiveRoute> {
             RTA_OIF => oif = u32_of(v),
             RTA_TABLE => table = u32_of(v)?,
             RTA_NH_ID => nhid = u32_of(v),
+            RTA_PRIORITY => metric = u32_of(v).unwrap_or(0),
             _ => {}
         }
     }
@@ -73,6 +75,7 @@ fn route(r: &Reply) -> Option<LiveRoute> {
         protocol,
         scope,
         nhid,
+        metric,
     })
 }
 

@@ -1,7 +1,8 @@
 //! Devices: create, replace, correct in place, adopt, retire.
 
-use super::{ADDRGEN_NONE, Ctx, Phase, Refusal};
+use super::{Ctx, Phase, Refusal};
 use crate::apply::desired::{DeviceState, TunState};
+use crate::apply::kernel::ADDRGEN_NONE;
 use crate::apply::live::{Live, LiveLink};
 use crate::apply::ops::{LinkFix, Op};
 use crate::plan::objects::VxlanDevice;

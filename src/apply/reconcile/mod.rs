@@ -8,7 +8,9 @@
 //! planned name but no marker is adopted (marked) only when it already
 //! matches the plan; otherwise apply refuses, unless told to replace it.
 //! Routes are ours when they lie inside a cluster network, more specific than
-//! it, and off the node's own subnet; nexthop objects when their id is in
+//! it, and off the node's own subnet, with the default metric, and are either
+//! flannel-gen's (`proto static`), on an owned device, or to a destination the
+//! plan routes (replaced in place); others there are kept. Nexthop objects when their id is in
 //! flannel-gen's range (`plan::objects::NEXTHOP_IDS`).
 
 mod entries;
@@ -22,11 +24,6 @@ use super::desired::Desired;
 use super::live::{Live, LiveLink};
 use super::ops::Op;
 use crate::plan::NodePlan;
-
-/// rtm_protocol of every route flannel-gen installs (networkd's and `ip`'s `static`).
-pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
-/// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the overlay device.
-pub const ADDRGEN_NONE: u8 = 1;
 
 pub use crate::plan::marker;
 

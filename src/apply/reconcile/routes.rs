@@ -6,12 +6,10 @@ use ipnet::IpNet;
 
 use super::{Ctx, Phase};
 use crate::apply::desired::RouteState;
+use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE};
 use crate::apply::live::{Live, LiveNexthop, LiveRoute};
 use crate::apply::ops::Op;
 use crate::plan::objects::NEXTHOP_IDS;
-
-/// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld) makes.
-const ROUTE_SCOPE_UNIVERSE: u8 = 0;
 
 fn describe(r: &LiveRoute, live: &Live) -> String {
     let mut s = r.dst.to_string();
@@ -28,7 +26,7 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
     if let Some(id) = r.nhid {
         s.push_str(&format!(" nhid {id}"));
     }
-    if r.protocol != super::ROUTE_PROTOCOL_STATIC {
+    if r.protocol != ROUTE_PROTOCOL_STATIC {
         s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(r.protocol)));
     }
     if r.scope != ROUTE_SCOPE_UNIVERSE {
@@ -41,8 +39,9 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
 /// planned nexthop object, when the plan has one, with nothing else in it).
 fn matches(ctx: &Ctx, want: &RouteState, have: &LiveRoute) -> bool {
     let (gateway, oif, onlink) = ctx.live.path_of(have);
-    let nexthop_ok =
-        have.nhid.is_none_or(|id| ctx.live.nexthops.get(&id).is_some_and(|n| !n.other && n.protocol == want.protocol));
+    let nexthop_ok = have
+        .nhid
+        .is_none_or(|id| ctx.live.nexthops.get(&id).is_some_and(|n| !n.other && n.protocol == want.nexthop_protocol()));
     have.nhid == want.route.nhid
         && nexthop_ok
         && oif.is_some()
@@ -71,7 +70,12 @@ pub fn routes(ctx: &Ctx, ops: &mut Vec<Op>) {
     let mut planned = HashSet::new();
     for r in &ctx.desired.routes {
         planned.insert(r.route.dst);
-        let op = |was| Op::ReplaceRoute { route: r.route.clone(), protocol: r.protocol, was };
+        let op = |was| Op::ReplaceRoute {
+            route: r.route.clone(),
+            protocol: r.protocol,
+            nexthop_protocol: r.nexthop_protocol(),
+            was,
+        };
         // Phase 1 moves routes only onto the uplink; a working route — to
         // the subnet, or udp's to the whole network — stays until every peer
         // can receive on the new device.

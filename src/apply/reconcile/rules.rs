@@ -23,19 +23,47 @@ fn iptables_family(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
     for owned in iptables::OWNED {
         let live = saved.get(owned.chain).cloned().unwrap_or_default();
         let want: Option<&SavedChain> = wanted.and_then(|w| w.get(owned.chain)).filter(|w| w.exists);
+        let kept = match live.referenced_from.first() {
+            Some(r) if want.is_none() => format!(" (kept empty: `{r}` refers to it)"),
+            _ => String::new(),
+        };
         let change = |want: Option<&SavedChain>| RulesChange {
             backend: RulesBackend::Iptables,
             family,
-            target: format!("{} {}", owned.table, owned.chain),
+            target: format!("{} {}{kept}", owned.table, owned.chain),
             count: want.map_or(0, |w| w.rules.len()),
             was: live.exists.then_some(live.rules.len()),
             payload: iptables::payload(owned, want, &live),
         };
         match want {
-            Some(w) if *w == live => {}
+            Some(w) if w.same_content(&live) => {}
             Some(w) => ops.push(Op::SetRules(change(Some(w)))),
-            None if (live.exists || !live.jumps.is_empty()) && ctx.prunes() => ops.push(Op::DelRules(change(None))),
+            None if !live.is_removed() && ctx.prunes() => ops.push(Op::DelRules(change(None))),
             None => {}
+        }
+    }
+    made_tables(ctx, family, ops);
+}
+
+/// A revert deletes the iptables tables the apply made, once bare again
+/// (after the chains in them went: same stage, pushed later).
+fn made_tables(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
+    let Some(existed) = ctx.desired.rules.iptables_tables.as_ref().and_then(|t| t.get(&family)) else { return };
+    let wanted = ctx.desired.rules.iptables.get(&family);
+    let fam = nft::table_of(family).0;
+    for (table, bare) in ctx.live.rules.tables.get(&family).into_iter().flatten() {
+        let ours_wanted = iptables::OWNED
+            .iter()
+            .any(|o| o.table == table && wanted.and_then(|w| w.get(o.chain)).is_some_and(|c| c.exists));
+        if *bare && !existed.contains(table) && !ours_wanted && ctx.prunes() {
+            ops.push(Op::DelRules(RulesChange {
+                backend: RulesBackend::Nftables,
+                family,
+                target: format!("{fam} {table} (made by the apply reverted)"),
+                count: 0,
+                was: Some(0),
+                payload: format!("table {fam} {table}\ndelete table {fam} {table}\n"),
+            }));
         }
     }
 }

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::apply::kernel::{ADDRGEN_NONE, ROUTE_PROTOCOL_STATIC, default_metric};
 use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
 use crate::plan::{NodePlan, build};
@@ -86,7 +87,16 @@ fn converged(plan: &NodePlan) -> Live {
             let nh = LiveNexthop { id, gateway: r.via, oif, onlink: r.onlink, protocol, other: false };
             live.nexthops.insert(id, nh);
         }
-        let route = LiveRoute { dst: r.dst, gateway: r.via, oif, onlink: r.onlink, protocol, scope: 0, nhid: r.nhid };
+        let route = LiveRoute {
+            dst: r.dst,
+            gateway: r.via,
+            oif,
+            onlink: r.onlink,
+            protocol,
+            scope: 0,
+            nhid: r.nhid,
+            metric: default_metric(&r.dst),
+        };
         live.routes.push(route);
     }
     for s in &plan.sysctls {
@@ -121,7 +131,7 @@ fn converged_rules(plan: &NodePlan) -> crate::apply::rules::LiveRules {
         let iptables_plan = plan.traffic_rules.is_some_and(|t| t.backend == crate::topology::RulesBackend::Iptables);
         for r in plan.family_rules().iter().filter(|r| r.family == f && iptables_plan) {
             for c in iptables::chains(r) {
-                saved.insert(c.owned.chain, SavedChain { exists: true, rules: c.rules, jumps: vec![c.owned.jump()] });
+                saved.insert(c.owned.chain, c.saved());
             }
         }
         rules.iptables.insert(f, saved);
@@ -186,23 +196,43 @@ fn one_missing_fdb_entry_is_one_change() {
 fn only_owned_routes_are_pruned() {
     let p = plan_of("vxlan-3node", "node-1");
     let mut live = converged(&p);
-    let route = |dst: &str| LiveRoute {
+    let route = |dst: &str, protocol: u8, metric: u32| LiveRoute {
         dst: dst.parse().expect("net"),
         gateway: None,
         oif: Some(UPLINK),
         onlink: false,
-        protocol: 3,
+        protocol,
         scope: 0,
+        metric,
         nhid: None,
     };
-    live.routes.push(route("10.244.77.0/24")); // stale peer inside the network: ours
-    live.routes.push(route("10.99.0.0/24")); // outside: foreign
-    live.routes.push(route("10.244.1.0/24")); // own subnet (cni0): not ours
-    live.routes.push(route("10.244.0.0/16")); // the whole network: not ours
-    live.routes.push(route("0.0.0.0/0"));
-    live.routes.push(route("fd00::/64")); // another family: foreign
-    assert_eq!(lines(&p, &live, Phase::Complete), ["- route 10.244.77.0/24 dev eth0 proto boot"]);
+    live.routes.push(route("10.244.77.0/24", ROUTE_PROTOCOL_STATIC, 0)); // a stale one of ours
+    live.routes.push(route("10.244.78.0/24", 3, 0)); // someone's `ip route add` (proto boot): foreign
+    live.routes.push(route("10.244.79.0/24", 99, 0)); // another daemon's: foreign
+    live.routes.push(route("10.244.2.0/24", ROUTE_PROTOCOL_STATIC, 100)); // beside a peer's, another metric
+    live.routes.push(route("10.99.0.0/24", ROUTE_PROTOCOL_STATIC, 0)); // outside: foreign
+    live.routes.push(route("10.244.1.0/24", ROUTE_PROTOCOL_STATIC, 0)); // own subnet (cni0): not ours
+    live.routes.push(route("10.244.0.0/16", ROUTE_PROTOCOL_STATIC, 0)); // the whole network: not ours
+    live.routes.push(route("0.0.0.0/0", 3, 0));
+    live.routes.push(route("fd00::/64", ROUTE_PROTOCOL_STATIC, 1024)); // another family: foreign
+    assert_eq!(lines(&p, &live, Phase::Complete), ["- route 10.244.77.0/24 dev eth0"]);
     assert_eq!(lines(&p, &live, Phase::Prepare), Vec::<String>::new(), "phase 1 removes nothing");
+}
+
+#[test]
+fn a_planned_destination_is_owned_whatever_its_protocol() {
+    let p = plan_of("hostgw-3node", "node-1");
+    let mut live = converged(&p);
+    let peer = live.routes.iter_mut().find(|r| r.dst.to_string() == "10.244.2.0/24").expect("peer route");
+    peer.protocol = 3; // as flanneld made it
+    peer.gateway = "192.168.31.99".parse().ok();
+    peer.nhid = None;
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        [
+            "~ route 10.244.2.0/24 via 192.168.31.62 dev eth0 nhid 1174405122 (was 10.244.2.0/24 via 192.168.31.99 dev eth0 proto boot)"
+        ]
+    );
 }
 
 #[test]
@@ -496,6 +526,7 @@ fn flanneld_flannel0_is_replaced_only_with_adopt_and_its_network_route_is_ours()
         onlink: false,
         protocol: ROUTE_PROTOCOL_STATIC,
         scope: 0,
+        metric: 0,
         nhid: None,
     };
     stale.routes.push(network.clone());
@@ -524,6 +555,7 @@ fn vxlan_to_udp_adds_the_network_route_first_and_drops_peer_routes_in_phase_2() 
         onlink: false,
         protocol: ROUTE_PROTOCOL_STATIC,
         scope: 0,
+        metric: 0,
         nhid: None,
     });
     for s in &to.sysctls {

@@ -1,0 +1,18 @@
+//! Kernel constants the reconciler, the desired state and the changes all
+//! speak: one home below them, so none imports another for a number.
+
+use ipnet::IpNet;
+
+/// rtm_protocol of every route flannel-gen installs (networkd's and `ip`'s `static`).
+pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
+/// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld) makes.
+pub const ROUTE_SCOPE_UNIVERSE: u8 = 0;
+/// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the overlay device.
+pub const ADDRGEN_NONE: u8 = 1;
+
+/// The metric a route gets when none is given: 0 for IPv4, 1024 for IPv6
+/// (net/ipv6/route.c `IP6_RT_PRIO_USER`). flannel-gen's and flanneld's
+/// routes carry it; a route with another metric is someone else's.
+pub fn default_metric(dst: &IpNet) -> u32 {
+    if dst.addr().is_ipv4() { 0 } else { 1024 }
+}

@@ -294,7 +294,9 @@ impl Stage {
         Ok(Staged { tmp, path: c.path().to_path_buf(), summary: c.summary() })
     }
 
-    /// Renames every staged file into place, then prunes removed ones.
+    /// Renames every staged file into place and prunes removed ones, all or
+    /// nothing: each file replaced or removed is kept in the stage first (a
+    /// hard link, or moved there), and a failure puts every one back.
     pub fn commit(mut self, staged: &[Staged]) -> Result<(), OutputError> {
         // From the first rename on, --out holds our files: never remove it.
         self.committed = true;
@@ -305,26 +307,60 @@ impl Stage {
         if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&d)) } != 0 {
             return Err(OutputError::Io { path: self.dir.clone(), source: std::io::Error::last_os_error() });
         }
-        let mut dirs = BTreeSet::new();
-        for s in staged {
-            let Some(tmp) = &s.tmp else { continue };
-            let target = self.out.join(&s.path);
-            if let Some(parent) = target.parent() {
-                fs::create_dir_all(parent).map_err(io(parent))?;
-                dirs.insert(parent.to_path_buf());
-            }
-            no_symlinks(&self.out, &s.path)?;
-            fs::rename(tmp, &target).map_err(io(&target))?;
+        let mut done = Vec::new();
+        if let Err(e) = self.swap(staged, &mut done) {
+            self.undo(done);
+            return Err(e);
         }
         for s in staged.iter().filter(|s| s.tmp.is_none()) {
-            let target = self.out.join(&s.path);
-            fs::remove_file(&target).map_err(io(&target))?;
             remove_empty_parents(&self.out, &s.path);
         }
-        for d in dirs {
-            fs::File::open(&d).and_then(|f| f.sync_all()).map_err(io(&d))?;
+        let dirs: BTreeSet<PathBuf> =
+            staged.iter().filter_map(|s| self.out.join(&s.path).parent().map(Path::to_path_buf)).collect();
+        for d in dirs.iter().filter(|d| d.is_dir()) {
+            fs::File::open(d).and_then(|f| f.sync_all()).map_err(io(d))?;
         }
         Ok(())
+    }
+
+    /// Every rename and removal, each recorded in `done` with where the old
+    /// file went (None: there was none).
+    fn swap(&self, staged: &[Staged], done: &mut Vec<(PathBuf, Option<PathBuf>)>) -> Result<(), OutputError> {
+        for (i, s) in staged.iter().enumerate() {
+            let target = self.out.join(&s.path);
+            let old = self.dir.join(format!("old-{i}"));
+            match &s.tmp {
+                Some(tmp) => {
+                    if let Some(parent) = target.parent() {
+                        fs::create_dir_all(parent).map_err(io(parent))?;
+                    }
+                    no_symlinks(&self.out, &s.path)?;
+                    let kept = match fs::hard_link(&target, &old) {
+                        Ok(()) => Some(old),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                        Err(e) => return Err(io(&target)(e)),
+                    };
+                    let renamed = fs::rename(tmp, &target).map_err(io(&target));
+                    done.push((target, kept));
+                    renamed?;
+                }
+                None => {
+                    fs::rename(&target, &old).map_err(io(&target))?;
+                    done.push((target, Some(old)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts back what [`Stage::swap`] replaced or removed, newest first.
+    fn undo(&self, done: Vec<(PathBuf, Option<PathBuf>)>) {
+        for (target, old) in done.into_iter().rev() {
+            let _ = match old {
+                Some(old) => fs::rename(old, &target),
+                None => fs::remove_file(&target),
+            };
+        }
     }
 }
 

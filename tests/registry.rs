@@ -427,3 +427,109 @@ fn bad_flags_and_inputs_fail_before_any_store_is_contacted() {
     assert!(stderr(&o).contains("lock file is missing"), "{}", stderr(&o));
     assert!(std::fs::read_dir(dir.path()).expect("dir").count() == 3, "nothing else written");
 }
+
+/// The keys under `subnets/` that flannel-gen holds (lease 0, not seeded)
+/// without their ownership record: what a lost race would leave.
+fn keys_without_records(e: &Etcd, seeded: &BTreeMap<String, (String, i64, i64)>) -> Vec<String> {
+    let now = e.dump(PREFIX);
+    let subnets = format!("{PREFIX}/subnets/");
+    now.keys()
+        .filter(|k| k.starts_with(&subnets) && !seeded.contains_key(*k))
+        .filter(|k| !now.contains_key(&k.replace("/subnets/", "/flannel-gen/owned/")))
+        .cloned()
+        .collect()
+}
+
+/// #30 item 4: publishes racing one another (one adds nodes, the other
+/// removes them) never leave a key without its record, and a later publish
+/// converges; so does one after an owned key was deleted by hand or its
+/// record replaced by garbage.
+#[test]
+fn publish_converges_after_races_and_hand_edits() {
+    if !etcd_or_skip("publish_converges_after_races_and_hand_edits") {
+        return;
+    }
+    let (e, dir) = (Etcd::start(), tempfile::tempdir().expect("tmp"));
+    let small = seeded_with_new_node(&e, dir.path());
+    let seeded: BTreeMap<_, _> =
+        e.dump(PREFIX).into_iter().filter(|(k, _)| !k.contains("/flannel-gen/") && !k.contains("10.5.21.0")).collect();
+    let big = dir.path().join("big.yaml");
+    let mut text = std::fs::read_to_string(&small).expect("topology");
+    for i in 30..40 {
+        text.push_str(&format!("  - name: fg-{i}\n    ip: 192.168.64.{i}/24\n    subnet: 10.5.{i}.0/24\n"));
+    }
+    std::fs::write(&big, text).expect("write");
+    assert_eq!(code(&run(&["lock", s(&big)])), 0);
+    let publish = |topo: &Path| {
+        common::bin()
+            .args(["publish", "etcd", s(topo), "--endpoints", &e.url, "--prefix", PREFIX])
+            .current_dir(common::root())
+            .output()
+            .expect("run")
+    };
+    for round in 0..8 {
+        let (a, b) = std::thread::scope(|sc| {
+            let a = sc.spawn(|| publish(&big));
+            let b = sc.spawn(|| publish(&small));
+            (a.join().expect("a"), b.join().expect("b"))
+        });
+        for o in [&a, &b] {
+            assert!(matches!(code(o), 0 | 3), "round {round}: {}{}", stdout(o), stderr(o));
+        }
+        assert_eq!(keys_without_records(&e, &seeded), Vec::<String>::new(), "round {round}");
+    }
+    let o = publish(&big);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // An owned key deleted by hand, another's record turned to garbage.
+    e.must(&["del", &key("10.5.30.0-24")]);
+    e.put(&format!("{PREFIX}/flannel-gen/owned/10.5.31.0-24"), "garbage");
+    e.must(&["del", &key("10.5.31.0-24")]);
+    let o = publish(&big);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains(&format!("create  {}", key("10.5.30.0-24"))), "{}", stdout(&o));
+    assert_eq!(keys_without_records(&e, &seeded), Vec::<String>::new());
+    let again = publish(&big);
+    assert_eq!(code(&again), 0, "{}", stderr(&again));
+    assert!(!stdout(&again).contains("create") && !stdout(&again).contains("committed"), "{}", stdout(&again));
+}
+
+/// Peak resident memory of a finished child, from wait4's rusage, in KiB.
+fn run_measured(args: &[&str]) -> (std::process::ExitStatus, i64) {
+    let child = common::bin()
+        .args(args)
+        .current_dir(common::root())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: rusage is plain data the kernel fills; status likewise.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose Child handle is not waited on again.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    std::mem::forget(child);
+    (std::os::unix::process::ExitStatusExt::from_raw(status), usage.ru_maxrss)
+}
+
+/// #30 item 4: publishing 5000 nodes stays under 200 MB (plans are built
+/// one at a time; each holds every peer).
+#[test]
+fn publishing_5000_nodes_stays_under_200_mb() {
+    if !etcd_or_skip("publishing_5000_nodes_stays_under_200_mb") {
+        return;
+    }
+    let (e, dir) = (Etcd::start(), tempfile::tempdir().expect("tmp"));
+    let topo = dir.path().join("big.yaml");
+    let generated = run(&["generate", "--nodes", "5000"]);
+    assert_eq!(code(&generated), 0);
+    std::fs::write(&topo, &generated.stdout).expect("write");
+    assert_eq!(code(&run(&["lock", s(&topo)])), 0);
+    let (status, kib) = run_measured(&["publish", "etcd", s(&topo), "--endpoints", &e.url, "--prefix", PREFIX]);
+    assert!(status.success(), "{status}");
+    eprintln!("publish of 5000 nodes: peak RSS {} MiB", kib / 1024);
+    assert!(kib < 200 * 1024, "peak RSS {kib} KiB");
+    let keys = e.dump(PREFIX).keys().filter(|k| k.contains("/subnets/")).count();
+    assert_eq!(keys, 5000);
+}

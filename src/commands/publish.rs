@@ -101,8 +101,14 @@ pub fn run(a: Args) -> Result<u8, Error> {
 /// Every node's lease from its plan, with the cluster.
 fn published(topology: &std::path::Path) -> Result<(crate::topology::Cluster, Vec<Published>), Error> {
     let c = crate::compile::compile(topology, true)?;
-    let plans = crate::plan::build_all(&c.cluster, &c.leases)?;
-    Ok((c.cluster, plans.iter().map(Published::of_plan).collect()))
+    // One plan at a time: each holds every peer, so all at once is n².
+    let published = c
+        .cluster
+        .nodes
+        .iter()
+        .map(|n| crate::plan::build(&c.cluster, &c.leases, &n.name).map(|p| Published::of_plan(&p)))
+        .collect::<Result<_, _>>()?;
+    Ok((c.cluster, published))
 }
 
 fn run_etcd(a: EtcdArgs) -> Result<u8, Error> {

@@ -263,9 +263,10 @@ impl Store {
         serde_json::from_value(v).map_err(|e| self.failed(what, format!("unexpected answer: {e}")))
     }
 
-    fn get_prefix(&mut self, prefix: &str) -> Result<(i64, Vec<Kv>), EtcdError> {
+    /// Keys under `prefix`, at `revision` when given (0: the newest).
+    fn get_prefix(&mut self, prefix: &str, revision: i64) -> Result<(i64, Vec<Kv>), EtcdError> {
         let what = format!("reading {prefix}");
-        let body = json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix))});
+        let body = json!({"key": b64(prefix.as_bytes()), "range_end": b64(&prefix_end(prefix)), "revision": revision.to_string()});
         let resp: RangeResponse = self.decode(self.call("/v3/kv/range", &body, &what)?, &what)?;
         let mut out = Vec::with_capacity(resp.kvs.len());
         for kv in resp.kvs {
@@ -283,14 +284,16 @@ impl Store {
         Ok(int(&resp.ttl))
     }
 
-    /// The config, every subnet key with its lease TTL, and keys under `extra`.
+    /// The config, every subnet key with its lease TTL, and keys under
+    /// `extra`: all read at one revision, so a publish running beside this
+    /// one cannot show half its work (a key without its record).
     pub fn snapshot(&mut self, extra: Option<&str>) -> Result<Snapshot, EtcdError> {
-        let (revision, subnets) = self.get_prefix(&self.target.subnets_dir())?;
+        let (revision, subnets) = self.get_prefix(&self.target.subnets_dir(), 0)?;
         let config_key = self.target.config_key();
-        let (_, config) = self.get_prefix(&config_key)?;
+        let (_, config) = self.get_prefix(&config_key, revision)?;
         let config = config.into_iter().find(|kv| kv.key == config_key);
         let extra = match extra {
-            Some(p) => self.get_prefix(p)?.1,
+            Some(p) => self.get_prefix(p, revision)?.1,
             None => Vec::new(),
         };
         let mut ttls = BTreeMap::new();

@@ -112,8 +112,13 @@ impl Action {
                 vec![Guard::ModRevision(old.key.clone(), old.mod_revision), rec_guard(&old.key)],
                 vec![Write::Delete { key: old.key.clone() }, Write::Delete { key: rec(&old.key) }],
             )),
+            // Guarded on the key too: a key made since the snapshot keeps its record.
             Action::Forget { record_key, key, .. } => {
-                Some((vec![rec_guard(key)], vec![Write::Delete { key: record_key.clone() }]))
+                let key_guard = match snap.subnets.get(key) {
+                    Some(kv) => Guard::ModRevision(key.clone(), kv.mod_revision),
+                    None => Guard::Absent(key.clone()),
+                };
+                Some((vec![rec_guard(key), key_guard], vec![Write::Delete { key: record_key.clone() }]))
             }
             Action::Keep(_) | Action::LeftAlone { .. } => None,
         }
@@ -222,9 +227,10 @@ pub fn plan(t: &Target, cluster: &Cluster, published: &[Published], snap: &Snaps
     config_action(t, cluster, snap, &mut p);
     let wanted: BTreeSet<&str> = entries.iter().map(|e| e.key.as_str()).collect();
     stale(t, &idx, &wanted, &mut p);
+    let foreign = foreign_keys(t, &idx, &wanted, &mut p);
     for e in &entries {
         entry_action(t, &idx, e, adopt, &mut p);
-        foreign_overlaps(t, &idx, e, &mut p);
+        foreign_overlaps(&foreign, e, &mut p);
     }
     if p.conflicts.is_empty() {
         p.units = p.actions.iter().filter_map(|a| a.unit(t, &idx)).collect();
@@ -254,13 +260,13 @@ fn stale(t: &Target, idx: &Index, wanted: &BTreeSet<&str>, p: &mut PublishPlan) 
         if rec.record.as_ref().is_some_and(|r| r.cluster != idx.cluster) {
             continue;
         }
+        // A wanted key is decided with its entry, which rewrites the record
+        // (one transaction must not both delete and put it).
+        if wanted.contains(key.as_str()) {
+            continue;
+        }
         match idx.subnets.get(&key) {
-            Some(kv) if idx.ours(t, kv).is_some() => {
-                if !wanted.contains(key.as_str()) {
-                    p.actions.push(Action::Delete { old: kv.clone(), node });
-                }
-            }
-            Some(_) if wanted.contains(key.as_str()) => {} // decided with the entry
+            Some(kv) if idx.ours(t, kv).is_some() => p.actions.push(Action::Delete { old: kv.clone(), node }),
             _ => p.actions.push(Action::Forget { record_key: rec.kv.key.clone(), key, node }),
         }
     }
@@ -299,28 +305,46 @@ fn entry_action(t: &Target, idx: &Index, e: &Entry, adopt: &[String], p: &mut Pu
     ));
 }
 
-/// Another key whose subnet overlaps the entry's, or that claims its public
-/// IP (flanneld on that address would reuse that lease).
-fn foreign_overlaps(t: &Target, idx: &Index, e: &Entry, p: &mut PublishPlan) {
+/// A subnet key that is not flannel-gen's nor wanted, parsed once.
+struct Foreign<'a> {
+    key: &'a str,
+    v4: ipnet::Ipv4Net,
+    v6: Option<ipnet::Ipv6Net>,
+    public_ip: Option<std::net::Ipv4Addr>,
+}
+
+/// The keys others hold (ours are either wanted, and decided with their
+/// entry, or deleted in this publish); unreadable ones warned about once.
+fn foreign_keys<'a>(t: &Target, idx: &'a Index, wanted: &BTreeSet<&str>, p: &mut PublishPlan) -> Vec<Foreign<'a>> {
+    let mut out = Vec::new();
     for (key, kv) in &idx.subnets {
-        // Ours: either wanted (decided with its entry) or deleted in this publish.
-        if *key == e.key || idx.ours(t, kv).is_some() {
+        if wanted.contains(key.as_str()) || idx.ours(t, kv).is_some() {
             continue;
         }
-        let Ok((v4, v6)) = parse_subnet_key(short(t, key)) else {
-            p.warnings.push(format!("{key}: not a subnet key flanneld reads; ignored"));
-            continue;
-        };
-        let pb = &e.published;
-        let clash4 = pb.subnet.is_some_and(|s| overlaps(s.into(), v4.into()));
-        let clash6 = matches!((pb.subnet6, v6), (Some(a), Some(b)) if overlaps(a.into(), b.into()));
-        let same_ip = decode_attrs(&kv.value).is_ok_and(|a| a.public_ip == pb.attrs.public_ip);
+        match parse_subnet_key(short(t, key)) {
+            Ok((v4, v6)) => {
+                let public_ip = decode_attrs(&kv.value).ok().map(|a| a.public_ip);
+                out.push(Foreign { key, v4, v6, public_ip });
+            }
+            Err(_) => p.warnings.push(format!("{key}: not a subnet key flanneld reads; ignored")),
+        }
+    }
+    out
+}
+
+/// Another key whose subnet overlaps the entry's, or that claims its public
+/// IP (flanneld on that address would reuse that lease).
+fn foreign_overlaps(foreign: &[Foreign], e: &Entry, p: &mut PublishPlan) {
+    let pb = &e.published;
+    for f in foreign {
+        let clash4 = pb.subnet.is_some_and(|s| overlaps(s.into(), f.v4.into()));
+        let clash6 = matches!((pb.subnet6, f.v6), (Some(a), Some(b)) if overlaps(a.into(), b.into()));
         if clash4 || clash6 {
-            p.conflicts.push(format!("{key} overlaps node {}'s subnet ({})", e.node, short(t, &e.key)));
-        } else if same_ip {
+            p.conflicts.push(format!("{} overlaps node {}'s subnet ({})", f.key, e.node, e.key));
+        } else if f.public_ip == Some(pb.attrs.public_ip) {
             p.conflicts.push(format!(
-                "{key} claims node {}'s public IP {} with another subnet; flanneld there would reuse it (remove it, or pin the node to it)",
-                e.node, pb.attrs.public_ip
+                "{} claims node {}'s public IP {} with another subnet; flanneld there would reuse it (remove it, or pin the node to it)",
+                f.key, e.node, pb.attrs.public_ip
             ));
         }
     }

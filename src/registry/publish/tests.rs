@@ -222,3 +222,29 @@ fn a_udp_node_publishes_flanneld_udp_lease_bytes() {
     let Action::Create(e) = &p.actions[1] else { panic!("{:?}", p.actions) };
     assert_eq!(e.value, r#"{"PublicIP":"192.168.1.11","PublicIPv6":null}"#);
 }
+
+/// #30 item 4: a record whose key was deleted by hand (or is garbage) for a
+/// wanted node is rewritten with the key, not forgotten in the same
+/// transaction (etcd refuses a key twice in one txn).
+#[test]
+fn a_wanted_key_gone_by_hand_is_recreated_without_touching_its_record_twice() {
+    let (c, pb) = cluster(TOPO);
+    let t = target();
+    let v = value("192.168.1.11", "0a:00:00:00:00:01");
+    let records = vec![
+        kv("/p/flannel-gen/owned/10.5.1.0-24", &record("c1", "a", &v), 0, 5),
+        kv("/p/flannel-gen/owned/10.5.2.0-24", "garbage", 0, 6),
+    ];
+    let p = plan(&t, &c, &pb, &snap(vec![], records), &[]);
+    assert_eq!(kinds(&p), ["create a", "create b"]);
+    for (_, writes) in p.transactions() {
+        let keys: Vec<&str> = writes
+            .iter()
+            .map(|w| match w {
+                Write::Put { key, .. } | Write::Delete { key } => key.as_str(),
+            })
+            .collect();
+        let unique: BTreeSet<&str> = keys.iter().copied().collect();
+        assert_eq!(unique.len(), keys.len(), "a key twice in one transaction: {keys:?}");
+    }
+}

@@ -39,6 +39,7 @@ pub mod commands;
 pub mod compile;
 pub mod diag;
 pub mod diff;
+pub mod doctor;
 pub mod error;
 pub mod fsutil;
 pub mod input;

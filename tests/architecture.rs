@@ -1,5 +1,6 @@
 //! The shape of the code, checked: the top-level modules of `src/` form no
-//! import cycle, and no function in `src/` is longer than one screen.
+//! import cycle, nor do its files (a module's own submodules aside), and no
+//! function in `src/` is longer than one screen.
 
 mod common;
 
@@ -154,6 +155,190 @@ fn top_level_modules_form_no_cycle() {
         }
     }
     assert!(edges.len() > 10, "the scan found the modules: {edges:?}");
+}
+
+/// `src/apply/reconcile/mod.rs` -> `apply::reconcile`; `src/lib.rs` -> ``.
+fn module_of(rel: &str) -> String {
+    let rel = rel.trim_end_matches(".rs");
+    let rel = rel.strip_suffix("/mod").unwrap_or(rel);
+    if rel == "lib" || rel == "main" { String::new() } else { rel.replace('/', "::") }
+}
+
+/// Every path after `crate::`, `super::` or `self::` in `code`, with `use`
+/// groups (`a::{b, c::d}`) expanded: `["super::b", "super::c::d"]`.
+fn paths_in(code: &str) -> Vec<String> {
+    let b: Vec<char> = code.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let starts =
+            ["crate::", "super::", "self::"].iter().find(|p| b[i..].starts_with(&p.chars().collect::<Vec<_>>()));
+        let boundary = i == 0 || !(b[i - 1].is_alphanumeric() || b[i - 1] == '_' || b[i - 1] == ':');
+        match starts {
+            Some(_) if boundary => i = path_tree(&b, i, String::new(), &mut out),
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// Reads `seg::seg::…` (then a `{group}` if one follows) from `i`, pushing
+/// each full path with `prefix`; returns where it stopped.
+fn path_tree(b: &[char], mut i: usize, prefix: String, out: &mut Vec<String>) -> usize {
+    let mut path = prefix;
+    loop {
+        while i < b.len() && b[i].is_whitespace() {
+            i += 1;
+        }
+        if b.get(i) == Some(&'{') {
+            i += 1;
+            loop {
+                i = path_tree(b, i, path.clone(), out);
+                while i < b.len() && (b[i].is_whitespace() || b[i] == ',') {
+                    i += 1;
+                }
+                if i >= b.len() || b[i] == '}' {
+                    return i + 1;
+                }
+            }
+        }
+        let seg: String = b[i..].iter().take_while(|c| c.is_alphanumeric() || **c == '_').collect();
+        if seg.is_empty() {
+            break;
+        }
+        i += seg.chars().count();
+        path = if path.is_empty() { seg } else { format!("{path}::{seg}") };
+        if b[i..].starts_with(&[':', ':']) {
+            i += 2;
+        } else {
+            break;
+        }
+    }
+    // Skip `as name` and anything else up to a separator.
+    while i < b.len() && !matches!(b[i], ',' | '}' | ';') {
+        i += 1;
+    }
+    if !path.is_empty() {
+        out.push(path);
+    }
+    i
+}
+
+/// Module -> the modules its file imports, each resolved to a file's module.
+/// Edges from a module into its own submodules are containment, not imports.
+fn file_edges(files: &BTreeMap<String, String>) -> BTreeMap<String, BTreeSet<String>> {
+    let known: BTreeSet<String> = files.keys().map(|rel| module_of(rel)).collect();
+    let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (rel, src) in files {
+        let at = module_of(rel);
+        let code = code_only(src);
+        // An inline test module's `super` is the file itself: not an import.
+        let code = code.split("#[cfg(test)]\nmod ").next().unwrap_or(&code);
+        for p in paths_in(code) {
+            let Some(to) = target_module(&p, &at, &known) else { continue };
+            let inside = to == at || to.starts_with(&format!("{at}::")) || at.is_empty();
+            if !inside && !to.is_empty() {
+                edges.entry(at.clone()).or_default().insert(to);
+            }
+        }
+    }
+    edges
+}
+
+/// Absolute segments of `path` seen from module `at` (`self` is the file's
+/// module, `mod.rs` or not; `super` its parent), then its longest prefix
+/// that is a known module.
+fn target_module(path: &str, at: &str, known: &BTreeSet<String>) -> Option<String> {
+    let mut abs: Vec<String> = if at.is_empty() { Vec::new() } else { at.split("::").map(str::to_string).collect() };
+    let mut segs = path.split("::").peekable();
+    match segs.peek() {
+        Some(&"crate") => {
+            abs.clear();
+            segs.next();
+        }
+        Some(&"self") => {
+            segs.next();
+        }
+        _ => {}
+    }
+    for s in segs {
+        if s == "super" {
+            abs.pop()?;
+        } else {
+            abs.push(s.to_string());
+        }
+    }
+    (0..=abs.len()).rev().map(|n| abs[..n].join("::")).find(|m| known.contains(m))
+}
+
+fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
+    fn visit(
+        n: &str,
+        edges: &BTreeMap<String, BTreeSet<String>>,
+        stack: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = stack.iter().position(|s| s == n) {
+            let mut cycle = stack[at..].to_vec();
+            cycle.push(n.to_string());
+            return Some(cycle);
+        }
+        if !done.insert(n.to_string()) {
+            return None;
+        }
+        stack.push(n.to_string());
+        for m in edges.get(n).into_iter().flatten() {
+            if let Some(c) = visit(m, edges, stack, done) {
+                return Some(c);
+            }
+        }
+        stack.pop();
+        None
+    }
+    let mut done = BTreeSet::new();
+    edges.keys().find_map(|n| visit(n, edges, &mut Vec::new(), &mut done))
+}
+
+fn source_files() -> BTreeMap<String, String> {
+    let src = common::root().join("src");
+    sources()
+        .into_iter()
+        .map(|p| {
+            let rel = p.strip_prefix(&src).expect("under src").to_string_lossy().into_owned();
+            (rel, fs::read_to_string(&p).expect("read"))
+        })
+        .collect()
+}
+
+#[test]
+fn files_form_no_import_cycle() {
+    let edges = file_edges(&source_files());
+    assert!(edges.len() > 40, "the scan found the files' imports: {edges:#?}");
+    if let Some(cycle) = find_cycle(&edges) {
+        panic!("import cycle between files: {}", cycle.join(" -> "));
+    }
+}
+
+/// The circle #25 named: a constant in `reconcile/mod.rs` imported by
+/// `desired.rs`, which `reconcile/` imports back.
+#[test]
+fn the_file_scan_sees_a_circle_through_a_parent_module() {
+    let files: BTreeMap<String, String> = [
+        ("apply/mod.rs", "mod desired; mod reconcile;"),
+        ("apply/reconcile/mod.rs", "mod routes;\nuse super::desired::Desired;\npub const X: u8 = 4;"),
+        ("apply/reconcile/routes.rs", "use super::{Ctx, X};"),
+        ("apply/desired.rs", "use super::reconcile::X;\nfn f() { crate::apply::reconcile::routes::g() }"),
+    ]
+    .into_iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    let edges = file_edges(&files);
+    assert_eq!(
+        edges.get("apply::desired").map(|s| s.iter().cloned().collect::<Vec<_>>()),
+        Some(vec!["apply::reconcile".to_string(), "apply::reconcile::routes".to_string()])
+    );
+    assert!(find_cycle(&edges).is_some_and(|c| c.contains(&"apply::desired".to_string())), "{edges:?}");
+    assert_eq!(paths_in("use super::{a, b::{c, d as e}};"), ["super::a", "super::b::c", "super::b::d"]);
 }
 
 #[test]

@@ -6,6 +6,7 @@ pub mod apply;
 pub mod completions;
 pub mod confirm;
 pub mod diff;
+pub mod doctor;
 pub mod generate;
 pub mod import;
 pub mod import_netconf;

@@ -38,7 +38,7 @@ pub enum NetlinkError {
     #[error("{path}: {source}")]
     Sysctl { path: String, source: std::io::Error },
     #[error(transparent)]
-    Rules(#[from] crate::apply::rules::RulesError),
+    Rules(#[from] crate::apply::rules::error::RulesError),
     #[error("ethtool {dev}: {source}")]
     Ethtool { dev: String, source: std::io::Error },
     #[error("TUN device {dev}: /dev/net/tun: {source}")]

@@ -57,8 +57,9 @@ pub fn prune_neighbours_and_fdb(ctx: &Ctx, ops: &mut Vec<Op>) {
     if !ctx.prunes() {
         return;
     }
-    let want_n: HashSet<(&str, IpAddr, Mac)> =
-        ctx.desired.neighbours.iter().map(|n| (n.dev.as_str(), n.ip, n.lladdr)).collect();
+    // By address alone: a neighbour with a wrong MAC is replaced in place
+    // (NLM_F_REPLACE); deleting it by address afterwards would remove the fix.
+    let want_n: HashSet<(&str, IpAddr)> = ctx.desired.neighbours.iter().map(|n| (n.dev.as_str(), n.ip)).collect();
     let want_f: HashSet<(&str, Mac, IpAddr)> =
         ctx.desired.fdb.iter().map(|f| (f.dev.as_str(), f.lladdr, f.dst)).collect();
     for d in &ctx.desired.devices {
@@ -70,7 +71,7 @@ pub fn prune_neighbours_and_fdb(ctx: &Ctx, ops: &mut Vec<Op>) {
             }
         }
         for n in ctx.live.neighs.iter().filter(|n| n.ifindex == index && n.permanent) {
-            if !n.lladdr.is_some_and(|lladdr| want_n.contains(&(name, n.ip, lladdr))) {
+            if !want_n.contains(&(name, n.ip)) {
                 ops.push(Op::DelNeigh { dev: name.to_string(), ip: n.ip, lladdr: n.lladdr });
             }
         }

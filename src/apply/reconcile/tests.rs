@@ -667,3 +667,17 @@ fn a_nexthop_that_differs_from_the_plan_is_replaced() {
     }
     assert_eq!(lines(&p, &grouped, Phase::Complete).len(), 1);
 }
+
+/// A peer's neighbour with a wrong MAC is replaced, not replaced and then
+/// deleted by address (which left the node without it).
+#[test]
+fn a_neighbour_with_a_wrong_mac_is_replaced_only() {
+    let p = plan_of("vxlan-3node", "node-1");
+    let mut live = converged(&p);
+    let n = live.neighs.iter_mut().find(|n| n.ip.to_string() == "10.244.3.0").expect("neighbour");
+    n.lladdr = "02:00:00:00:00:99".parse().ok();
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        ["+ neigh 10.244.3.0 lladdr 1a:cc:10:df:41:7d dev flannel.1 permanent"]
+    );
+}

@@ -13,13 +13,9 @@ use crate::topology::RulesBackend;
 use crate::traffic::iptables::{self, SavedChain};
 use crate::traffic::nft;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("{program} not found (looked in PATH, /usr/sbin, /sbin); {why}")]
-    Missing { program: &'static str, why: String },
-    #[error("{program}: {detail}")]
-    Failed { program: &'static str, detail: String },
-}
+pub mod error;
+
+pub use error::RulesError;
 
 /// What the node has of flannel-gen's rules, per family.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

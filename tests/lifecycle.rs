@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::netns::{Netns, flannel_state, must, root_or_skip};
+use common::netns::{Netns, flannel_state, http_get, metric, must, root_or_skip};
 use common::{code, run, stderr, stdout};
 
 const VXLAN: &str = "examples/vxlan-3node.yaml";
@@ -391,8 +391,13 @@ struct Watcher {
 
 impl Watcher {
     fn start(ns: &Netns, topo: &str) -> Watcher {
+        Watcher::start_with(ns, topo, &[])
+    }
+
+    fn start_with(ns: &Netns, topo: &str, extra: &[&str]) -> Watcher {
         let mut child = common::bin()
             .args(["apply", topo, "--node", "node-1", "--netns", &ns.name, "--watch", "--resync", "300"])
+            .args(extra)
             .current_dir(common::root())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -497,4 +502,31 @@ fn watch_restores_host_gw_routes_after_an_uplink_flap() {
     let latency = time_to(&ns, &[], &want);
     eprintln!("watch: host-gw routes back {} ms after the uplink came up", latency.as_millis());
     assert!(latency < Duration::from_secs(1), "took {latency:?}");
+}
+
+/// #28: `apply --watch --healthz-port` serves flanneld's /healthz and
+/// /readyz, and /metrics whose counters follow the repairs.
+#[test]
+fn watch_serves_health_readiness_and_metrics() {
+    if !root_or_skip("watch_serves_health_readiness_and_metrics") {
+        return;
+    }
+    let ns = node();
+    let w = Watcher::start_with(&ns, VXLAN, &["--healthz-port", "9411", "--healthz-ip", "127.0.0.1"]);
+    assert_eq!(http_get(&ns, 9411, "/healthz"), (200, "flannel-gen apply --watch is running".to_string()));
+    assert_eq!(http_get(&ns, 9411, "/readyz"), (200, "flannel-gen apply --watch is ready".to_string()));
+    assert_eq!(http_get(&ns, 9411, "/nothing").0, 404);
+    let (status, before) = http_get(&ns, 9411, "/metrics");
+    assert_eq!(status, 200);
+    assert_eq!(metric(&before, "flannel_gen_drift_repaired_total"), Some(1.0), "the first apply: {before}");
+    assert!(metric(&before, "flannel_gen_apply_changes_total").is_some_and(|n| n >= 10.0), "{before}");
+    assert!(before.contains("# TYPE flannel_gen_apply_passes_total counter"), "{before}");
+    assert!(metric(&before, "flannel_gen_last_success_timestamp_seconds").is_some_and(|t| t > 1.7e9), "{before}");
+    ns.ip(&["route", "del", "10.244.2.0/24"]);
+    w.wait_for(|l| l.starts_with("repaired in"));
+    let (_, after) = http_get(&ns, 9411, "/metrics");
+    assert_eq!(metric(&after, "flannel_gen_drift_repaired_total"), Some(2.0), "{after}");
+    assert_eq!(metric(&after, "flannel_gen_apply_failures_total"), Some(0.0), "{after}");
+    let o = run(&["apply", VXLAN, "--node", "node-1", "--netns", &ns.name, "--healthz-port", "9412"]);
+    assert_eq!(code(&o), 2, "--healthz-port without --watch: {}", stderr(&o));
 }

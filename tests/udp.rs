@@ -9,15 +9,18 @@ use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::forwarder::Forwarder;
-use common::netns::root_or_skip;
+use common::netns::{http_get, metric, root_or_skip};
 
 const UDP: &str = "examples/udp-3node.yaml";
+
+/// The health port every forwarder of [`udp_cluster`] serves (each in its namespace).
+const HEALTH: &[&str] = &["--healthz-port", "9413", "--healthz-ip", "127.0.0.1"];
 
 /// A udp cluster with a forwarder per node and one pod per node.
 fn udp_cluster(dir: &std::path::Path) -> (Cluster, Vec<Forwarder>) {
     let mut c = Cluster::new(UDP);
     c.apply_all(UDP);
-    let fw = c.nodes.iter().map(|n| Forwarder::start(UDP, &n.name, &n.ns.name, dir, &[])).collect();
+    let fw = c.nodes.iter().map(|n| Forwarder::start(UDP, &n.name, &n.ns.name, dir, HEALTH)).collect();
     c.attach_pods(1);
     (c, fw)
 }
@@ -32,6 +35,15 @@ fn pods_ping_across_in_udp_mode() {
     assert_eq!(c.ping_across(), Vec::<String>::new());
     let counts = fw[0].counts();
     assert!(counts.tx_packets >= 2 && counts.rx_packets >= 2, "{counts:?}");
+    // #28: flanneld's health endpoints, and the counters as Prometheus metrics.
+    let ns = &c.node("node-1").ns;
+    assert_eq!(http_get(ns, 9413, "/healthz"), (200, "flannel-gen udp is running".to_string()));
+    assert_eq!(http_get(ns, 9413, "/readyz").0, 200);
+    let (status, m) = http_get(ns, 9413, "/metrics");
+    assert_eq!(status, 200);
+    let sent = metric(&m, "flannel_gen_udp_tun_to_udp_packets_total").expect("tx metric");
+    assert!(sent >= counts.tx_packets as f64, "{m}");
+    assert_eq!(metric(&m, "flannel_gen_udp_dropped_not_from_a_peer_total"), Some(0.0), "{m}");
     for f in fw {
         let (status, log) = f.stop();
         assert_eq!(status, Some(0), "{log}");

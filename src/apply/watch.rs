@@ -33,6 +33,8 @@ impl Default for WatchOptions {
 /// What one pass of the watch did.
 #[derive(Debug)]
 pub enum Event {
+    /// A pass found nothing to change.
+    Checked,
     /// State drifted and was repaired; `latency` from the first event to done.
     Repaired { changes: Vec<Op>, latency: Duration },
     /// A periodic pass found and repaired drift (e.g. rules).
@@ -62,8 +64,7 @@ async fn pass(
     converge(&session.handle, &session.bulk, desired, opts, Some(plan), None).await
 }
 
-/// Runs until SIGTERM or SIGINT; `report` hears of every pass that changed
-/// something or failed.
+/// Runs until SIGTERM or SIGINT; `report` hears of every pass.
 pub fn watch(
     session: &Session,
     plan: &NodePlan,
@@ -93,13 +94,13 @@ pub fn watch(
                     // Drain the burst: wait until the kernel has been quiet for `debounce`.
                     while let Ok(Some(_)) = tokio::time::timeout(w.debounce, events.next()).await {}
                     match pass(session, &desired, plan, opts, target).await {
-                        Ok(changes) if changes.is_empty() => {}
+                        Ok(changes) if changes.is_empty() => report(Event::Checked),
                         Ok(changes) => report(Event::Repaired { changes, latency: first.elapsed() }),
                         Err(e) => report(Event::Failed(e)),
                     }
                 }
                 _ = resync.tick() => match pass(session, &desired, plan, opts, target).await {
-                    Ok(changes) if changes.is_empty() => {}
+                    Ok(changes) if changes.is_empty() => report(Event::Checked),
                     Ok(changes) => report(Event::Resynced { changes }),
                     Err(e) => report(Event::Failed(e)),
                 },

@@ -7,6 +7,7 @@ use crate::apply::snapshot::{self, Outcome};
 use crate::apply::watch::{Event, WatchOptions};
 use crate::apply::{self, ApplyError, Desired, Op, Phase, Session, Target};
 use crate::error::{Error, exit};
+use crate::health::{Health, WatchMetrics};
 use crate::plan::NodePlan;
 
 /// Make the kernel match a node's plan through netlink (reconcile, not replay).
@@ -61,6 +62,9 @@ pub struct Args {
     /// With --watch: converge at least this often, in seconds (rules raise no events).
     #[arg(long, value_name = "SECS", default_value_t = 30, requires = "watch")]
     pub resync: u64,
+    /// With --watch: health and metrics endpoints.
+    #[command(flatten)]
+    pub health: super::healthz::HealthArgs,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -93,9 +97,12 @@ pub fn run(a: Args) -> Result<u8, Error> {
     if let Some(secs) = a.confirm_timeout {
         return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
     }
+    if a.health.healthz_port != 0 && !a.watch {
+        return Err(Error::Usage("--healthz-port needs --watch (a one-shot apply has nothing to serve)".into()));
+    }
     if a.watch {
         let w = WatchOptions { resync: Duration::from_secs(a.resync.max(1)), ..WatchOptions::default() };
-        return watch(&p, &target, opts, w, a.format);
+        return watch(&p, &target, (opts, w, &a.health), a.format);
     }
     let changes = apply::run(&p, &target, opts, ahead)?;
     out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
@@ -155,22 +162,49 @@ pub fn rollback_command(ns: Option<&str>) -> String {
     format!("flannel-gen rollback{}", ns.map(|n| format!(" --netns {n}")).unwrap_or_default())
 }
 
-/// `--watch`: converge, then repair drift until stopped.
-fn watch(p: &NodePlan, target: &Target, opts: apply::Options, w: WatchOptions, format: Format) -> Result<u8, Error> {
+/// `--watch`: converge, then repair drift until stopped; with
+/// `--healthz-port`, ready once the first pass succeeded.
+fn watch(
+    p: &NodePlan,
+    target: &Target,
+    (opts, w, health): (apply::Options, WatchOptions, &super::healthz::HealthArgs),
+    format: Format,
+) -> Result<u8, Error> {
     let session = Session::open(target.netns.as_deref())?;
+    let metrics = std::sync::Arc::new(WatchMetrics::default());
+    let endpoint = match health.listener()? {
+        Some(listener) => {
+            let m = std::sync::Arc::clone(&metrics);
+            let h = Health::new(Box::new(move || m.render()));
+            crate::health::serve(listener, std::sync::Arc::clone(&h), "flannel-gen apply --watch")
+                .map_err(Error::io("healthz thread"))?;
+            Some(h)
+        }
+        None => None,
+    };
     let first = {
         let _lock = apply::lock::acquire(target.netns.as_deref(), target.lock_wait).map_err(ApplyError::from)?;
         session.apply(p, opts)?
     };
+    metrics.pass(Some(first.len()));
+    if let Some(h) = &endpoint {
+        h.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     out(&report_text(&p.node, &first, false, format))?;
     let mut failure = None;
     apply::watch::watch(&session, p, (opts, target), w, |event| {
         let text = match event {
+            Event::Checked => return metrics.pass(Some(0)),
             Event::Repaired { changes, latency } => {
+                metrics.pass(Some(changes.len()));
                 format!("repaired in {} ms:\n{}", latency.as_millis(), report_text(&p.node, &changes, false, format))
             }
-            Event::Resynced { changes } => format!("resync:\n{}", report_text(&p.node, &changes, false, format)),
+            Event::Resynced { changes } => {
+                metrics.pass(Some(changes.len()));
+                format!("resync:\n{}", report_text(&p.node, &changes, false, format))
+            }
             Event::Failed(e) => {
+                metrics.pass(None);
                 super::warn(&format!("watch: {e}; trying again on the next event"));
                 return;
             }

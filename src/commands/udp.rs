@@ -1,9 +1,12 @@
 //! `flannel-gen udp (TOPO [--node N] | --plan FILE) [--netns NS]`
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::apply::ApplyError;
 use crate::error::{Error, exit};
+use crate::health::Health;
+use crate::udp::CountsFn;
 use crate::udp::table::PeerTable;
 
 /// Run the udp backend's forwarder for a node, in the foreground.
@@ -40,10 +43,15 @@ pub struct Args {
     /// the rest is dropped and counted ("not from a peer").
     #[arg(long)]
     pub accept_any_source: bool,
+    #[command(flatten)]
+    pub health: super::healthz::HealthArgs,
 }
 
 struct Cli<'a> {
     args: &'a Args,
+    /// The counters, once the workers run (read by /metrics).
+    counts: Arc<OnceLock<CountsFn>>,
+    health: Option<Arc<Health>>,
 }
 
 impl crate::udp::Events for Cli<'_> {
@@ -54,6 +62,13 @@ impl crate::udp::Events for Cli<'_> {
     fn reload(&self) -> Result<PeerTable, String> {
         let p = self.args.source.load(self.args.locked).map_err(|e| e.to_string())?;
         PeerTable::from_plan(&p)
+    }
+
+    fn started(&self, counts: CountsFn) {
+        let _ = self.counts.set(counts);
+        if let Some(h) = &self.health {
+            h.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -71,7 +86,17 @@ pub fn run(a: Args) -> Result<u8, Error> {
         offload: !a.no_offload,
         any_source: a.accept_any_source,
     };
-    let cli = Cli { args: &a };
+    let counts: Arc<OnceLock<CountsFn>> = Arc::default();
+    let health = match a.health.listener()? {
+        Some(listener) => {
+            let c = Arc::clone(&counts);
+            let h = Health::new(Box::new(move || c.get().map(|f| f().prometheus()).unwrap_or_default()));
+            crate::health::serve(listener, Arc::clone(&h), "flannel-gen udp").map_err(Error::io("healthz thread"))?;
+            Some(h)
+        }
+        None => None,
+    };
+    let cli = Cli { args: &a, counts, health };
     let counts = crate::udp::run(&cfg, table, &cli)?;
     eprintln!("flannel-gen udp: stopped; {counts}");
     Ok(exit::OK)

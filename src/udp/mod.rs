@@ -68,10 +68,17 @@ fn bind_hint(e: &std::io::Error) -> &'static str {
 }
 
 /// What the forwarder reports while it runs.
+/// A way to read the forwarder's counters from another thread.
+pub type CountsFn = Arc<dyn Fn() -> Counts + Send + Sync>;
+
 pub trait Events {
     fn say(&self, line: &str);
     /// The plan again, for SIGHUP.
     fn reload(&self) -> Result<PeerTable, String>;
+    /// The workers run; `counts` reads their counters from now on.
+    fn started(&self, counts: CountsFn) {
+        let _ = counts;
+    }
 }
 
 const SIGNALS: [libc::c_int; 4] = [libc::SIGHUP, libc::SIGUSR1, libc::SIGTERM, libc::SIGINT];
@@ -153,6 +160,8 @@ pub fn run(cfg: &Config, table: PeerTable, events: &dyn Events) -> Result<Counts
     let first = table.clone();
     let shared = Arc::new(Shared::new(table, !cfg.any_source));
     let mut workers = spawn(&first, cfg, &sock, &shared)?;
+    let reader = Arc::clone(&shared);
+    events.started(Arc::new(move || reader.stats.snapshot()));
     events.say(&format!(
         "forwarding {} <-> UDP {} for {}: {}, offloads {}",
         first.device,

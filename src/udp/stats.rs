@@ -44,6 +44,36 @@ const FIELDS: [fn(&mut Counts) -> &mut u64; 11] = [
     |c| &mut c.foreign,
 ];
 
+/// Each counter's Prometheus name and help, in [`FIELDS`]' order.
+const METRICS: [(&str, &str); 11] = [
+    ("flannel_gen_udp_tun_to_udp_packets_total", "Inner packets read from the TUN device and sent over UDP."),
+    ("flannel_gen_udp_tun_to_udp_bytes_total", "Bytes of those packets."),
+    ("flannel_gen_udp_udp_to_tun_packets_total", "Inner packets received over UDP and written to the TUN device."),
+    ("flannel_gen_udp_udp_to_tun_bytes_total", "Bytes of those packets."),
+    ("flannel_gen_udp_dropped_not_ipv4_total", "Dropped: not IPv4."),
+    ("flannel_gen_udp_dropped_ttl_expired_total", "Dropped: TTL expired."),
+    ("flannel_gen_udp_dropped_no_route_total", "Dropped: no node has the destination (ICMP net unreachable sent)."),
+    ("flannel_gen_udp_dropped_bad_offload_total", "Dropped: an offload layout the forwarder does not take."),
+    ("flannel_gen_udp_send_errors_total", "Dropped: sending over UDP failed."),
+    ("flannel_gen_udp_tun_write_errors_total", "Dropped: writing to the TUN device failed."),
+    (
+        "flannel_gen_udp_dropped_not_from_a_peer_total",
+        "Dropped: not from a peer, or an inner source outside the sender's subnet.",
+    ),
+];
+
+impl Counts {
+    /// Every counter in Prometheus' text exposition format.
+    pub fn prometheus(&self) -> String {
+        let mut copy = *self;
+        let mut s = String::new();
+        for ((name, help), field) in METRICS.iter().zip(FIELDS) {
+            crate::health::metric(&mut s, name, "counter", help, *field(&mut copy) as f64);
+        }
+        s
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Stats {
     c: [AtomicU64; FIELDS.len()],

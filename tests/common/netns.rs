@@ -230,3 +230,33 @@ pub fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
         .expect("netns thread")
     })
 }
+
+/// `GET path` over HTTP/1.0 to 127.0.0.1:`port` inside the namespace,
+/// retried for up to 5 s while nothing listens: (status code, body).
+pub fn http_get(ns: &Netns, port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    in_netns(ns, || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let mut stream = loop {
+            match std::net::TcpStream::connect(("127.0.0.1", port)) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                Err(e) => panic!("connect to {port} in {}: {e}", ns.name),
+            }
+        };
+        stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).expect("send");
+        let mut text = String::new();
+        stream.read_to_string(&mut text).expect("read");
+        let status = text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    })
+}
+
+/// The value of a sample `name` in Prometheus text, if it is there.
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name} ")).and_then(|v| v.trim().parse().ok()))
+}

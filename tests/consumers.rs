@@ -29,8 +29,8 @@ fn run_boot_files(ns: &Netns, overlay: &Path) {
     let etc = overlay.join("etc/flannel-gen");
     for line in unit.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
         let line = line.replace("/etc/flannel-gen", etc.to_str().expect("utf8"));
-        let words: Vec<&str> = line.split_whitespace().collect();
-        must(ns.exec(words[0], &words[1..]).stdin(std::process::Stdio::null()));
+        // systemd splits the line with shell-like quoting; sh does the same for these lines.
+        must(ns.exec("sh", &["-c", &format!("exec {line}")]).stdin(std::process::Stdio::null()));
     }
 }
 

@@ -278,3 +278,127 @@ fn without_rules_a_pod_cannot_reach_outside_over_ipv6() {
     c.attach_pods(1);
     assert!(!ping(&c.pods[0].ns, "fd00:31::200"), "no masquerade, so no way back from the external host");
 }
+
+/// A stand-in for an iptables older than 1.6.2 (none runs on Debian 12):
+/// the real xtables-nft-multi behind a wrapper that reports v1.6.1 and, as
+/// that version's iptables-restore does, refuses `--wait` and
+/// `--random-fully` (flannel #1702). Bound over the real binary in a private
+/// mount namespace, so every iptables name, at every path, is the old one.
+fn old_iptables(dir: &std::path::Path) -> std::path::PathBuf {
+    let real = dir.join("xtables-nft-multi");
+    std::fs::copy("/usr/sbin/xtables-nft-multi", &real).expect("copy xtables");
+    let wrapper = dir.join("old-xtables");
+    let script = format!(
+        r#"#!/bin/bash
+name=$(basename "$0")
+case "$name" in
+*-restore)
+  for a in "$@"; do case "$a" in --wait*|-w*) echo "$name v1.6.1: unrecognized option '$a'" >&2; exit 2;; esac; done
+  if [ -n "$*" ] && [ -f "${{@: -1}}" ]; then input=$(cat "${{@: -1}}"); set -- "${{@:1:$#-1}}"; else input=$(cat); fi
+  if grep -q -- --random-fully <<<"$input"; then echo "$name v1.6.1: unknown option \"--random-fully\"" >&2; exit 2; fi
+  exec -a "$name" {real} "$@" <<<"$input";;
+*)
+  for a in "$@"; do [ "$a" = --version ] && {{ echo "$name v1.6.1"; exit 0; }}; done
+  exec -a "$name" {real} "$@";;
+esac
+"#,
+        real = real.display()
+    );
+    std::fs::write(&wrapper, script).expect("wrapper");
+    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
+    wrapper
+}
+
+/// `script` in a private mount namespace where `wrapper` is iptables.
+fn with_old_iptables(wrapper: &std::path::Path, script: &str) -> std::process::Output {
+    let mount = format!("mount --bind {} /usr/sbin/xtables-nft-multi && {script}", wrapper.display());
+    Command::new("unshare").args(["-m", "--propagation", "private", "bash", "-c", &mount]).output().expect("unshare")
+}
+
+/// #28: with an iptables that lacks `--random-fully`, apply masquerades
+/// without it (and says why), converges, and pods reach outside; the boot
+/// unit's rules file loads too, by its fallback.
+#[test]
+fn an_iptables_without_random_fully_still_masquerades() {
+    if !root_or_skip("an_iptables_without_random_fully_still_masquerades") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = topology(dir.path(), "iptables");
+    let wrapper = old_iptables(dir.path());
+    let mut c = Cluster::new(&topo);
+    let ext = c.external_host(&format!("{EXTERNAL}/24"));
+    let bin = common::bin().get_program().to_string_lossy().into_owned();
+    let ns = c.node("node-1").ns.name.clone();
+    let apply = format!("cd {} && {bin} apply {topo} --node node-1 --netns {ns}", common::root().display());
+    let o = with_old_iptables(&wrapper, &apply);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("(plain masquerade: iptables v1.6.1 lacks --random-fully (added in 1.6.2; flannel #1702))"),
+        "{}",
+        stdout(&o)
+    );
+    let again = with_old_iptables(&wrapper, &apply);
+    assert_eq!(stdout(&again), "0 changes\n", "{}", stderr(&again));
+    let nat =
+        |n: &Netns| String::from_utf8_lossy(&must(&mut n.exec("iptables-save", &["-t", "nat"])).stdout).into_owned();
+    let first = nat(&c.node("node-1").ns);
+    assert!(first.contains("-j MASQUERADE\n") && !first.contains("random-fully"), "{first}");
+    c.attach_pods(1);
+    let node = &c.node("node-1").ns;
+    let pod = c.pods.iter().find(|p| p.node == "node-1").expect("pod");
+    assert!(ping(&pod.ns, EXTERNAL), "egress through plain masquerade");
+
+    // Boot: the unit's own lines, under the old iptables, from scratch.
+    let o = run(&["teardown", &topo, "--node", "node-1", "--netns", &ns]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let overlay = c.overlay("node-1");
+    let unit = std::fs::read_to_string(overlay.join("etc/systemd/system/flannel-gen-rules.service")).expect("unit");
+    let etc = overlay.join("etc/flannel-gen").display().to_string();
+    let file = format!("{etc}/iptables.rules");
+    let plain = with_old_iptables(&wrapper, &format!("ip netns exec {ns} /usr/sbin/iptables-restore --noflush {file}"));
+    assert!(!plain.status.success(), "the stand-in refuses the file as iptables 1.6.1 does");
+    for line in unit.lines().filter_map(|l| l.strip_prefix("ExecStart=")) {
+        let line = line.replace("/etc/flannel-gen", &etc);
+        let o =
+            with_old_iptables(&wrapper, &format!("ip netns exec {ns} sh -c {}", shell_quote(&format!("exec {line}"))));
+        assert!(o.status.success(), "{line}: {}", stderr(&o));
+    }
+    assert!(nat(node).contains("-j MASQUERADE\n") && nat(node).contains("FLANNEL-POSTRTG"), "{}", nat(node));
+    assert!(ping(&pod.ns, EXTERNAL), "egress after the boot unit");
+    drop(c.hosts.remove(ext));
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// #28: the rendered nftables file passes `nft -c` (the kernel's own check,
+/// nothing committed) for a single- and a dual-stack node, and holds a
+/// table only for the families the node runs (flanneld's Init makes both
+/// tables always; an empty `flannel-ipv6` on an IPv4-only node filters
+/// nothing and would be nobody's to remove).
+#[test]
+fn rendered_nft_rules_pass_nft_check_for_the_nodes_families_only() {
+    if !root_or_skip("rendered_nft_rules_pass_nft_check_for_the_nodes_families_only") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let v4 = topology(dir.path(), "nftables");
+    let dual = dual_stack(dir.path(), "nftables");
+    for (topo, families) in [(v4, vec!["ip flannel-ipv4"]), (dual, vec!["ip flannel-ipv4", "ip6 flannel-ipv6"])] {
+        let out = dir.path().join("out");
+        let o = run(&["render", &topo, "--out", out.to_str().expect("utf8"), "--node", "node-1"]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        let file = out.join("node-1/etc/flannel-gen/flannel-gen.nft");
+        let ns = Netns::new("nftc");
+        let check = ns.exec("nft", &["-c", "-f", file.to_str().expect("utf8")]).output().expect("nft");
+        assert!(check.status.success(), "{topo}: {}", String::from_utf8_lossy(&check.stderr));
+        let text = std::fs::read_to_string(&file).expect("nft file");
+        let tables: Vec<&str> =
+            text.lines().filter_map(|l| l.strip_prefix("table ")).filter_map(|l| l.strip_suffix(" {")).collect();
+        assert_eq!(tables, families, "{topo}:\n{text}");
+        assert!(text.contains("meta mark & 0x00004000 == 0x00004000 return"), "kube-proxy's bit: {text}");
+        std::fs::remove_dir_all(&out).expect("clean");
+    }
+}

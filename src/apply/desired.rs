@@ -231,6 +231,29 @@ impl Desired {
 }
 
 impl Desired {
+    /// The same with plain masquerade where fully-random is (the host's
+    /// tools cannot take it: see `rules::random_fully`).
+    pub fn without_random_fully(mut self) -> Desired {
+        for chains in self.rules.iptables.values_mut() {
+            for c in chains.values_mut() {
+                for r in &mut c.rules {
+                    *r = r.replace(" --random-fully", "");
+                }
+            }
+        }
+        for text in self.rules.nft.values_mut() {
+            *text = text.replace("masquerade fully-random", "masquerade");
+        }
+        self
+    }
+
+    /// Whether any rule masquerades fully-random.
+    pub fn wants_random_fully(&self) -> bool {
+        let ipt = self.rules.iptables.values().flat_map(|c| c.values()).flat_map(|c| &c.rules);
+        ipt.into_iter().any(|r| r.contains("--random-fully"))
+            || self.rules.nft.values().any(|t| t.contains("fully-random"))
+    }
+
     /// Devices this state has, by name.
     pub fn planned_names(&self) -> Vec<&str> {
         let tun = self.tun.iter().map(|t| t.tun.name.as_str());

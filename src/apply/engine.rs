@@ -94,7 +94,17 @@ pub async fn converge(
         check_preconditions(plan, &live)?;
     }
     let ropts = reconcile::Options { phase: opts.phase, adopt: opts.adopt };
-    let changes = reconcile::reconcile(desired, &live, ropts)?;
+    let mut changes = reconcile::reconcile(desired, &live, ropts)?;
+    let fitted;
+    let desired = match plan.and_then(|p| random_fully_refused(p, desired, &changes)) {
+        Some(why) => {
+            fitted = desired.clone().without_random_fully();
+            changes = reconcile::reconcile(&fitted, &live, ropts)?;
+            note_rules(&mut changes, why);
+            &fitted
+        }
+        None => desired,
+    };
     if opts.dry_run || changes.is_empty() {
         return Ok(changes);
     }
@@ -104,6 +114,28 @@ pub async fn converge(
     let kept = kept_devices(desired, &live, &changes);
     verify(h, bulk, desired, ropts, &kept).await?;
     Ok(changes)
+}
+
+/// Why this host cannot take the fully-random masquerade the rules about to
+/// be written carry (asked only then: a converged node spawns no tool).
+fn random_fully_refused(plan: &NodePlan, desired: &Desired, changes: &[Op]) -> Option<&'static str> {
+    let t = plan.traffic_rules?;
+    let writes_rules = changes.iter().any(|c| matches!(c, Op::SetRules(_)));
+    if !writes_rules || !desired.wants_random_fully() {
+        return None;
+    }
+    plan.families().find_map(|(f, _)| rules::random_fully::unsupported(t.backend, f))
+}
+
+/// Says on each masquerading rules change why it is not fully-random.
+fn note_rules(changes: &mut [Op], why: &str) {
+    for c in changes {
+        if let Op::SetRules(r) = c
+            && r.payload.to_ascii_lowercase().contains("masquerade")
+        {
+            r.target.push_str(&format!(" (plain masquerade: {why})"));
+        }
+    }
 }
 
 impl Drop for Session {

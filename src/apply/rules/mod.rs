@@ -14,6 +14,7 @@ use crate::traffic::iptables::{self, SavedChain};
 use crate::traffic::nft;
 
 pub mod error;
+pub mod random_fully;
 
 pub use error::RulesError;
 
@@ -151,12 +152,23 @@ fn removable_tables(f: Family, save: &str) -> BTreeMap<String, bool> {
     tables
 }
 
-/// Feeds `payload` to `iptables-restore --noflush` or `nft -f -`: one commit per table.
+/// Feeds `payload` to `iptables-restore --noflush --wait` or `nft -f -`:
+/// one commit per table. An iptables-restore older than 1.6.2 knows no
+/// `--wait`: refused for that, it is run again without.
 pub fn load(backend: RulesBackend, family: Family, payload: &str) -> Result<(), RulesError> {
     let (program, args): (&'static str, &[&str]) = match backend {
         RulesBackend::Iptables => (iptables::restore_program(family), &["--noflush", "--wait"]),
         RulesBackend::Nftables => ("nft", &["-f", "-"]),
     };
+    match feed(program, args, payload) {
+        Err(RulesError::Failed { detail, .. }) if backend == RulesBackend::Iptables && detail.contains("'--wait'") => {
+            feed(program, &["--noflush"], payload)
+        }
+        other => other,
+    }
+}
+
+fn feed(program: &'static str, args: &[&str], payload: &str) -> Result<(), RulesError> {
     let path = find(program).ok_or(RulesError::Missing { program, why: "needed to load the rules".into() })?;
     let failed = |detail: String| RulesError::Failed { program, detail };
     let mut child = Command::new(path)

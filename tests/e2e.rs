@@ -124,3 +124,64 @@ fn ipv6_only_vxlan_pods_ping_across() {
         pods_ping_across("vxlan-ipv6only");
     }
 }
+
+/// A vxlan cluster with node-3 on a private segment behind a NAT router:
+/// the switch SNATs 10.10.0.0/24 to 192.168.31.100, DNATs the VXLAN port
+/// back, and forwards nothing else into that segment.
+fn nat_cluster(dir: &std::path::Path, direct_routing: bool, public: bool) -> Cluster {
+    let topo = dir.join(format!("nat-{direct_routing}-{public}.yaml"));
+    let public_ip = if public { "    publicIP: 192.168.31.100\n" } else { "" };
+    std::fs::write(
+        &topo,
+        format!(
+            "version: 1\ncluster: nat\nnetwork: 10.244.0.0/16\nbackend:\n  type: vxlan\n  directRouting: {direct_routing}\n\
+             defaults:\n  interface: eth0\nnodes:\n  - name: node-1\n    ip: 192.168.31.61/24\n  - name: node-2\n    ip: 192.168.31.62/24\n\
+             \x20 - name: node-3\n    ip: 10.10.0.2/24\n{public_ip}"
+        ),
+    )
+    .expect("write");
+    let topo = topo.to_str().expect("utf8").to_string();
+    assert_eq!(code(&run(&["lock", &topo])), 0);
+    let mut c = Cluster::new(&topo);
+    let public = c.segments.get("192.168.31.0/24").expect("public segment").clone();
+    c.switch.ip(&["addr", "add", "192.168.31.100/32", "dev", &public]);
+    for rule in [
+        "-t nat -A PREROUTING -d 192.168.31.100 -p udp --dport 8472 -j DNAT --to-destination 10.10.0.2",
+        "-t nat -A POSTROUTING -s 10.10.0.0/24 -d 192.168.31.0/24 -j SNAT --to-source 192.168.31.100",
+        "-A FORWARD -d 10.10.0.0/24 -m conntrack --ctstate DNAT,ESTABLISHED,RELATED -j ACCEPT",
+        "-A FORWARD -d 10.10.0.0/24 -j DROP",
+    ] {
+        must(&mut c.switch.exec("iptables", &rule.split(' ').collect::<Vec<_>>()));
+    }
+    c.apply_all(&topo);
+    c.attach_pods(1);
+    c
+}
+
+/// #28: nodes behind NAT (flannel #712, #1813). Peers send to the public
+/// address (FDB), the node's device keeps its local one; pods ping across,
+/// with and without DirectRouting between the other two.
+#[test]
+fn a_node_behind_nat_is_reached_at_its_public_address() {
+    if !root_or_skip("a_node_behind_nat_is_reached_at_its_public_address") {
+        return;
+    }
+    for direct_routing in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let c = nat_cluster(dir.path(), direct_routing, true);
+        let fdb = c.node("node-1").ns.exec("bridge", &["fdb", "show", "dev", "flannel.1"]).output().expect("bridge");
+        let fdb = String::from_utf8_lossy(&fdb.stdout).into_owned();
+        assert!(fdb.contains("dst 192.168.31.100"), "node-1 sends node-3's traffic to its public address:\n{fdb}");
+        let link = c.node("node-3").ns.ip(&["-d", "link", "show", "flannel.1"]);
+        assert!(link.contains("local 10.10.0.2"), "node-3's device keeps its local address:\n{link}");
+        let failed = c.ping_across();
+        assert!(failed.is_empty(), "directRouting {direct_routing}:\n{}", failed.join("\n"));
+    }
+    // The control: without `publicIP` the peers send to 10.10.0.2, which the NAT does not let in.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = nat_cluster(dir.path(), false, false);
+    let from = c.pods.iter().find(|p| p.node == "node-1").expect("pod");
+    let to = c.pods.iter().find(|p| p.node == "node-3").expect("pod");
+    let reached = from.ns.exec("ping", &["-c", "2", "-W", "1", &to.ip]).output().expect("ping").status.success();
+    assert!(!reached, "node-3 is behind the NAT: only its public address leads there");
+}

@@ -67,7 +67,14 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         }
     }
     peers.sort_by_key(Peer::subnet);
-    let uplink = Uplink { name: node.interface.clone(), mtu: node.mtu, ipv4: node.ips.v4, ipv6: node.ips.v6 };
+    let uplink = Uplink {
+        name: node.interface.clone(),
+        mtu: node.mtu,
+        ipv4: node.ips.v4,
+        ipv6: node.ips.v6,
+        public_ipv4: node.public.v4,
+        public_ipv6: node.public.v6,
+    };
     let mut data = PlanData {
         format_version: FORMAT_VERSION,
         cluster: cluster.name.clone(),
@@ -94,7 +101,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
 /// that backend; directly when the backend is host-gw, or with directRouting
 /// when `other` is on-link; else over VXLAN.
 fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease) -> Option<Peer> {
-    let public_ip = other.ips.get(f)?.addr();
+    let public_ip = other.reached_from(node, f)?;
     let b = &cluster.backend;
     let direct = b.kind == BackendKind::HostGw || (b.direct_routing && node.on_link(f, other));
     let name = other.name.clone();

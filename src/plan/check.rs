@@ -115,7 +115,32 @@ fn uplink(c: &mut Checker, p: &PlanData) {
     }
 }
 
+/// A public address (behind NAT): of its family, unicast, outside the pod
+/// network, and not the uplink's own.
+fn uplink_public_ip(c: &mut Checker, p: &PlanData, f: Family) {
+    let (key, public) = match f {
+        Family::V4 => ("uplink.publicIPv4", p.uplink.public_ipv4),
+        Family::V6 => ("uplink.publicIPv6", p.uplink.public_ipv6),
+    };
+    let Some(a) = public else { return };
+    let why = if Family::of(a) != f {
+        Some(format!("{a} is not {f}"))
+    } else if let Some(why) = netaddr::underlay_refusal(a) {
+        Some(format!("{a} {why}"))
+    } else if p.family(f).is_some_and(|fam| fam.network.contains(&a)) {
+        Some(format!("{a} is inside the pod network"))
+    } else if p.uplink.address(f).is_none_or(|own| own.addr() == a) {
+        Some(format!("{a} is the uplink's own address (or the uplink has no {f} address)"))
+    } else {
+        None
+    };
+    if let Some(why) = why {
+        c.fail(key, why);
+    }
+}
+
 fn family(c: &mut Checker, p: &PlanData, f: Family) {
+    uplink_public_ip(c, p, f);
     let key = if f == Family::V4 { "ipv4" } else { "ipv6" };
     let addr = p.uplink.address(f);
     let Some(fam) = p.family(f) else {

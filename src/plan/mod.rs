@@ -142,6 +142,11 @@ pub struct Uplink {
     pub ipv4: Option<IpNet>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<IpNet>,
+    /// Where peers reach the node when it is behind NAT (its lease's PublicIP).
+    #[serde(rename = "publicIPv4", default, skip_serializing_if = "Option::is_none")]
+    pub public_ipv4: Option<IpAddr>,
+    #[serde(rename = "publicIPv6", default, skip_serializing_if = "Option::is_none")]
+    pub public_ipv6: Option<IpAddr>,
 }
 
 impl Uplink {
@@ -150,6 +155,16 @@ impl Uplink {
             Family::V4 => self.ipv4,
             Family::V6 => self.ipv6,
         }
+    }
+
+    /// The address the node publishes (flanneld's lease PublicIP): the
+    /// public one behind NAT, else the uplink's own.
+    pub fn published(&self, f: Family) -> Option<IpAddr> {
+        let public = match f {
+            Family::V4 => self.public_ipv4,
+            Family::V6 => self.public_ipv6,
+        };
+        public.or_else(|| self.address(f).map(|a| a.addr()))
     }
 }
 

@@ -142,7 +142,7 @@ impl Published {
         let d = p.data();
         let vni = d.backend.vni();
         let data = |f: Family| -> Option<VxlanData> { Some(VxlanData { vni: vni?, vtep_mac: d.family(f)?.vtep_mac? }) };
-        let addr = |f: Family| d.uplink.address(f).map(|a| a.addr());
+        let addr = |f: Family| d.uplink.published(f);
         let attrs = LeaseAttrs {
             public_ip: match addr(Family::V4) {
                 Some(std::net::IpAddr::V4(a)) => a,

@@ -199,6 +199,8 @@ pub struct Node {
     /// Underlay address with its prefix per family, e.g. `192.168.31.61/24`;
     /// the prefix is the node's on-link network.
     pub ips: PerFamily<IpNet>,
+    /// Where peers reach it, when that is not `ips` (behind NAT).
+    pub public: PerFamily<std::net::IpAddr>,
     pub interface: String,
     /// Underlay MTU of `interface`.
     pub mtu: u32,
@@ -206,6 +208,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// The address `from` sends this node's traffic to: its local address
+    /// when `from` shares its on-link network (behind the same NAT, or no
+    /// NAT), else its public one.
+    pub fn reached_from(&self, from: &Node, family: Family) -> Option<std::net::IpAddr> {
+        let local = self.ips.get(family)?.addr();
+        match self.public.get(family) {
+            Some(public) if !from.on_link(family, self) => Some(*public),
+            _ => Some(local),
+        }
+    }
+
     /// Whether `other` is reached without a router: its underlay address lies
     /// in this node's on-link prefix. flanneld decides directRouting the same
     /// way (a route lookup for the peer's public IP that has no gateway,

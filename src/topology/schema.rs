@@ -62,6 +62,12 @@ pub struct NodeDoc {
     pub vtep_mac: Option<S<String>>,
     #[serde(rename = "vtepMAC6")]
     pub vtep_mac6: Option<S<String>>,
+    /// The address peers reach this node at when it is behind NAT
+    /// (flanneld's `--public-ip`); `ip` stays the local one.
+    #[serde(rename = "publicIP")]
+    pub public_ip: Option<S<String>>,
+    #[serde(rename = "publicIP6")]
+    pub public_ip6: Option<S<String>>,
 }
 
 /// Keys accepted at each level, for "did you mean" suggestions.
@@ -87,7 +93,8 @@ pub const TOP_KEYS: &[&str] = &[
 pub const BACKEND_KEYS: &[&str] =
     &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload", "routeStyle"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
-pub const NODE_KEYS: &[&str] = &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6"];
+pub const NODE_KEYS: &[&str] =
+    &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6", "publicIP", "publicIP6"];
 
 /// Every level's keys, with the dotted path that leads to it.
 pub const KEY_LEVELS: &[(&str, &[&str])] =

@@ -131,12 +131,65 @@ fn node<'a>(
         let vtep_mac = mac.as_ref().and_then(|m| pin_mac(r, f(keys[2]), m, family, name, seen));
         pins.set(family, Some(Pins { subnet, vtep_mac }));
     }
+    let public = public_ips(r, n, &ips, pools, (name, &f), seen);
     let interface = interface(r, f("interface"), n.interface.as_ref(), d);
     let mtu = match &n.mtu {
         Some(m) => super::mtu(r, &String::from(f("mtu")), m, d),
         None => Some(d.mtu),
     };
-    Some(Node { index: i, name: name.to_string(), pos: at, ips, interface, mtu: mtu?, pins })
+    Some(Node { index: i, name: name.to_string(), pos: at, ips, public, interface, mtu: mtu?, pins })
+}
+
+/// `publicIP` / `publicIP6`: a plain address of the family, a usable
+/// unicast one outside the pod network, other than the node's own `ip` and
+/// every other node's addresses.
+fn public_ips<'a>(
+    r: &mut Reporter,
+    n: &NodeDoc,
+    ips: &PerFamily<IpNet>,
+    pools: &PerFamily<SubnetPool>,
+    (name, f): (&'a str, &dyn Fn(&'static str) -> Field),
+    seen: &mut Seen<'a>,
+) -> PerFamily<IpAddr> {
+    let mut out = PerFamily::default();
+    for (family, v, key) in [(Family::V4, &n.public_ip, "publicIP"), (Family::V6, &n.public_ip6, "publicIP6")] {
+        let Some(s) = v else { continue };
+        let field = f(key);
+        let a = match s.value.parse::<IpAddr>() {
+            Ok(a) if Family::of(a) == family => a,
+            Ok(a) => {
+                r.error(s.pos, field, format!("{a} is not {family}"));
+                continue;
+            }
+            Err(_) => {
+                r.error(
+                    s.pos,
+                    field,
+                    format!("`{}` is not an IP address (no prefix: the public address alone)", s.value),
+                );
+                continue;
+            }
+        };
+        let why = if let Some(why) = netaddr::underlay_refusal(a) {
+            Some(format!("{a} {why}"))
+        } else if let Some(net) = pools.iter().map(|(_, p)| p.network).find(|net| net.contains(&a)) {
+            Some(format!("{a} is inside the pod network {net}"))
+        } else if ips.get(family).is_none_or(|ip| ip.addr() == a) {
+            Some(format!("{a} is the node's own `ip` (or it has none of {family}): leave `{key}` out"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            r.error(s.pos, field, why);
+            continue;
+        }
+        if let Some((first, other)) = seen.ips.insert(a, (s.pos, name)) {
+            r.error(s.pos, field, format!("duplicate address {a} (also node `{other}`, line {})", first.line));
+            continue;
+        }
+        out.set(family, Some(a));
+    }
+    out
 }
 
 /// Keys of a family the cluster does not run are mistakes, not no-ops.

@@ -83,9 +83,13 @@ fn wait_for(ns: &Netns, devs: &[&str], want: &str) -> String {
 }
 
 fn parity(example: &str) {
+    parity_of(&format!("examples/{example}.yaml"), example);
+}
+
+fn parity_of(topology: &str, example: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("o");
-    let o = run(&["render", &format!("examples/{example}.yaml"), "--out", out.to_str().expect("utf8"), "--locked"]);
+    let o = run(&["render", topology, "--out", out.to_str().expect("utf8"), "--locked"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     for entry in fs::read_dir(&out).expect("out") {
         let overlay = entry.expect("entry").path();
@@ -252,4 +256,24 @@ fn networkd_ip_batch_and_apply_agree_ipv6_only() {
     if root_or_skip("networkd_ip_batch_and_apply_agree_ipv6_only") {
         parity("vxlan-ipv6only");
     }
+}
+
+/// `routeStyle: plain` (flanneld's routes, `proto boot`): networkd's
+/// `Protocol=boot`, the batch script's `proto boot` and apply agree, for
+/// vxlan routes and the direct (host-gw) ones.
+#[test]
+fn networkd_ip_batch_and_apply_agree_plain_routes() {
+    if !root_or_skip("networkd_ip_batch_and_apply_agree_plain_routes") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let y = fs::read_to_string(common::root().join("examples/vxlan-directrouting.yaml")).expect("example").replacen(
+        "backend:\n",
+        "backend:\n  routeStyle: plain\n",
+        1,
+    );
+    let topo = dir.path().join("plain.yaml");
+    fs::write(&topo, y).expect("write");
+    fs::copy(common::root().join("examples/vxlan-directrouting.lock"), dir.path().join("plain.lock")).expect("lock");
+    parity_of(topo.to_str().expect("utf8"), "vxlan-directrouting plain");
 }

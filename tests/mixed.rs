@@ -163,3 +163,78 @@ fn flanneld_and_flannel_gen_nodes_route_to_each_other() {
     let after = e.dump(&format!("{PREFIX}/subnets/"));
     assert!(after.values().all(|(_, lease, _)| *lease == 0), "every lease is a reservation now: {after:?}");
 }
+
+/// `ip -d route` of a namespace without the kernel's own (connected) routes.
+fn routes(ns: &Netns) -> String {
+    ns.ip(&["-d", "route", "show"]).lines().filter(|l| !l.contains("proto kernel")).collect::<Vec<_>>().join("\n")
+}
+
+/// `example` with `routeStyle: plain`, in `dir` with its lock; `drop` leaves a node out.
+fn plain(dir: &Path, example: &str, drop: Option<&str>) -> String {
+    let mut y = std::fs::read_to_string(common::root().join(format!("examples/{example}.yaml")))
+        .expect("example")
+        .replacen("backend:\n", "backend:\n  routeStyle: plain\n", 1);
+    if let Some(n) = drop {
+        let at = y.find(&format!("  - name: {n}\n")).expect("node");
+        let end = y[at + 4..].find("  - name:").map_or(y.len(), |e| at + 4 + e);
+        y.replace_range(at..end, "");
+    }
+    let t = dir.join(format!("{example}-{}.yaml", drop.unwrap_or("all")));
+    std::fs::write(&t, y).expect("write");
+    std::fs::copy(common::root().join(format!("examples/{example}.lock")), t.with_extension("lock")).expect("lock");
+    t.to_string_lossy().into_owned()
+}
+
+/// #28: with `routeStyle: plain` a flannel-gen node's routes are flanneld's,
+/// protocol included (`proto boot`, vishvananda/netlink's NewRtMsg default;
+/// the routes of pkg/backend/vxlan/vxlan_network.go and
+/// pkg/backend/hostgw): vxlan routes as program_like_flanneld makes them,
+/// host-gw routes `subnet via <peer> dev eth0`. A peer that leaves the
+/// topology loses its route; a hand-made route in the pod network stays.
+#[test]
+fn plain_routes_are_flanneld_routes_protocol_included() {
+    if !root_or_skip("plain_routes_are_flanneld_routes_protocol_included") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = plain(dir.path(), "vxlan-3node", None);
+    let plan: Value =
+        serde_json::from_str(&stdout(&run(&["plan", &topo, "--node", "node-1", "--format", "json"]))).expect("plan");
+    let mut all = vec![(
+        plan["ipv4"]["subnet"].as_str().expect("subnet").to_string(),
+        "192.168.31.61".to_string(),
+        plan["ipv4"]["vtepMAC"].as_str().expect("mac").to_string(),
+    )];
+    for p in plan["peers"].as_array().expect("peers") {
+        let f = |k: &str| p[k].as_str().expect("field").to_string();
+        all.push((f("subnet"), f("publicIP"), f("vtepMAC")));
+    }
+    let flanneld = Netns::node("fld", Some("192.168.31.61/24"));
+    program_like_flanneld(&flanneld, "192.168.31.61", &all);
+    let ours = Netns::node("fgp", Some("192.168.31.61/24"));
+    let o = run(&["apply", &topo, "--node", "node-1", "--netns", &ours.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(routes(&ours), routes(&flanneld), "vxlan, plain");
+    assert!(routes(&ours).contains("proto boot"), "{}", routes(&ours));
+
+    let hostgw = plain(dir.path(), "hostgw-3node", None);
+    let flanneld = Netns::node("fldh", Some("192.168.31.61/24"));
+    for (subnet, via) in [("10.244.2.0/24", "192.168.31.62"), ("10.244.3.0/24", "192.168.31.63")] {
+        flanneld.ip(&["route", "replace", subnet, "via", via, "dev", "eth0"]);
+    }
+    let ours = Netns::node("fgph", Some("192.168.31.61/24"));
+    let o = run(&["apply", &hostgw, "--node", "node-1", "--netns", &ours.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert_eq!(routes(&ours), routes(&flanneld), "host-gw, plain");
+    // node-3 leaves; a route someone added by hand (also proto boot) stays.
+    ours.ip(&["route", "add", "10.244.99.0/24", "via", "192.168.31.1", "dev", "eth0"]);
+    let without = plain(dir.path(), "hostgw-3node", Some("node-3"));
+    let o = run(&["apply", &without, "--node", "node-1", "--netns", &ours.name]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stdout(&o).contains("- route 10.244.3.0/24 via 192.168.31.63 dev eth0 proto boot"), "{}", stdout(&o));
+    let left = routes(&ours);
+    assert!(
+        !left.contains("10.244.3.0/24") && left.contains("10.244.99.0/24") && left.contains("10.244.2.0/24"),
+        "{left}"
+    );
+}

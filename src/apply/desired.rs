@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{ROUTE_PROTOCOL_STATIC, default_metric};
+use super::kernel::{ROUTE_PROTOCOL_BOOT, ROUTE_PROTOCOL_STATIC, default_metric};
 use super::live::Live;
 use crate::mac::Mac;
 use crate::netaddr::Family;
@@ -138,7 +138,13 @@ impl Desired {
             routes: plan
                 .routes()
                 .into_iter()
-                .map(|route| RouteState { route, protocol: ROUTE_PROTOCOL_STATIC, nexthop_protocol: None })
+                .map(|route| {
+                    // Plain peer routes are flanneld's own (proto boot); udp's network route stays static.
+                    let plain =
+                        plan.route_style == crate::topology::RouteStyle::Plain && route.dst != route_network(plan);
+                    let protocol = if plain { ROUTE_PROTOCOL_BOOT } else { ROUTE_PROTOCOL_STATIC };
+                    RouteState { route, protocol, nexthop_protocol: None }
+                })
                 .collect(),
             rules,
             sysctls: plan.sysctls.clone(),
@@ -277,6 +283,11 @@ impl Desired {
         }
         on_ours && self.scope.iter().any(|s| s.network == r.dst)
     }
+}
+
+/// udp's route to the whole network (no peer route is that wide).
+fn route_network(plan: &NodePlan) -> IpNet {
+    plan.tun_device().map_or(IpNet::V4(ipnet::Ipv4Net::default()), |t| t.network)
 }
 
 /// A live TUN device as a desired one (a revert makes it again).

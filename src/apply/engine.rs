@@ -11,7 +11,7 @@ use super::live::Live;
 use super::netlink::bulk::Bulk;
 use super::ops::{Op, Stage};
 use super::reconcile::{self, Refusal};
-use super::{ApplyError, Options, Precondition, ethtool, netlink, netns, rules};
+use super::{ApplyError, Options, Precondition, ethtool, netlink, netns, route_record, rules};
 use crate::plan::NodePlan;
 
 /// Re-checks after writing: the kernel must now hold the desired state. Some
@@ -26,6 +26,8 @@ pub struct Session {
     /// The bulk writer and dumper, on its own socket in the same namespace.
     pub bulk: RefCell<Bulk>,
     conn: tokio::task::JoinHandle<()>,
+    /// The namespace it entered (None: the host's).
+    pub netns: Option<String>,
 }
 
 fn netlink_err(what: &'static str) -> impl Fn(netlink::NetlinkError) -> ApplyError {
@@ -46,7 +48,7 @@ impl Session {
             .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
         let conn = rt.spawn(conn);
         let bulk = RefCell::new(Bulk::open().map_err(netlink_err("netlink socket"))?);
-        Ok(Session { rt, handle, bulk, conn })
+        Ok(Session { rt, handle, bulk, conn, netns: netns_name.map(str::to_string) })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -72,7 +74,16 @@ impl Session {
         plan: Option<&NodePlan>,
         pre: Option<ReadAhead>,
     ) -> Result<Vec<Op>, ApplyError> {
-        self.block_on(converge(&self.handle, &self.bulk, desired, opts, plan, pre))
+        let ns = self.netns.as_deref();
+        let Some(plan) = plan else {
+            return self.block_on(converge(&self.handle, &self.bulk, desired, opts, None, pre));
+        };
+        let widened = route_record::widen(desired, ns);
+        let changes = self.block_on(converge(&self.handle, &self.bulk, &widened, opts, Some(plan), pre))?;
+        if !opts.dry_run && !changes.is_empty() {
+            route_record::keep(ns, desired, &widened, opts.phase);
+        }
+        Ok(changes)
     }
 }
 

@@ -3,8 +3,11 @@
 
 use ipnet::IpNet;
 
-/// rtm_protocol of every route flannel-gen installs (networkd's and `ip`'s `static`).
+/// rtm_protocol of the routes flannel-gen installs (networkd's and `ip`'s `static`).
 pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
+/// RTPROT_BOOT: flanneld's routes (vishvananda/netlink's `NewRtMsg`
+/// default), and flannel-gen's with `routeStyle: plain`.
+pub const ROUTE_PROTOCOL_BOOT: u8 = 3;
 /// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld) makes.
 pub const ROUTE_SCOPE_UNIVERSE: u8 = 0;
 /// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the overlay device.

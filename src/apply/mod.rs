@@ -19,6 +19,7 @@ pub mod netns;
 pub mod ops;
 pub mod privilege;
 pub mod reconcile;
+pub mod route_record;
 pub mod rules;
 pub mod snapshot;
 pub mod watch;
@@ -124,5 +125,11 @@ pub fn run(
 pub fn teardown(plan: &NodePlan, target: &Target, dry_run: bool) -> Result<Vec<Op>, ApplyError> {
     let _lock = if dry_run { None } else { Some(lock::acquire(target.netns.as_deref(), target.lock_wait)?) };
     let opts = Options { dry_run, phase: Phase::Complete, adopt: false };
-    Session::open(target.netns.as_deref())?.converge(&Desired::nothing(plan), opts, None, None)
+    let ns = target.netns.as_deref();
+    let desired = route_record::widen(&Desired::nothing(plan), ns);
+    let changes = Session::open(ns)?.converge(&desired, opts, None, None)?;
+    if !dry_run {
+        route_record::forget(ns);
+    }
+    Ok(changes)
 }

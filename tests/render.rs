@@ -521,3 +521,41 @@ fn subnet_env_is_flanneld_bytes_for_every_family() {
         assert_eq!(got, want, "{ex}");
     }
 }
+
+/// #28: flanneld's `--subnet-file`: subnet.env rendered where the node's
+/// consumers look for it, kept across reboots by tmpfiles like the default;
+/// paths that would land elsewhere or on another rendered file are exit 2.
+#[test]
+fn subnet_file_goes_where_it_is_asked_to() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (default, moved) = (dir.path().join("a"), dir.path().join("b"));
+    let r = |out: &std::path::Path, extra: &[&str]| {
+        let mut args =
+            vec!["render", "examples/vxlan-3node.yaml", "--out", out.to_str().expect("utf8"), "--node", "node-1"];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    assert_eq!(code(&r(&default, &[])), 0);
+    let o = r(&moved, &["--subnet-file", "/run/k8s/flannel-subnet.env"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let want = fs::read(default.join("node-1/run/flannel/subnet.env")).expect("default subnet.env");
+    assert_eq!(fs::read(moved.join("node-1/run/k8s/flannel-subnet.env")).expect("moved"), want);
+    assert!(!moved.join("node-1/run/flannel/subnet.env").exists());
+    let tmpfiles = fs::read_to_string(moved.join("node-1/etc/tmpfiles.d/flannel-gen.conf")).expect("tmpfiles");
+    assert!(
+        tmpfiles.contains("d /run/k8s 0755") && tmpfiles.contains("f+ /run/k8s/flannel-subnet.env 0644"),
+        "{tmpfiles}"
+    );
+    for bad in [
+        "run/flannel/subnet.env",
+        "/run/../etc/passwd",
+        "/run//x",
+        "/etc/flannel-gen/plan.json",
+        "/etc/docker/daemon.json",
+    ] {
+        let out = dir.path().join("bad");
+        let o = r(&out, &["--subnet-file", bad]);
+        assert_eq!(code(&o), 2, "{bad}: {}", stderr(&o));
+        assert!(!out.join("node-1").exists(), "{bad}: nothing written");
+    }
+}

@@ -44,6 +44,10 @@ pub struct Args {
     /// Where flannel-gen is installed on the nodes, for the boot unit.
     #[arg(long, value_name = "PATH", default_value = DEFAULT_BINARY)]
     pub binary: String,
+    /// Where subnet.env goes on the nodes (flanneld's --subnet-file): an
+    /// absolute path of plain components, outside /etc/flannel-gen.
+    #[arg(long, value_name = "PATH", default_value = render::DEFAULT_SUBNET_FILE, value_parser = parse_subnet_file)]
+    pub subnet_file: String,
     /// Print one line per file written or removed.
     #[arg(long, short)]
     pub verbose: bool,
@@ -52,6 +56,22 @@ pub struct Args {
     /// cluster (with --check, nothing is written).
     #[arg(long)]
     pub stat: bool,
+}
+
+/// An absolute path of plain components ([A-Za-z0-9._-], no `.` or `..`),
+/// not among flannel-gen's own files, so it lands where it says in the overlay.
+fn parse_subnet_file(s: &str) -> Result<String, String> {
+    let plain = |c: &str| {
+        !c.is_empty() && c != "." && c != ".." && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    };
+    let ok = s.len() <= 255 && s.strip_prefix('/').is_some_and(|rest| rest.split('/').all(plain));
+    if !ok {
+        return Err(format!("`{s}` is not an absolute path of plain components (letters, digits, `.`, `_`, `-`)"));
+    }
+    if s.starts_with("/etc/flannel-gen/") || s.starts_with("/etc/systemd/") {
+        return Err(format!("`{s}` is among the files flannel-gen renders itself"));
+    }
+    Ok(s.to_string())
 }
 
 fn parse_network_name(s: &str) -> Result<String, String> {
@@ -75,7 +95,16 @@ pub fn run(a: Args) -> Result<u8, Error> {
         nodes.iter().map(|n| crate::plan::build(&c.cluster, &c.leases, n)).collect::<Result<_, _>>()?
     };
     let t = a.templates.load()?;
-    let opts = render::RenderOptions { uplink_network: a.uplink_network, binary: a.binary };
+    let opts = render::RenderOptions { uplink_network: a.uplink_network, binary: a.binary, subnet_file: a.subnet_file };
+    let subnet = opts.subnet_file.trim_start_matches('/');
+    for p in &plans {
+        if render::artefacts(p, &opts).iter().filter(|j| j.path == subnet).count() > 1 {
+            return Err(Error::Usage(format!(
+                "--subnet-file {}: node {} renders another file there",
+                opts.subnet_file, p.node
+            )));
+        }
+    }
     let mode = if a.check { render::Mode::Check } else { render::Mode::Write };
     let report = render::render_out(&plans, &t, &opts, &a.out, mode, nodes.is_empty())?;
     if a.stat {

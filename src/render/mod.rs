@@ -51,14 +51,19 @@ pub struct RenderOptions {
     pub uplink_network: Option<String>,
     /// Where flannel-gen is installed on the node (for the boot unit).
     pub binary: String,
+    /// Where subnet.env goes on the node (flanneld's `--subnet-file`).
+    pub subnet_file: String,
 }
+
+/// flanneld's default `--subnet-file`.
+pub const DEFAULT_SUBNET_FILE: &str = "/run/flannel/subnet.env";
 
 /// Where the package installs flannel-gen.
 pub const DEFAULT_BINARY: &str = "/usr/bin/flannel-gen";
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { uplink_network: None, binary: DEFAULT_BINARY.into() }
+        RenderOptions { uplink_network: None, binary: DEFAULT_BINARY.into(), subnet_file: DEFAULT_SUBNET_FILE.into() }
     }
 }
 
@@ -115,7 +120,7 @@ pub fn units(t: &Templates, binary: &str) -> Result<Vec<RenderedFile>, RenderErr
 /// Every artefact the plan calls for.
 pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
     let mut v = vec![
-        job("run/flannel/subnet.env", "subnet.env.j2"),
+        job(opts.subnet_file.trim_start_matches('/'), "subnet.env.j2"),
         job("etc/docker/daemon.json", "daemon.json.j2"),
         job("etc/cni/net.d/10-flannel.conflist", "flannel.conflist.j2"),
         job("etc/systemd/system/flannel-gen.service", "flannel-gen.service.j2"),

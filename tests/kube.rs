@@ -186,3 +186,40 @@ fn malformed_node_annotations_are_located() {
     assert!(err.contains(&format!("{}:", nodes.display())), "located in the file: {err}");
     assert!(!topo.exists());
 }
+
+/// #28: `public-ip-overwrite` (pkg/subnet/kube/annotations.go) is what
+/// flanneld publishes for a node behind NAT, whatever `public-ip` still
+/// says: import reads it so; a malformed one is located, exit 2.
+#[test]
+fn import_honours_the_public_ip_overwrite_annotation() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut nodes: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("kube-nodes.json")).expect("fixture")).expect("json");
+    let items = nodes["items"].as_array_mut().expect("items");
+    let worker = items.iter_mut().find(|n| n["metadata"]["name"] == "worker-1").expect("worker-1");
+    let ann = &mut worker["metadata"]["annotations"];
+    ann["flannel.alpha.coreos.com/public-ip-overwrite"] = Value::from("203.0.113.12");
+    let file = dir.path().join("nodes.json");
+    std::fs::write(&file, nodes.to_string()).expect("write");
+    let topo = dir.path().join("k.yaml");
+    let o = import(s(&file), &topo);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let p = plan(&topo, "cp-1");
+    assert_eq!(p["peers"][0]["publicIP"], "203.0.113.12", "{p:#}");
+
+    let ann = &mut nodes["items"]
+        .as_array_mut()
+        .expect("items")
+        .iter_mut()
+        .find(|n| n["metadata"]["name"] == "worker-1")
+        .expect("w")["metadata"]["annotations"];
+    ann["flannel.alpha.coreos.com/public-ip-overwrite"] = Value::from("203.0.113.999");
+    std::fs::write(&file, nodes.to_string()).expect("write");
+    let o = import(s(&file), &dir.path().join("bad.yaml"));
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(r#"metadata.annotations["flannel.alpha.coreos.com/public-ip-overwrite"]"#),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -27,6 +27,10 @@ pub struct Annotations {
     pub backend_v6_data: String,
     pub public_ip: String,
     pub public_ipv6: String,
+    /// Set by an operator to make flanneld publish another address (a node
+    /// behind NAT); flanneld copies it into `public-ip` when it runs.
+    pub public_ip_overwrite: String,
+    pub public_ipv6_overwrite: String,
 }
 
 impl Annotations {
@@ -57,8 +61,15 @@ impl Annotations {
             backend_v6_data: n("backend-v6-data"),
             public_ip: n("public-ip"),
             public_ipv6: n("public-ipv6"),
+            public_ip_overwrite: n("public-ip-overwrite"),
+            public_ipv6_overwrite: n("public-ipv6-overwrite"),
         })
     }
+}
+
+/// `overwrite` when the node carries it (non-empty), else `plain`.
+fn overwritten<'a>(get: &dyn Fn(&str) -> Option<&'a str>, overwrite: &'a str, plain: &'a str) -> &'a str {
+    if get(overwrite).is_some_and(|v| !v.is_empty()) { overwrite } else { plain }
 }
 
 /// What reading the Node list found.
@@ -143,16 +154,21 @@ fn node(at: &NodeAt, item: &Value, a: &Annotations) -> Result<Result<Lease, Stri
     let mut bad = Vec::new();
     let subnets = subnets_of(&cidrs).map_err(|m| vec![at.fail("spec", m)])?;
     let ann_fail = |key: &str, m: String| at.fail(&format!("metadata.annotations[\"{key}\"]"), m);
-    let public_ip = match get(&a.public_ip) {
+    // The overwrite wins, as in flanneld's AcquireLease (pkg/subnet/kube/kube.go),
+    // which copies it into `public-ip` the next time it runs.
+    let (v4_key, v6_key) = (
+        overwritten(&get, &a.public_ip_overwrite, &a.public_ip),
+        overwritten(&get, &a.public_ipv6_overwrite, &a.public_ipv6),
+    );
+    let public_ip = match get(v4_key) {
         None => Ipv4Addr::UNSPECIFIED,
         Some(s) => crate::netaddr::parse_ipv4(s).unwrap_or_else(|e| {
-            bad.push(ann_fail(&a.public_ip, e.to_string()));
+            bad.push(ann_fail(v4_key, e.to_string()));
             Ipv4Addr::UNSPECIFIED
         }),
     };
-    let public_ipv6 = get(&a.public_ipv6).and_then(|s| {
-        s.parse().map_err(|_| bad.push(ann_fail(&a.public_ipv6, format!("`{s}` is not an IPv6 address")))).ok()
-    });
+    let public_ipv6 = get(v6_key)
+        .and_then(|s| s.parse().map_err(|_| bad.push(ann_fail(v6_key, format!("`{s}` is not an IPv6 address")))).ok());
     let backend_type = get(&a.backend_type).unwrap_or_default().to_string();
     let mut data = |key: &str| -> Option<VxlanData> {
         let text = get(key)?;

@@ -123,36 +123,8 @@ fn top_level_modules_form_no_cycle() {
             }
         }
     }
-    // Depth-first search for a back edge.
-    fn visit(
-        n: &str,
-        edges: &BTreeMap<String, BTreeSet<String>>,
-        stack: &mut Vec<String>,
-        done: &mut BTreeSet<String>,
-    ) -> Option<Vec<String>> {
-        if let Some(at) = stack.iter().position(|s| s == n) {
-            let mut cycle = stack[at..].to_vec();
-            cycle.push(n.to_string());
-            return Some(cycle);
-        }
-        if done.contains(n) {
-            return None;
-        }
-        stack.push(n.to_string());
-        for m in edges.get(n).into_iter().flatten() {
-            if let Some(c) = visit(m, edges, stack, done) {
-                return Some(c);
-            }
-        }
-        stack.pop();
-        done.insert(n.to_string());
-        None
-    }
-    let mut done = BTreeSet::new();
-    for n in edges.keys() {
-        if let Some(cycle) = visit(n, &edges, &mut Vec::new(), &mut done) {
-            panic!("import cycle between top-level modules: {}\nedges: {edges:#?}", cycle.join(" -> "));
-        }
+    if let Some(cycle) = find_cycle(&edges) {
+        panic!("import cycle between top-level modules: {}\nedges: {edges:#?}", cycle.join(" -> "));
     }
     assert!(edges.len() > 10, "the scan found the modules: {edges:?}");
 }
@@ -271,6 +243,7 @@ fn target_module(path: &str, at: &str, known: &BTreeSet<String>) -> Option<Strin
     (0..=abs.len()).rev().map(|n| abs[..n].join("::")).find(|m| known.contains(m))
 }
 
+/// A cycle of `edges` (depth-first search for a back edge), if there is one.
 fn find_cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
     fn visit(
         n: &str,

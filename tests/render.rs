@@ -433,24 +433,27 @@ impl Drop for Immutable {
     }
 }
 
+/// `path` made immutable (root ignores permission bits; the flag refuses
+/// even root), or `None` after saying loudly why `test` cannot show it here.
+fn immutable(path: &std::path::Path, test: &str) -> Option<Immutable> {
+    if std::process::Command::new("chattr").arg("+i").arg(path).status().is_ok_and(|s| s.success()) {
+        return Some(Immutable(path.to_path_buf()));
+    }
+    let why = "chattr +i is not supported here (needs root and ext4/xfs/btrfs)";
+    if std::env::var("FLANNEL_GEN_E2E").as_deref() == Ok("require") {
+        panic!("{test}: {why} (FLANNEL_GEN_E2E=require)");
+    }
+    eprintln!("SKIPPED {test}: {why}");
+    None
+}
+
 #[test]
 fn unwritable_out_is_a_clear_error_and_changes_nothing() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = dir.path().join("o");
     assert_eq!(code(&render("examples/vxlan-3node.yaml", &out, &[])), 0);
     let before = tree(&out);
-    // Root ignores permission bits; an immutable directory refuses even root.
-    let ok = std::process::Command::new("chattr").arg("+i").arg(&out).status().is_ok_and(|s| s.success());
-    if !ok {
-        // Without root or on a filesystem without the flag this cannot be shown here.
-        let why = "chattr +i is not supported here (needs root and ext4/xfs/btrfs)";
-        if std::env::var("FLANNEL_GEN_E2E").as_deref() == Ok("require") {
-            panic!("unwritable_out_is_a_clear_error_and_changes_nothing: {why} (FLANNEL_GEN_E2E=require)");
-        }
-        eprintln!("SKIPPED unwritable_out_is_a_clear_error_and_changes_nothing: {why}");
-        return;
-    }
-    let _guard = Immutable(out.clone());
+    let Some(_guard) = immutable(&out, "unwritable_out_is_a_clear_error_and_changes_nothing") else { return };
     let y =
         fs::read_to_string(root().join("examples/vxlan-3node.yaml")).expect("read").replace("mtu: 1500", "mtu: 9000");
     let topo = dir.path().join("t.yaml");
@@ -470,16 +473,7 @@ fn a_failing_rename_changes_no_file() {
     assert_eq!(code(&render("examples/vxlan-3node.yaml", &out, &[])), 0);
     let before = tree(&out);
     let last = out.join("node-3/run/flannel/subnet.env");
-    let ok = std::process::Command::new("chattr").arg("+i").arg(&last).status().is_ok_and(|s| s.success());
-    if !ok {
-        let why = "chattr +i is not supported here (needs root and ext4/xfs/btrfs)";
-        if std::env::var("FLANNEL_GEN_E2E").as_deref() == Ok("require") {
-            panic!("a_failing_rename_changes_no_file: {why} (FLANNEL_GEN_E2E=require)");
-        }
-        eprintln!("SKIPPED a_failing_rename_changes_no_file: {why}");
-        return;
-    }
-    let _guard = Immutable(last.clone());
+    let Some(guard) = immutable(&last, "a_failing_rename_changes_no_file") else { return };
     let y =
         fs::read_to_string(root().join("examples/vxlan-3node.yaml")).expect("read").replace("mtu: 1500", "mtu: 9000");
     let topo = dir.path().join("t.yaml");
@@ -488,7 +482,7 @@ fn a_failing_rename_changes_no_file() {
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("node-3/run/flannel/subnet.env"), "names the file: {}", stderr(&o));
     assert!(tree(&out) == before, "node-1's and node-2's files were put back");
-    drop(_guard);
+    drop(guard);
     let o = render(topo.to_str().expect("utf8"), &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_ne!(tree(&out), before);

@@ -103,9 +103,10 @@ impl Drop for Netns {
         }
         let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
         let _ = std::fs::remove_dir_all(self.etc());
-        // The apply and udp locks flannel-gen keeps for this namespace.
-        for what in ["apply", "udp"] {
-            let _ = std::fs::remove_file(format!("/run/flannel-gen/{what}-netns-{}.lock", self.name));
+        // What flannel-gen keeps in /run for this namespace: locks, the route
+        // record, a snapshot.
+        for file in ["apply-netns-{}.lock", "udp-netns-{}.lock", "routes-netns-{}.json", "snapshot-netns-{}.json"] {
+            let _ = std::fs::remove_file(format!("/run/flannel-gen/{}", file.replace("{}", &self.name)));
         }
     }
 }

@@ -290,10 +290,8 @@ fn a_failing_render_changes_nothing() {
     let tdir = dir.path().join("templates");
     fs::create_dir(&tdir).expect("mkdir");
     fs::write(tdir.join("route.batch.j2"), "{{ no_such_variable }}\n").expect("write");
-    let y = fs::read_to_string(root().join(topo)).expect("read").replace("mtu: 1500", "mtu: 9000");
-    let t2 = dir.path().join("t.yaml");
-    fs::write(&t2, y).expect("write");
-    let o = render(t2.to_str().expect("utf8"), &out, &["--templates", tdir.to_str().expect("utf8")]);
+    let t2 = jumbo(dir.path(), topo);
+    let o = render(&t2, &out, &["--templates", tdir.to_str().expect("utf8")]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("route.batch.j2"), "{}", stderr(&o));
     assert_eq!(tree(&out), before, "--out unchanged after a failed render");
@@ -424,6 +422,14 @@ fn out_must_be_a_real_directory() {
     assert_eq!(fs::read_dir(&target).expect("dir").count(), 0);
 }
 
+/// `example` with a 9000-byte underlay MTU (every node's files change), in `dir`.
+fn jumbo(dir: &std::path::Path, example: &str) -> String {
+    let y = fs::read_to_string(root().join(example)).expect("read").replace("mtu: 1500", "mtu: 9000");
+    let t = dir.join("t.yaml");
+    fs::write(&t, y).expect("write");
+    t.to_string_lossy().into_owned()
+}
+
 /// Clears the immutable flag again however the test ends.
 struct Immutable(PathBuf);
 
@@ -454,11 +460,8 @@ fn unwritable_out_is_a_clear_error_and_changes_nothing() {
     assert_eq!(code(&render("examples/vxlan-3node.yaml", &out, &[])), 0);
     let before = tree(&out);
     let Some(_guard) = immutable(&out, "unwritable_out_is_a_clear_error_and_changes_nothing") else { return };
-    let y =
-        fs::read_to_string(root().join("examples/vxlan-3node.yaml")).expect("read").replace("mtu: 1500", "mtu: 9000");
-    let topo = dir.path().join("t.yaml");
-    fs::write(&topo, y).expect("write");
-    let o = render(topo.to_str().expect("utf8"), &out, &[]);
+    let topo = jumbo(dir.path(), "examples/vxlan-3node.yaml");
+    let o = render(&topo, &out, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot write into --out: Operation not permitted"), "{}", stderr(&o));
     assert_eq!(tree(&out), before);
@@ -474,16 +477,13 @@ fn a_failing_rename_changes_no_file() {
     let before = tree(&out);
     let last = out.join("node-3/run/flannel/subnet.env");
     let Some(guard) = immutable(&last, "a_failing_rename_changes_no_file") else { return };
-    let y =
-        fs::read_to_string(root().join("examples/vxlan-3node.yaml")).expect("read").replace("mtu: 1500", "mtu: 9000");
-    let topo = dir.path().join("t.yaml");
-    fs::write(&topo, y).expect("write");
-    let o = render(topo.to_str().expect("utf8"), &out, &[]);
+    let topo = jumbo(dir.path(), "examples/vxlan-3node.yaml");
+    let o = render(&topo, &out, &[]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
     assert!(stderr(&o).contains("node-3/run/flannel/subnet.env"), "names the file: {}", stderr(&o));
     assert!(tree(&out) == before, "node-1's and node-2's files were put back");
     drop(guard);
-    let o = render(topo.to_str().expect("utf8"), &out, &[]);
+    let o = render(&topo, &out, &[]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_ne!(tree(&out), before);
 }

@@ -79,6 +79,7 @@ pub struct Desired {
     pub scope: Vec<RouteScope>,
     /// Destinations the plan routes: owned whatever their protocol (a
     /// flanneld route to a peer is replaced in place, and torn down).
+    /// Sorted, for [`Desired::claims`].
     #[serde(default)]
     pub claimed: Vec<IpNet>,
     /// The families whose rules are in scope.
@@ -122,7 +123,11 @@ impl Desired {
             uplink: plan.uplink.name.clone(),
             scope: plan.families().map(|(_, f)| RouteScope { network: f.network, subnet: f.subnet }).collect(),
             rule_families: plan.families().map(|(f, _)| f).collect(),
-            claimed: plan.routes().into_iter().map(|r| r.dst).collect(),
+            claimed: {
+                let mut c: Vec<IpNet> = plan.routes().into_iter().map(|r| r.dst).collect();
+                c.sort_unstable();
+                c
+            },
             addresses: devices
                 .iter()
                 .map(|d| (d.name.clone(), d.address))
@@ -260,6 +265,12 @@ impl Desired {
             || self.rules.nft.values().any(|t| t.contains("fully-random"))
     }
 
+    /// Whether the plan (or the route record) routes `dst`: a binary search,
+    /// as it runs once per live route.
+    pub fn claims(&self, dst: &IpNet) -> bool {
+        self.claimed.binary_search(dst).is_ok()
+    }
+
     /// Devices this state has, by name.
     pub fn planned_names(&self) -> Vec<&str> {
         let tun = self.tun.iter().map(|t| t.tun.name.as_str());
@@ -279,7 +290,7 @@ impl Desired {
             l.alias.as_deref() == Some(self.marker.as_str()) || self.planned_names().contains(&l.name.as_str())
         });
         if owns(&self.scope, &r.dst) {
-            return on_ours || r.protocol == ROUTE_PROTOCOL_STATIC || self.claimed.contains(&r.dst);
+            return on_ours || r.protocol == ROUTE_PROTOCOL_STATIC || self.claims(&r.dst);
         }
         on_ours && self.scope.iter().any(|s| s.network == r.dst)
     }

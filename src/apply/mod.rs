@@ -126,7 +126,8 @@ pub fn teardown(plan: &NodePlan, target: &Target, dry_run: bool) -> Result<Vec<O
     let _lock = if dry_run { None } else { Some(lock::acquire(target.netns.as_deref(), target.lock_wait)?) };
     let opts = Options { dry_run, phase: Phase::Complete, adopt: false };
     let ns = target.netns.as_deref();
-    let desired = route_record::widen(&Desired::nothing(plan), ns);
+    let nothing = Desired::nothing(plan);
+    let desired = route_record::widen(&nothing, ns);
     let changes = Session::open(ns)?.converge(&desired, opts, None, None)?;
     if !dry_run {
         route_record::forget(ns);

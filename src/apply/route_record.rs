@@ -6,6 +6,7 @@
 //! /run (gone at reboot, with the routes), read back as untrusted: only
 //! destinations inside the cluster scope count.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
@@ -25,15 +26,20 @@ fn load(netns: Option<&str>) -> Vec<IpNet> {
     std::fs::read_to_string(path(netns)).ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default()
 }
 
-/// `desired` owning the recorded destinations in its scope too.
-pub fn widen(desired: &Desired, netns: Option<&str>) -> Desired {
-    let mut d = desired.clone();
-    for dst in load(netns) {
-        if owns(&d.scope, &dst) && !d.claimed.contains(&dst) {
-            d.claimed.push(dst);
-        }
+/// `desired` owning the recorded destinations in its scope too; borrowed
+/// as it is when the record adds none (the usual case: no copy of a
+/// 5000-peer state per apply).
+pub fn widen<'a>(desired: &'a Desired, netns: Option<&str>) -> Cow<'a, Desired> {
+    let extra: Vec<IpNet> =
+        load(netns).into_iter().filter(|dst| owns(&desired.scope, dst) && !desired.claims(dst)).collect();
+    if extra.is_empty() {
+        return Cow::Borrowed(desired);
     }
-    d
+    let mut d = desired.clone();
+    d.claimed.extend(extra);
+    d.claimed.sort_unstable();
+    d.claimed.dedup();
+    Cow::Owned(d)
 }
 
 /// After a converge that wrote: what is ours now. A phase that prunes

@@ -118,6 +118,41 @@ fn dual_stack_host_gw_pods_ping_across_over_ipv4_and_ipv6() {
     }
 }
 
+/// #28, flanneld's --ip-blackhole-route (`ipBlackholeRoute`): before any
+/// pod exists, an address of the node's subnet ends at the blackhole instead
+/// of following the default route out; once the bridge exists its route wins
+/// (flannel-gen's blackhole sits at metric 4096, behind it), pods ping
+/// across, and teardown takes the blackholes away.
+#[test]
+fn a_blackhole_catches_only_what_no_pod_holds() {
+    if !root_or_skip("a_blackhole_catches_only_what_no_pod_holds") {
+        return;
+    }
+    let topo = "examples/hostgw-dualstack.yaml";
+    let mut c = Cluster::new(topo);
+    c.apply_all(topo);
+    let n1 = &c.node("node-1").ns;
+    for (fam, addr) in [("-4", "10.244.1.5"), ("-6", "fd00:10:244:1::5")] {
+        let shown = n1.ip(&[fam, "route", "show", "type", "blackhole"]);
+        assert!(shown.contains("metric 4096"), "node-1 {fam}: {shown}");
+        let got = n1.exec("ip", &[fam, "route", "get", addr]).output().expect("ip");
+        assert!(!got.status.success(), "{addr} before any pod: a blackhole, not {}", stdout(&got));
+    }
+    assert_eq!(c.apply(topo, "node-1", &["--dry-run"]), "0 changes\n");
+    c.attach_pods(1);
+    let failed = c.ping_across();
+    assert!(failed.is_empty(), "pings failed beside the blackholes:\n{}", failed.join("\n"));
+    let pod = c.pods.iter().find(|p| p.node == "node-1").expect("pod on node-1");
+    let n1 = &c.node("node-1").ns;
+    assert!(n1.ip(&["route", "get", &pod.ip]).contains("dev cni0"), "the bridge's route wins");
+    let o = run(&["teardown", topo, "--node", "node-1", "--netns", &n1.name]);
+    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    assert!(stdout(&o).contains("- route blackhole 10.244.1.0/24 metric 4096"), "{}", stdout(&o));
+    for fam in ["-4", "-6"] {
+        assert_eq!(n1.ip(&[fam, "route", "show", "type", "blackhole"]), "", "teardown removes the {fam} blackhole");
+    }
+}
+
 #[test]
 fn ipv6_only_vxlan_pods_ping_across() {
     if root_or_skip("ipv6_only_vxlan_pods_ping_across") {

@@ -14,7 +14,7 @@ use super::kernel::{ROUTE_PROTOCOL_BOOT, ROUTE_PROTOCOL_STATIC, default_metric};
 use super::live::Live;
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
+use crate::plan::objects::{BLACKHOLE_METRIC, Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use crate::plan::{NodePlan, Sysctl};
 use crate::traffic::iptables::{self, SavedChain};
 use crate::traffic::nft;
@@ -91,6 +91,9 @@ pub struct Desired {
     pub neighbours: Vec<Neighbour>,
     pub fdb: Vec<Fdb>,
     pub routes: Vec<RouteState>,
+    /// Blackhole routes (the node's own subnets), metric [`BLACKHOLE_METRIC`].
+    #[serde(default)]
+    pub blackholes: Vec<IpNet>,
     pub rules: RulesState,
     pub sysctls: Vec<Sysctl>,
     /// Why an owned device outside this state goes, for the change line.
@@ -151,6 +154,7 @@ impl Desired {
                     RouteState { route, protocol, nexthop_protocol: None }
                 })
                 .collect(),
+            blackholes: plan.blackholes(),
             rules,
             sysctls: plan.sysctls.clone(),
             retire_reason: "not in the plan".into(),
@@ -178,6 +182,7 @@ impl Desired {
             neighbours: Vec::new(),
             fdb: Vec::new(),
             routes: Vec::new(),
+            blackholes: Vec::new(),
             retire_reason: retire_reason.into(),
             ..self
         }
@@ -216,6 +221,7 @@ impl Desired {
                 Some(RouteState { route, protocol: r.protocol, nexthop_protocol })
             })
             .collect();
+        s.blackholes = live.blackholes.iter().filter(|r| around.owns_blackhole(r)).map(|r| r.dst).collect();
         s.rules = RulesState {
             iptables: live
                 .rules
@@ -231,12 +237,8 @@ impl Desired {
         let device_keys: Vec<String> =
             s.devices.iter().map(|d| format!("net/ipv4/conf/{}/rp_filter", d.vxlan.name)).collect();
         let wanted = |k: &str| around.sysctls.iter().any(|s| s.key == k) || device_keys.iter().any(|d| d == k);
-        s.sysctls = live
-            .sysctls
-            .iter()
-            .filter(|(k, _)| wanted(k))
-            .map(|(k, v)| Sysctl { key: k.clone(), value: v.clone() })
-            .collect();
+        s.sysctls =
+            live.sysctls.iter().filter(|(k, _)| wanted(k)).map(|(k, v)| Sysctl::set(k.clone(), v.clone())).collect();
         s
     }
 }
@@ -293,6 +295,14 @@ impl Desired {
             return on_ours || r.protocol == ROUTE_PROTOCOL_STATIC || self.claims(&r.dst);
         }
         on_ours && self.scope.iter().any(|s| s.network == r.dst)
+    }
+}
+
+impl Desired {
+    /// A blackhole route is flannel-gen's when it has flannel-gen's metric
+    /// and lies in a cluster network (an old subnet's too, after a renumbering).
+    pub fn owns_blackhole(&self, r: &super::live::LiveRoute) -> bool {
+        r.metric == BLACKHOLE_METRIC && self.scope.iter().any(|s| s.network.contains(&r.dst))
     }
 }
 

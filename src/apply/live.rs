@@ -101,6 +101,8 @@ pub struct Live {
     pub addrs: BTreeMap<u32, Vec<IpNet>>,
     /// Unicast routes of the main table, both families.
     pub routes: Vec<LiveRoute>,
+    /// Blackhole routes of the main table, both families.
+    pub blackholes: Vec<LiveRoute>,
     /// Nexthop objects with ids in flannel-gen's range, by id.
     pub nexthops: BTreeMap<u32, LiveNexthop>,
     /// Neighbours on owned devices.

@@ -109,6 +109,13 @@ pub enum Op {
         dst: IpNet,
         desc: String,
     },
+    /// `route replace blackhole DST metric BLACKHOLE_METRIC`.
+    AddBlackhole {
+        dst: IpNet,
+    },
+    DelBlackhole {
+        dst: IpNet,
+    },
     /// A nexthop object no planned route uses (after the routes moved off it).
     DelNexthop {
         id: u32,
@@ -172,8 +179,8 @@ impl Op {
             Op::DelRules(_) => Stage::PruneRoutes,
             Op::AddAddress { .. } => Stage::Addresses,
             Op::AddNeigh(_) | Op::AddFdb(_) => Stage::NeighboursAndFdb,
-            Op::ReplaceRoute { .. } => Stage::Routes,
-            Op::DelRoute { .. } | Op::DelAddress { .. } => Stage::PruneRoutes,
+            Op::ReplaceRoute { .. } | Op::AddBlackhole { .. } => Stage::Routes,
+            Op::DelRoute { .. } | Op::DelBlackhole { .. } | Op::DelAddress { .. } => Stage::PruneRoutes,
             Op::DelFdb { .. } | Op::DelNeigh { .. } | Op::DelNexthop { .. } => Stage::PruneNeighboursAndFdb,
             Op::DeleteLink { replacing: false, .. } => Stage::DeleteLinks,
         }
@@ -191,12 +198,14 @@ impl Op {
             | Op::AddAddress { .. }
             | Op::AddNeigh(_)
             | Op::AddFdb(_)
-            | Op::ReplaceRoute { .. } => '+',
+            | Op::ReplaceRoute { .. }
+            | Op::AddBlackhole { .. } => '+',
             Op::DeleteLink { .. }
             | Op::DelAddress { .. }
             | Op::DelNeigh { .. }
             | Op::DelFdb { .. }
             | Op::DelRoute { .. }
+            | Op::DelBlackhole { .. }
             | Op::DelNexthop { .. } => '-',
         }
     }
@@ -208,7 +217,9 @@ impl Op {
             Op::AddAddress { .. } | Op::DelAddress { .. } => "address",
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
-            Op::ReplaceRoute { .. } | Op::DelRoute { .. } => "route",
+            Op::ReplaceRoute { .. } | Op::DelRoute { .. } | Op::AddBlackhole { .. } | Op::DelBlackhole { .. } => {
+                "route"
+            }
             Op::DelNexthop { .. } => "nexthop",
             Op::SetRules(_) | Op::DelRules(_) => "rules",
         }
@@ -218,6 +229,9 @@ impl Op {
     pub fn object(&self) -> String {
         match self {
             Op::Sysctl { key, from, to } => format!("{key}={to} (was {from})"),
+            Op::AddBlackhole { dst } | Op::DelBlackhole { dst } => {
+                format!("blackhole {dst} metric {}", crate::plan::objects::BLACKHOLE_METRIC)
+            }
             Op::DeleteLink { name, why, .. } => format!("{name} ({why})"),
             Op::CreateLink { device, .. } => device.to_string(),
             Op::CreateTun { device, .. } => device.to_string(),

@@ -88,6 +88,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         ipv6: family(Family::V6),
         peers,
         traffic_rules,
+        blackhole_route: cluster.blackhole_route,
         sysctls: Vec::new(),
     };
     data.sysctls = sysctls(&data);
@@ -123,19 +124,35 @@ fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease
 pub fn sysctls(p: &PlanData) -> Vec<Sysctl> {
     let mut v = Vec::new();
     if p.ipv4.is_some() {
-        v.push(Sysctl { key: "net.ipv4.ip_forward".into(), value: "1".into() });
+        v.push(Sysctl::set("net.ipv4.ip_forward", "1"));
         let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name).or_else(|| p.tun_device().map(|t| t.name));
         for dev in std::iter::once(p.uplink.name.clone()).chain(v4_dev) {
-            v.push(Sysctl { key: format!("net/ipv4/conf/{dev}/rp_filter"), value: "2".into() });
+            v.push(Sysctl::set(format!("net/ipv4/conf/{dev}/rp_filter"), "2"));
         }
         // flanneld's ICMP errors come from the TUN device's own address, which
         // the kernel drops as a martian source unless the device accepts it.
         if let Some(t) = p.tun_device() {
-            v.push(Sysctl { key: format!("net/ipv4/conf/{}/accept_local", t.name), value: "1".into() });
+            v.push(Sysctl::set(format!("net/ipv4/conf/{}/accept_local", t.name), "1"));
         }
     }
     if p.ipv6.is_some() {
-        v.push(Sysctl { key: "net.ipv6.conf.all.forwarding".into(), value: "1".into() });
+        v.push(Sysctl::set("net.ipv6.conf.all.forwarding", "1"));
+        // A forwarding host ignores router advertisements under accept_ra=1,
+        // so an uplink configured by SLAAC would lose its address and default
+        // route when they expire; 2 keeps accepting them. An administrator's
+        // 0 (or 2) stays as it is. (flanneld sets nothing global; forwarding
+        // per device is not enough: IPv6 forwards by `all.forwarding` alone
+        // before Linux 6.17's force_forwarding.)
+        v.push(Sysctl {
+            key: format!("net/ipv6/conf/{}/accept_ra", p.uplink.name),
+            value: "2".into(),
+            only_from: Some("1".into()),
+        });
+        // flanneld's own v6 VXLAN device takes no advertisements
+        // (pkg/backend/vxlan/device.go).
+        if let Some(d) = p.vxlan_device(Family::V6) {
+            v.push(Sysctl::set(format!("net/ipv6/conf/{}/accept_ra", d.name), "0"));
+        }
     }
     v
 }

@@ -291,20 +291,30 @@ fn own_segment_refusal(own: IpNet, ip: IpAddr) -> Option<String> {
 }
 
 fn sysctls(c: &mut Checker, p: &PlanData) {
-    let allowed: Vec<String> = super::build::sysctls(p).into_iter().map(|s| s.key).collect();
+    let wanted = super::build::sysctls(p);
+    let allowed: Vec<String> = wanted.iter().map(|s| s.key.clone()).collect();
     let mut seen = HashSet::new();
     for (i, s) in p.sysctls.iter().enumerate() {
-        if !allowed.contains(&s.key) {
+        let Some(w) = wanted.iter().find(|w| w.key == s.key) else {
             c.fail(
                 format!("sysctls[{i}].key"),
                 format!("`{}` is not a setting this plan's devices call for (allowed: {})", s.key, allowed.join(", ")),
             );
             continue;
-        }
+        };
         if !seen.insert(&s.key) {
             c.fail(format!("sysctls[{i}].key"), format!("`{}` is set twice", s.key));
         }
-        let values: &[&str] = if s.key.ends_with("rp_filter") { &["0", "1", "2"] } else { &["1"] };
+        if s.only_from != w.only_from {
+            let want = w.only_from.as_deref().map_or("absent".to_string(), |f| format!("`{f}`"));
+            c.fail(format!("sysctls[{i}].onlyFrom"), format!("must be {want} for `{}`", s.key));
+        }
+        let exact = [w.value.as_str()];
+        let values: &[&str] = match s.key.rsplit('/').next() {
+            Some("rp_filter") => &["0", "1", "2"],
+            Some("accept_ra") => &exact,
+            _ => &["1"],
+        };
         if !values.contains(&s.value.as_str()) {
             c.fail(format!("sysctls[{i}].value"), format!("`{}` is not one of {}", s.value, values.join(", ")));
         }

@@ -74,6 +74,11 @@ pub struct PlanData {
     /// flanneld's masquerade and forward rules; absent: none are kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic_rules: Option<TrafficRules>,
+    /// flanneld's --ip-blackhole-route: a blackhole route for the node's own
+    /// subnet(s), so traffic to an unassigned pod address dies here instead
+    /// of following the default route out.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub blackhole_route: bool,
     pub sysctls: Vec<Sysctl>,
 }
 
@@ -295,9 +300,18 @@ impl Peer {
 pub struct Sysctl {
     pub key: String,
     pub value: String,
+    /// Set only while the kernel has this value: a change of the host's
+    /// default that must not override an administrator's own choice.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_from: Option<String>,
 }
 
 impl Sysctl {
+    /// `key` = `value`, whatever the kernel has.
+    pub fn set(key: impl Into<String>, value: impl Into<String>) -> Self {
+        Sysctl { key: key.into(), value: value.into(), only_from: None }
+    }
+
     /// The file under /proc/sys (sysctl.d rules: dots separate unless the key uses slashes).
     pub fn proc_path(&self) -> String {
         if self.key.contains('/') {

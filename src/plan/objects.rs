@@ -102,6 +102,14 @@ pub struct Route {
     pub nhid: Option<u32>,
 }
 
+/// The metric of the blackhole route for the node's own subnet. flanneld's
+/// has the default (0 for IPv4): added before the bridge's address, it sits
+/// ahead of the kernel's `<subnet> dev cni0` route of the same metric and
+/// swallows every pod's traffic. Behind every route a bridge or a CNI plugin
+/// makes, it catches only addresses no pod holds, which is its purpose; the
+/// metric also tells flannel-gen's blackhole from anyone else's.
+pub const BLACKHOLE_METRIC: u32 = 4096;
+
 const NEXTHOP_INDEX_BITS: u32 = crate::topology::RouteStyle::NEXTHOP_INDEX_BITS;
 /// The ids flannel-gen's nexthops take, per family: `0x46` ('F') or `0x47`
 /// in the top byte, the subnet's index below. Nexthops with ids in
@@ -228,6 +236,15 @@ impl NodePlan {
     pub fn routes(&self) -> Vec<Route> {
         let tun = self.tun_device().map(|t| t.route());
         self.peers.iter().filter_map(|p| self.route_of(p)).chain(tun).collect()
+    }
+
+    /// The node's own subnets, when the plan blackholes them
+    /// (`ipBlackholeRoute`; flanneld's --ip-blackhole-route).
+    pub fn blackholes(&self) -> Vec<IpNet> {
+        if !self.blackhole_route {
+            return Vec::new();
+        }
+        self.families().map(|(_, f)| f.subnet).collect()
     }
 
     /// The kernel route traffic to `p` takes: its own, or udp's network route.

@@ -93,7 +93,10 @@ impl fmt::Display for NodePlan {
         let addrs: Vec<String> = [self.uplink.ipv4, self.uplink.ipv6].iter().flatten().map(|a| a.to_string()).collect();
         writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, addrs.join(" "), self.uplink.mtu)?;
         for s in &self.sysctls {
-            writeln!(f, "sysctl {}={}", s.key, s.value)?;
+            match &s.only_from {
+                Some(from) => writeln!(f, "sysctl {}={} (only from {from})", s.key, s.value)?,
+                None => writeln!(f, "sysctl {}={}", s.key, s.value)?,
+            }
         }
         for d in self.vxlan_devices() {
             writeln!(f, "link {d}")?;
@@ -103,6 +106,9 @@ impl fmt::Display for NodePlan {
             writeln!(f, "link {t}")?;
             writeln!(f, "address {} dev {}", t.address, t.name)?;
             writeln!(f, "route {} dev {}", t.network, t.name)?;
+        }
+        for b in self.blackholes() {
+            writeln!(f, "route blackhole {b} metric {}", super::objects::BLACKHOLE_METRIC)?;
         }
         for p in &self.peers {
             writeln!(f, "# peer {} {} {} ({})", p.node(), p.public_ip(), p.subnet(), p.path())?;

@@ -153,7 +153,7 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         v.push(job("etc/systemd/system/flannel-gen-udp.service", "flannel-gen-udp.service.j2"));
     }
     rule_files(plan, &mut v);
-    if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") {
+    if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") || plan.blackhole_route {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
         v.push(job(format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
     }

@@ -114,6 +114,9 @@ fn route_batch(v: &View, _: Option<usize>) -> Option<String> {
             (None, None) => writeln!(o, "route replace {} dev {}{onlink} scope global proto {}", r.dst, r.dev, r.proto),
         };
     }
+    for b in &v.blackholes {
+        let _ = writeln!(o, "route replace blackhole {b} metric {} proto static", v.blackhole_metric);
+    }
     Some(o)
 }
 
@@ -132,6 +135,14 @@ fn uplink_conf(v: &View, _: Option<usize>) -> Option<String> {
     }
     for r in &v.direct_routes {
         direct_route(&mut o, r);
+    }
+    for b in &v.blackholes {
+        let _ = write!(
+            o,
+            "\n# this node's own subnet: an address no pod holds ends here\n\
+             [Route]\nType=blackhole\nDestination={b}\nMetric={}\nProtocol=static\n",
+            v.blackhole_metric
+        );
     }
     Some(o)
 }

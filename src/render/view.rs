@@ -32,6 +32,9 @@ pub struct View<'a> {
     pub direct_routes: Vec<RouteView>,
     /// Every route of the plan, in peer order (udp: its network route).
     pub routes: Vec<RouteView>,
+    /// The node's own subnets when the plan blackholes them, and the metric.
+    pub blackholes: Vec<String>,
+    pub blackhole_metric: u32,
     pub sysctls: &'a [Sysctl],
     /// Where flannel-gen is installed on the node (for the boot unit).
     pub binary: &'a str,
@@ -246,6 +249,8 @@ impl<'a> View<'a> {
             udp_port,
             direct_routes,
             routes,
+            blackholes: plan.blackholes().iter().map(ToString::to_string).collect(),
+            blackhole_metric: crate::plan::objects::BLACKHOLE_METRIC,
             sysctls: &plan.sysctls,
             binary,
             rules: RulesView::new(plan),

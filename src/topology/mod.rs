@@ -185,6 +185,8 @@ pub struct Cluster {
     /// Where node subnets come from, per enabled family.
     pub pools: PerFamily<SubnetPool>,
     pub ip_masq: bool,
+    /// A blackhole route for each node's own subnet (flanneld's --ip-blackhole-route).
+    pub blackhole_route: bool,
     pub traffic: Traffic,
     pub backend: Backend,
     pub nodes: Vec<Node>,

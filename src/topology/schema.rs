@@ -20,6 +20,8 @@ pub struct TopologyDoc {
     pub ipv6_subnet_max: Option<S<String>>,
     pub ip_masq: Option<S<bool>>,
     pub ip_masq_random_fully: Option<S<bool>>,
+    /// flanneld's --ip-blackhole-route: a blackhole route for the node's own subnet.
+    pub ip_blackhole_route: Option<S<bool>>,
     pub traffic_rules: Option<S<String>>,
     pub forward_rules: Option<S<bool>>,
     pub backend: S<BackendDoc>,
@@ -84,6 +86,7 @@ pub const TOP_KEYS: &[&str] = &[
     "ipv6SubnetMax",
     "ipMasq",
     "ipMasqRandomFully",
+    "ipBlackholeRoute",
     "trafficRules",
     "forwardRules",
     "backend",

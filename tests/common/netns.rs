@@ -203,7 +203,7 @@ pub fn flannel_state(ns: &Netns, devs: &[&str]) -> String {
         for r in
             routes.as_array().into_iter().flatten().filter(|r| !r["dst"].as_str().unwrap_or("").starts_with("fe80:"))
         {
-            lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"], "nhid": r["nhid"]}));
+            lines.push(json!({"route": r["dst"], "via": r["gateway"], "dev": r["dev"], "proto": r["protocol"], "flags": r["flags"], "scope": r["scope"], "nhid": r["nhid"], "type": r["type"], "metric": r["metric"]}));
         }
     }
     // routeStyle nexthop: the objects the routes go through, as each tool made them.

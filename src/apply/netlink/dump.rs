@@ -136,6 +136,7 @@ fn per_peer(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, pre: Option<Pre
         None => prefetch::routes(b)?,
     };
     live.routes = pre.routes;
+    live.blackholes = pre.blackholes;
     live.nexthops = pre.nexthops;
     live.neighs = pre.neighs.into_iter().filter(|n| ours.contains(&n.ifindex)).collect();
     live.fdb = pre.fdb.into_iter().filter(|f| ours.contains(&f.ifindex)).collect();

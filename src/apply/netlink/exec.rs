@@ -32,6 +32,8 @@ fn is_bulk(op: &Op) -> bool {
             | Op::DelFdb { .. }
             | Op::ReplaceRoute { .. }
             | Op::DelRoute { .. }
+            | Op::AddBlackhole { .. }
+            | Op::DelBlackhole { .. }
             | Op::DelNexthop { .. }
     )
 }
@@ -106,7 +108,7 @@ impl Executor<'_> {
         let h = &self.handle;
         match op {
             Op::Sysctl { key, to, .. } => {
-                let path = crate::plan::Sysctl { key: key.clone(), value: to.clone() }.proc_path();
+                let path = crate::plan::Sysctl::set(key.clone(), to.clone()).proc_path();
                 std::fs::write(&path, format!("{to}\n")).map_err(|source| NetlinkError::Sysctl { path, source })
             }
             Op::FixLink { name, fix } => {
@@ -198,6 +200,8 @@ impl Executor<'_> {
                 reqs.route(i, M::NewRoute(msg::route(route, oif, *protocol)), put);
             }
             Op::DelRoute { dst, .. } => reqs.route(i, M::DelRoute(msg::route_del(*dst)), 0),
+            Op::AddBlackhole { dst } => reqs.route(i, M::NewRoute(msg::blackhole(*dst)), put),
+            Op::DelBlackhole { dst } => reqs.route(i, M::DelRoute(msg::blackhole(*dst)), 0),
             Op::DelNexthop { id, .. } => nexthop::delete(reqs, i, *id),
             other => return Err(NetlinkError::Protocol(format!("not a bulk change: {other}"))),
         }

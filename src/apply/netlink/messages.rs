@@ -109,6 +109,17 @@ pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     m
 }
 
+/// `route replace blackhole DST metric BLACKHOLE_METRIC proto static`; as a
+/// delete, it matches only that route.
+pub fn blackhole(dst: IpNet) -> RouteMessage {
+    let mut m = route_header(dst);
+    m.header.protocol = RouteProtocol::Static;
+    m.header.scope = RouteScope::Universe;
+    m.header.kind = RouteType::BlackHole;
+    m.attributes.push(RouteAttribute::Priority(crate::plan::objects::BLACKHOLE_METRIC));
+    m
+}
+
 /// Matches any main-table route to `dst`, whoever installed it (as `ip route del` does).
 pub fn route_del(dst: IpNet) -> RouteMessage {
     let mut m = route_header(dst);

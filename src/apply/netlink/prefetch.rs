@@ -20,6 +20,7 @@ const IFLA_IFALIAS: u16 = 20;
 #[derive(Debug, Default)]
 pub struct Prefetched {
     pub routes: Vec<LiveRoute>,
+    pub blackholes: Vec<LiveRoute>,
     pub nexthops: BTreeMap<u32, LiveNexthop>,
     /// The devices whose neighbours and FDB entries were read.
     pub devices: BTreeSet<u32>,
@@ -38,12 +39,13 @@ pub fn read(bulk: &mut Bulk) -> Result<Prefetched, NetlinkError> {
     Ok(p)
 }
 
-/// The main table's unicast routes (both families) and flannel-gen's
-/// nexthops; no device's neighbours yet.
+/// The main table's unicast and blackhole routes (both families) and
+/// flannel-gen's nexthops; no device's neighbours yet.
 pub fn routes(bulk: &mut Bulk) -> Result<Prefetched, NetlinkError> {
     let mut p = Prefetched::default();
     for family in [libc::AF_INET as u8, libc::AF_INET6 as u8] {
         raw::routes(bulk, family, &mut p.routes)?;
+        raw::routes_of(bulk, family, raw::RTN_BLACKHOLE, &mut p.blackholes)?;
     }
     p.nexthops = nexthop::dump(bulk)?;
     Ok(p)

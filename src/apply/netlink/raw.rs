@@ -18,6 +18,7 @@ const RTM_GETROUTE: u16 = 26;
 const RTM_GETNEIGH: u16 = 30;
 const RT_TABLE_MAIN: u8 = 254;
 const RTN_UNICAST: u8 = 1;
+pub const RTN_BLACKHOLE: u8 = 6;
 const RTA_DST: u16 = 1;
 const RTA_OIF: u16 = 4;
 const RTA_GATEWAY: u16 = 5;
@@ -37,11 +38,16 @@ const NTF_SELF: u8 = 0x02;
 
 /// Unicast routes of the main table of one family (`AF_INET`, `AF_INET6`).
 pub fn routes(bulk: &mut Bulk, family: u8, out: &mut Vec<LiveRoute>) -> Result<(), NetlinkError> {
-    let req = [family, 0, 0, 0, RT_TABLE_MAIN, 0, 0, RTN_UNICAST, 0, 0, 0, 0];
-    bulk.dump(RTM_GETROUTE, &req, |r| out.extend(route(r)))
+    routes_of(bulk, family, RTN_UNICAST, out)
 }
 
-fn route(r: &Reply) -> Option<LiveRoute> {
+/// Main-table routes of one family and type (`RTN_*`).
+pub fn routes_of(bulk: &mut Bulk, family: u8, want: u8, out: &mut Vec<LiveRoute>) -> Result<(), NetlinkError> {
+    let req = [family, 0, 0, 0, RT_TABLE_MAIN, 0, 0, want, 0, 0, 0, 0];
+    bulk.dump(RTM_GETROUTE, &req, |r| out.extend(route(r, want)))
+}
+
+fn route(r: &Reply, want: u8) -> Option<LiveRoute> {
     let h = r.payload.get(..RTMSG_LEN)?;
     let (family, dst_len, table, protocol, scope, kind) = (h[0], h[1], h[4], h[5], h[6], h[7]);
     let flags = u32_of(&h[8..12])?;
@@ -58,7 +64,7 @@ fn route(r: &Reply) -> Option<LiveRoute> {
             _ => {}
         }
     }
-    if kind != RTN_UNICAST || table != u32::from(RT_TABLE_MAIN) {
+    if kind != want || table != u32::from(RT_TABLE_MAIN) {
         return None;
     }
     let dst = match (dst, i32::from(family)) {

@@ -96,6 +96,7 @@ pub fn reconcile(desired: &Desired, live: &Live, opts: Options) -> Result<Vec<Op
     entries::addresses(&ctx, &mut ops);
     entries::neighbours_and_fdb(&ctx, &mut ops);
     routes::routes(&ctx, &mut ops);
+    routes::blackholes(&ctx, &mut ops);
     routes::prune_nexthops(&ctx, &mut ops);
     entries::prune_neighbours_and_fdb(&ctx, &mut ops);
     links::retire(&ctx, &mut ops);
@@ -116,7 +117,8 @@ fn sysctls(ctx: &Ctx, ops: &mut Vec<Op>) {
         let fresh = ctx.fresh.iter().any(|d| s.key.contains(&format!("/conf/{d}/")));
         let have = if fresh { None } else { ctx.live.sysctls.get(&s.key) };
         let have = have.map(|v| v.trim().to_string()).unwrap_or_default();
-        if have != s.value {
+        let leave = s.only_from.as_ref().is_some_and(|from| *from != have);
+        if have != s.value && !leave {
             ops.push(Op::Sysctl { key: s.key.clone(), from: have, to: s.value.clone() });
         }
     }

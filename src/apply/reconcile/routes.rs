@@ -1,5 +1,6 @@
 //! Routes to the other nodes' subnets: installed or switched in place
-//! (route replace, so traffic moves atomically per peer), pruned when stale.
+//! (route replace, so traffic moves atomically per peer), pruned when stale;
+//! and the blackhole routes of the node's own subnets.
 
 use foldhash::{HashMap, HashSet, HashSetExt};
 use ipnet::IpNet;
@@ -9,7 +10,7 @@ use crate::apply::desired::RouteState;
 use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE};
 use crate::apply::live::{Live, LiveNexthop, LiveRoute};
 use crate::apply::ops::Op;
-use crate::plan::objects::NEXTHOP_IDS;
+use crate::plan::objects::{BLACKHOLE_METRIC, NEXTHOP_IDS};
 
 fn describe(r: &LiveRoute, live: &Live) -> String {
     let mut s = r.dst.to_string();
@@ -124,4 +125,20 @@ fn describe_nexthop(n: &LiveNexthop, live: &Live) -> String {
         s.push_str(" onlink");
     }
     s
+}
+
+/// The blackhole routes of the node's own subnets; owned ones the desired
+/// state lacks go (not in phase 1).
+pub fn blackholes(ctx: &Ctx, ops: &mut Vec<Op>) {
+    let live = &ctx.live.blackholes;
+    for dst in &ctx.desired.blackholes {
+        if !live.iter().any(|r| r.dst == *dst && r.metric == BLACKHOLE_METRIC) {
+            ops.push(Op::AddBlackhole { dst: *dst });
+        }
+    }
+    if ctx.prunes() {
+        for r in live.iter().filter(|r| ctx.desired.owns_blackhole(r) && !ctx.desired.blackholes.contains(&r.dst)) {
+            ops.push(Op::DelBlackhole { dst: r.dst });
+        }
+    }
 }

@@ -4,6 +4,7 @@ use super::*;
 use crate::apply::kernel::{ADDRGEN_NONE, ROUTE_PROTOCOL_STATIC, default_metric};
 use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
+use crate::plan::objects::BLACKHOLE_METRIC;
 use crate::plan::{NodePlan, build};
 use crate::topology;
 
@@ -99,10 +100,24 @@ fn converged(plan: &NodePlan) -> Live {
         };
         live.routes.push(route);
     }
+    live.blackholes = plan.blackholes().into_iter().map(|dst| blackhole(dst, BLACKHOLE_METRIC)).collect();
     for s in &plan.sysctls {
         live.sysctls.insert(s.key.clone(), s.value.clone());
     }
     live
+}
+
+fn blackhole(dst: ipnet::IpNet, metric: u32) -> LiveRoute {
+    LiveRoute {
+        dst,
+        gateway: None,
+        oif: None,
+        onlink: false,
+        protocol: ROUTE_PROTOCOL_STATIC,
+        scope: 0,
+        nhid: None,
+        metric,
+    }
 }
 
 /// flannel0 as apply makes it: persistent multi-queue TUN, no packet info.
@@ -150,6 +165,7 @@ fn converged_node_needs_nothing() {
         ("hostgw-3node", "node-2"),
         ("vxlan-directrouting", "rack2-a"),
         ("udp-3node", "node-3"),
+        ("hostgw-dualstack", "node-1"),
     ] {
         let p = plan_of(ex, node);
         for phase in [Phase::Prepare, Phase::Switch, Phase::Complete] {
@@ -181,6 +197,25 @@ fn empty_node_gets_everything_in_flanneld_order() {
         "{:?}",
         ops[0]
     );
+}
+
+/// flannel-gen's blackhole is the one with its metric inside the cluster
+/// network: flanneld's (metric 0) and anyone's outside stay; a stale one of
+/// ours (an old subnet) goes, but not in phase 1.
+#[test]
+fn blackholes_are_owned_by_their_metric() {
+    let p = plan_of("hostgw-dualstack", "node-1");
+    let mut live = converged(&p);
+    let net = |s: &str| s.parse::<ipnet::IpNet>().expect("cidr");
+    live.blackholes.retain(|b| b.dst.addr().is_ipv4());
+    live.blackholes.push(blackhole(net("10.244.1.0/24"), 0));
+    live.blackholes.push(blackhole(net("10.99.0.0/24"), BLACKHOLE_METRIC));
+    live.blackholes.push(blackhole(net("10.244.7.0/24"), BLACKHOLE_METRIC));
+    assert_eq!(
+        lines(&p, &live, Phase::Complete),
+        ["+ route blackhole fd00:10:244:1::/64 metric 4096", "- route blackhole 10.244.7.0/24 metric 4096"]
+    );
+    assert_eq!(lines(&p, &live, Phase::Prepare), ["+ route blackhole fd00:10:244:1::/64 metric 4096"]);
 }
 
 #[test]

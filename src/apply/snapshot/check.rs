@@ -77,6 +77,11 @@ fn routes(state: &Desired, devices: &BTreeSet<&str>, p: &mut Vec<String>) {
             p.push(format!("state.routes: {} leaves through `{dev}`, not the uplink or an owned device", r.route.dst));
         }
     }
+    for dst in &state.blackholes {
+        if !state.scope.iter().any(|s| s.network.contains(dst)) {
+            p.push(format!("state.blackholes: {dst} is outside the cluster networks"));
+        }
+    }
 }
 
 fn rules(state: &Desired, p: &mut Vec<String>) {

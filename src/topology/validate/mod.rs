@@ -151,6 +151,7 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
             name: cluster.value.clone(),
             pools,
             ip_masq: doc.ip_masq.as_ref().is_some_and(|m| m.value),
+            blackhole_route: doc.ip_blackhole_route.as_ref().is_some_and(|m| m.value),
             traffic,
             backend,
             nodes,

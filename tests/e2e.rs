@@ -6,7 +6,7 @@ mod common;
 
 use common::cluster::Cluster;
 use common::netns::{must, root_or_skip};
-use common::{code, run, stdout};
+use common::{code, run, stderr, stdout};
 
 /// Brings a cluster up from `example`, checks pods ping across nodes, that a
 /// re-apply changes nothing, and that foreign state survives apply.
@@ -158,6 +158,53 @@ fn ipv6_only_vxlan_pods_ping_across() {
     if root_or_skip("ipv6_only_vxlan_pods_ping_across") {
         pods_ping_across("vxlan-ipv6only");
     }
+}
+
+/// #28: flanneld decides directRouting per peer by a route lookup with no
+/// gateway on any interface (pkg/ip/iface.go `DirectRouting`), so a peer on
+/// a second connected network is direct too. node-1 has eth1 on node-3's
+/// segment (`connected`): its route to node-3's pods leaves by eth1 without
+/// VXLAN, node-3 answers over VXLAN through the router; pods ping across.
+#[test]
+fn direct_routing_reaches_a_peer_over_a_second_interface() {
+    if !root_or_skip("direct_routing_reaches_a_peer_over_a_second_interface") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = dir.path().join("connected.yaml");
+    std::fs::write(
+        &topo,
+        "version: 1\ncluster: conn\nnetwork: 10.244.0.0/16\nbackend:\n  type: vxlan\n  directRouting: true\n\
+         defaults:\n  interface: eth0\nnodes:\n  - name: node-1\n    ip: 192.168.31.61/24\n    connected:\n\
+         \x20     - interface: eth1\n        ip: 192.168.32.61/24\n  - name: node-2\n    ip: 192.168.31.62/24\n\
+         \x20 - name: node-3\n    ip: 192.168.32.63/24\n",
+    )
+    .expect("write");
+    let topo = topo.to_str().expect("utf8").to_string();
+    assert_eq!(code(&run(&["lock", &topo])), 0);
+    let mut c = Cluster::new(&topo);
+    let n1 = c.node("node-1").ns.name.clone();
+    // Without eth1 apply refuses before it writes anything.
+    let o = run(&["apply", &topo, "--node", "node-1", "--netns", &n1]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("connected interface eth1 of node node-1 does not exist here"), "{}", stderr(&o));
+    assert!(!c.node("node-1").ns.ip(&["link", "show"]).contains("flannel.1"), "nothing was made");
+
+    let seg = c.segments.get("192.168.32.0/24").expect("node-3's segment").clone();
+    c.switch.ip(&["link", "add", "c1", "type", "veth", "peer", "name", "eth1", "netns", &n1]);
+    c.switch.ip(&["link", "set", "c1", "master", &seg, "up"]);
+    c.node("node-1").ns.ip(&["addr", "add", "192.168.32.61/24", "dev", "eth1"]);
+    c.node("node-1").ns.ip(&["link", "set", "eth1", "up"]);
+    c.apply_all(&topo);
+    c.attach_pods(1);
+    let failed = c.ping_across();
+    assert!(failed.is_empty(), "pings failed:\n{}", failed.join("\n"));
+    let pod3 = c.pods.iter().find(|p| p.node == "node-3").expect("pod").ip.clone();
+    let route = c.node("node-1").ns.ip(&["route", "get", &pod3]);
+    assert!(route.contains("via 192.168.32.63 dev eth1"), "node-1 reaches node-3 directly over eth1: {route}");
+    let route = c.node("node-2").ns.ip(&["route", "get", &pod3]);
+    assert!(route.contains("dev flannel.1"), "node-2 has no interface there: VXLAN: {route}");
+    assert_eq!(c.apply(&topo, "node-1", &["--dry-run"]), "0 changes\n");
 }
 
 /// A vxlan cluster with node-3 on a private segment behind a NAT router:

@@ -232,6 +232,9 @@ fn check_preconditions(plan: &NodePlan, live: &Live) -> Result<(), Precondition>
     let Some(link) = live.links.get(&up.name) else {
         return Err(Precondition::NoUplink { uplink: up.name.clone(), node: plan.node.clone() });
     };
+    if let Some(c) = plan.connected.iter().find(|c| !live.links.contains_key(&c.interface)) {
+        return Err(Precondition::NoConnected { interface: c.interface.clone(), node: plan.node.clone() });
+    }
     if let Some(have) = link.mtu.filter(|m| *m != up.mtu) {
         return Err(Precondition::UplinkMtu { uplink: up.name.clone(), have, node: plan.node.clone(), want: up.mtu });
     }

@@ -41,6 +41,10 @@ pub enum Precondition {
     #[error("uplink {uplink} does not exist here; is this node {node}? nothing was changed")]
     NoUplink { uplink: String, node: String },
     #[error(
+        "connected interface {interface} of node {node} does not exist here (the plan routes peers through it); nothing was changed"
+    )]
+    NoConnected { interface: String, node: String },
+    #[error(
         "uplink {uplink} has {have} but the plan of node {node} needs {want}; refusing to apply a plan meant for another node; nothing was changed"
     )]
     WrongAddress { uplink: String, have: String, node: String, want: String },

@@ -84,6 +84,7 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         ip_masq: cluster.ip_masq,
         mtu: node.mtu - b.kind.overhead(),
         uplink,
+        connected: node.connected.clone(),
         ipv4: family(Family::V4),
         ipv6: family(Family::V6),
         peers,
@@ -126,7 +127,8 @@ pub fn sysctls(p: &PlanData) -> Vec<Sysctl> {
     if p.ipv4.is_some() {
         v.push(Sysctl::set("net.ipv4.ip_forward", "1"));
         let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name).or_else(|| p.tun_device().map(|t| t.name));
-        for dev in std::iter::once(p.uplink.name.clone()).chain(v4_dev) {
+        let connected = p.connected.iter().filter(|c| c.ip.addr().is_ipv4()).map(|c| c.interface.clone());
+        for dev in std::iter::once(p.uplink.name.clone()).chain(connected).chain(v4_dev) {
             v.push(Sysctl::set(format!("net/ipv4/conf/{dev}/rp_filter"), "2"));
         }
         // flanneld's ICMP errors come from the TUN device's own address, which

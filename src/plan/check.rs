@@ -95,6 +95,15 @@ fn header(c: &mut Checker, p: &PlanData) {
 }
 
 fn uplink(c: &mut Checker, p: &PlanData) {
+    for (i, con) in p.connected.iter().enumerate() {
+        let why = interface_refusal(&con.interface).or_else(|| {
+            let twice = p.connected[..i].iter().any(|o| o.interface == con.interface);
+            (con.interface == p.uplink.name || twice).then(|| "is the uplink or listed twice".to_string())
+        });
+        if let Some(why) = why {
+            c.fail(format!("connected[{i}].interface"), why);
+        }
+    }
     if let Some(why) = interface_refusal(&p.uplink.name) {
         c.fail("uplink.name", why);
     }
@@ -254,7 +263,8 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
         c.fail(at, format!("{ip} {why}"));
         return;
     }
-    let on_link = p.uplink.address(f).is_some_and(|a| a.trunc().contains(&ip));
+    let on_link = p.uplink.address(f).is_some_and(|a| a.trunc().contains(&ip))
+        || p.connected.iter().any(|c| c.ip.trunc().contains(&ip));
     match (&p.backend, peer) {
         (BackendPlan::Udp { .. }, Peer::Udp { .. }) => {}
         (BackendPlan::Udp { .. }, _) => c.fail(format!("peers[{i}].path"), "a udp plan reaches every peer over udp"),
@@ -265,9 +275,13 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
         (BackendPlan::Vxlan { direct_routing: false, .. }, Peer::HostGw { .. }) => {
             c.fail(format!("peers[{i}].path"), "a host-gw peer in a vxlan plan needs directRouting")
         }
-        (_, Peer::HostGw { .. }) if !on_link => {
-            c.fail(at, format!("{ip} is not on-link from the uplink {}; it cannot be a direct gateway", p.uplink.name))
-        }
+        (_, Peer::HostGw { .. }) if !on_link => c.fail(
+            at,
+            format!(
+                "{ip} is not on-link from the uplink {} or a connected network; it cannot be a direct gateway",
+                p.uplink.name
+            ),
+        ),
         _ => {}
     }
 }

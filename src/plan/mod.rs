@@ -65,6 +65,10 @@ pub struct PlanData {
     /// MTU of the overlay device and of pods.
     pub mtu: u32,
     pub uplink: Uplink,
+    /// Other networks the node is on (directRouting peers there are routed
+    /// through that interface).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connected: Vec<crate::topology::Connected>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<FamilyPlan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -238,6 +238,12 @@ impl NodePlan {
         self.peers.iter().filter_map(|p| self.route_of(p)).chain(tun).collect()
     }
 
+    /// The interface a direct route to `ip` leaves by: the connected one
+    /// whose network holds it, else the uplink.
+    pub fn device_toward(&self, ip: IpAddr) -> &str {
+        self.connected.iter().find(|c| c.ip.trunc().contains(&ip)).map_or(&self.uplink.name, |c| &c.interface)
+    }
+
     /// The node's own subnets, when the plan blackholes them
     /// (`ipBlackholeRoute`; flanneld's --ip-blackhole-route).
     pub fn blackholes(&self) -> Vec<IpNet> {
@@ -266,7 +272,7 @@ impl NodePlan {
             Peer::HostGw { subnet, public_ip, .. } => Some(Route {
                 dst: *subnet,
                 via: Some(*public_ip),
-                dev: self.uplink.name.clone(),
+                dev: self.device_toward(*public_ip).to_string(),
                 onlink: false,
                 nhid: self.nhid_of(p),
             }),

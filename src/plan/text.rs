@@ -92,6 +92,9 @@ impl fmt::Display for NodePlan {
         writeln!(f, "# mtu {} ipMasq {} routeStyle {}", self.mtu, self.ip_masq, self.route_style.as_str())?;
         let addrs: Vec<String> = [self.uplink.ipv4, self.uplink.ipv6].iter().flatten().map(|a| a.to_string()).collect();
         writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, addrs.join(" "), self.uplink.mtu)?;
+        for c in &self.connected {
+            writeln!(f, "# connected {} {}", c.interface, c.ip)?;
+        }
         for s in &self.sysctls {
             match &s.only_from {
                 Some(from) => writeln!(f, "sysctl {}={} (only from {from})", s.key, s.value)?,

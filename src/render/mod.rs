@@ -117,6 +117,9 @@ pub fn units(t: &Templates, binary: &str) -> Result<Vec<RenderedFile>, RenderErr
         .collect()
 }
 
+/// The drop-in of a connected interface: the direct routes leaving by it.
+const CONNECTED_TEMPLATE: &str = "connected.conf.j2";
+
 /// Every artefact the plan calls for.
 pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
     let mut v = vec![
@@ -156,6 +159,10 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
     if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") || plan.blackhole_route {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
         v.push(job(format!("etc/systemd/network/{network}.d/50-flannel-gen.conf"), "uplink.conf.j2"));
+    }
+    for (i, c) in plan.connected.iter().enumerate() {
+        let path = format!("etc/systemd/network/{}.network.d/50-flannel-gen.conf", c.interface);
+        v.push(Job { path, template: CONNECTED_TEMPLATE, device: Some(i) });
     }
     v
 }
@@ -242,7 +249,9 @@ fn render_jinja(t: &Templates, jobs: &[Job], view: view::View) -> Result<Vec<Ren
         .map(|j| {
             let ctx = match j.device {
                 Some(i) => {
-                    let device = base.get_attr("devices").and_then(|d| d.get_item(&Value::from(i)));
+                    // Per-device templates index the overlay devices, or the connected interfaces.
+                    let list = if j.template == CONNECTED_TEMPLATE { "connected" } else { "devices" };
+                    let device = base.get_attr(list).and_then(|d| d.get_item(&Value::from(i)));
                     let device =
                         device.map_err(|e| RenderError::Template { name: j.template.into(), source: Box::new(e) })?;
                     minijinja::context! { device => device, ..base.clone() }

@@ -23,6 +23,7 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
     "flannel.network.j2",
     "flannel.link.j2",
     "uplink.conf.j2",
+    "connected.conf.j2",
     "link.batch.j2",
     "neigh.batch.j2",
     "fdb.batch.j2",

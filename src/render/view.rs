@@ -30,6 +30,8 @@ pub struct View<'a> {
     pub udp_port: Option<u16>,
     /// Routes to peers reached directly over the uplink (host-gw, directRouting).
     pub direct_routes: Vec<RouteView>,
+    /// The connected interfaces, each with the direct routes leaving by it.
+    pub connected: Vec<ConnectedView>,
     /// Every route of the plan, in peer order (udp: its network route).
     pub routes: Vec<RouteView>,
     /// The node's own subnets when the plan blackholes them, and the metric.
@@ -131,6 +133,12 @@ pub struct FdbView {
 }
 
 #[derive(Serialize)]
+pub struct ConnectedView {
+    pub name: String,
+    pub routes: Vec<RouteView>,
+}
+
+#[derive(Serialize)]
 pub struct RouteView {
     pub node: String,
     pub dst: IpNet,
@@ -224,11 +232,19 @@ impl<'a> View<'a> {
         let tun = plan.tun_device();
         let network_route = tun.iter().map(|t| route_view("", t.route(), "static"));
         let routes: Vec<RouteView> = peer_routes.chain(network_route).collect();
-        let direct_routes = plan
-            .peers
+        let direct = |dev: &str| -> Vec<RouteView> {
+            plan.peers
+                .iter()
+                .filter(|p| p.path() == "host-gw")
+                .filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?, proto)))
+                .filter(|r| r.dev == dev)
+                .collect()
+        };
+        let direct_routes = direct(&plan.uplink.name);
+        let connected = plan
+            .connected
             .iter()
-            .filter(|p| p.path() == "host-gw")
-            .filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?, proto)))
+            .map(|c| ConnectedView { name: c.interface.clone(), routes: direct(&c.interface) })
             .collect();
         let udp_port = match plan.backend {
             crate::plan::BackendPlan::Udp { port } => Some(port),
@@ -248,6 +264,7 @@ impl<'a> View<'a> {
             tun,
             udp_port,
             direct_routes,
+            connected,
             routes,
             blackholes: plan.blackholes().iter().map(ToString::to_string).collect(),
             blackhole_metric: crate::plan::objects::BLACKHOLE_METRIC,

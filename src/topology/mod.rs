@@ -204,9 +204,20 @@ pub struct Node {
     /// Where peers reach it, when that is not `ips` (behind NAT).
     pub public: PerFamily<std::net::IpAddr>,
     pub interface: String,
+    /// Other networks the node is on, each through its own interface.
+    pub connected: Vec<Connected>,
     /// Underlay MTU of `interface`.
     pub mtu: u32,
     pub pins: PerFamily<Pins>,
+}
+
+/// A network a node has an interface on besides its uplink's.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Connected {
+    pub interface: String,
+    /// The node's address there, with the prefix.
+    pub ip: IpNet,
 }
 
 impl Node {
@@ -222,12 +233,15 @@ impl Node {
     }
 
     /// Whether `other` is reached without a router: its underlay address lies
-    /// in this node's on-link prefix. flanneld decides directRouting the same
+    /// in this node's on-link prefix, or in a `connected` network. flanneld decides directRouting the same
     /// way (a route lookup for the peer's public IP that has no gateway,
     /// pkg/ip/iface.go `DirectRouting`); it may be asymmetric.
     pub fn on_link(&self, family: Family, other: &Node) -> bool {
         match (self.ips.get(family), other.ips.get(family)) {
-            (Some(mine), Some(theirs)) => mine.trunc().contains(&theirs.addr()),
+            (Some(mine), Some(theirs)) => {
+                mine.trunc().contains(&theirs.addr())
+                    || self.connected.iter().any(|c| c.ip.trunc().contains(&theirs.addr()))
+            }
             _ => false,
         }
     }

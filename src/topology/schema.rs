@@ -70,6 +70,17 @@ pub struct NodeDoc {
     pub public_ip: Option<S<String>>,
     #[serde(rename = "publicIP6")]
     pub public_ip6: Option<S<String>>,
+    /// Other networks the node has an interface on, without a router:
+    /// directRouting reaches peers there directly, as flanneld does.
+    pub connected: Option<S<Vec<S<ConnectedDoc>>>>,
+}
+
+#[derive(Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConnectedDoc {
+    pub interface: S<String>,
+    /// The node's address there, with the prefix (either family).
+    pub ip: S<String>,
 }
 
 /// Keys accepted at each level, for "did you mean" suggestions.
@@ -96,9 +107,28 @@ pub const TOP_KEYS: &[&str] = &[
 pub const BACKEND_KEYS: &[&str] =
     &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload", "routeStyle"];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
-pub const NODE_KEYS: &[&str] =
-    &["name", "ip", "ip6", "interface", "mtu", "subnet", "subnet6", "vtepMAC", "vtepMAC6", "publicIP", "publicIP6"];
+pub const NODE_KEYS: &[&str] = &[
+    "name",
+    "ip",
+    "ip6",
+    "interface",
+    "mtu",
+    "subnet",
+    "subnet6",
+    "vtepMAC",
+    "vtepMAC6",
+    "publicIP",
+    "publicIP6",
+    "connected",
+];
+
+pub const CONNECTED_KEYS: &[&str] = &["interface", "ip"];
 
 /// Every level's keys, with the dotted path that leads to it.
-pub const KEY_LEVELS: &[(&str, &[&str])] =
-    &[("", TOP_KEYS), ("backend", BACKEND_KEYS), ("defaults", DEFAULTS_KEYS), ("nodes[]", NODE_KEYS)];
+pub const KEY_LEVELS: &[(&str, &[&str])] = &[
+    ("", TOP_KEYS),
+    ("backend", BACKEND_KEYS),
+    ("defaults", DEFAULTS_KEYS),
+    ("nodes[]", NODE_KEYS),
+    ("nodes[].connected[]", CONNECTED_KEYS),
+];

@@ -10,7 +10,7 @@ use crate::diag::{Pos, Reporter};
 use crate::mac::Mac;
 use crate::netaddr::{self, Family, PerFamily, SubnetPool};
 use crate::topology::schema::{NodeDoc, S, TopologyDoc};
-use crate::topology::{Located, Node, Pins};
+use crate::topology::{Connected, Located, Node, Pins};
 
 /// `nodes[2].ip`: written out only when an error names it (most nodes
 /// have none, and 5000 of them would format it for nothing).
@@ -133,11 +133,12 @@ fn node<'a>(
     }
     let public = public_ips(r, n, &ips, pools, (name, &f), seen);
     let interface = interface(r, f("interface"), n.interface.as_ref(), d);
+    let connected = connected(r, n, &interface, pools, (name, &f), seen);
     let mtu = match &n.mtu {
         Some(m) => super::mtu(r, &String::from(f("mtu")), m, d),
         None => Some(d.mtu),
     };
-    Some(Node { index: i, name: name.to_string(), pos: at, ips, public, interface, mtu: mtu?, pins })
+    Some(Node { index: i, name: name.to_string(), pos: at, ips, public, interface, connected, mtu: mtu?, pins })
 }
 
 /// `publicIP` / `publicIP6`: a plain address of the family, a usable
@@ -188,6 +189,36 @@ fn public_ips<'a>(
             continue;
         }
         out.set(family, Some(a));
+    }
+    out
+}
+
+/// `connected`: each an interface other than the uplink (once), and an
+/// underlay address with its prefix, held by no other node.
+fn connected<'a>(
+    r: &mut Reporter,
+    n: &'a NodeDoc,
+    uplink: &str,
+    pools: &PerFamily<SubnetPool>,
+    (name, f): (&'a str, &dyn Fn(&'static str) -> Field),
+    seen: &mut Seen<'a>,
+) -> Vec<Connected> {
+    let mut out: Vec<Connected> = Vec::new();
+    for c in n.connected.iter().flat_map(|l| &l.value) {
+        let c = &c.value;
+        let dev = &c.interface;
+        if let Some(why) = super::interface_refusal(&dev.value) {
+            r.error(dev.pos, f("connected"), why);
+            continue;
+        }
+        if dev.value == uplink || out.iter().any(|o| o.interface == dev.value) {
+            r.error(dev.pos, f("connected"), format!("interface `{}` is the uplink or listed twice", dev.value));
+            continue;
+        }
+        let family = if c.ip.value.contains(':') { Family::V6 } else { Family::V4 };
+        if let Some(ip) = underlay(r, f("connected"), &c.ip, family, pools, name, seen) {
+            out.push(Connected { interface: dev.value.clone(), ip });
+        }
     }
     out
 }

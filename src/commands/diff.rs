@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use super::{Format, dedup, out, plans_of, unknown_nodes};
+use super::{dedup, out, plans_of, unknown_nodes};
 use crate::error::{Error, exit};
 use crate::render;
 
@@ -32,14 +32,23 @@ pub struct Args {
     /// When to colour the output.
     #[arg(long, value_enum, default_value_t = ColorArg::Auto)]
     pub color: ColorArg,
-    /// Text for people, JSON for programs.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Text for people, JSON for programs, Markdown for a pull-request
+    /// comment or job summary (headline, a row per node, rollout steps,
+    /// folded file diffs).
+    #[arg(long, value_enum, default_value_t = DiffFormat::Text)]
+    pub format: DiffFormat,
     #[command(flatten)]
     pub templates: super::templates::TemplateArgs,
     /// Fail (exit 2) when either topology's lock file is missing or stale.
     #[arg(long)]
     pub locked: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum DiffFormat {
+    Text,
+    Json,
+    Markdown,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -59,8 +68,12 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let t = a.templates.load()?;
     let diffs = crate::diff::diff(&old, &new, &nodes, &t, &render::RenderOptions::default())?;
     match a.format {
-        Format::Json => out(&format!("{}\n", serde_json::json!({"changed": !diffs.is_empty(), "nodes": diffs})))?,
-        Format::Text => {
+        DiffFormat::Markdown => {
+            let total = nodes_in(&old, &new, &nodes);
+            out(&crate::diff::markdown::to_markdown(&diffs, &a.new.display().to_string(), total))?
+        }
+        DiffFormat::Json => out(&format!("{}\n", serde_json::json!({"changed": !diffs.is_empty(), "nodes": diffs})))?,
+        DiffFormat::Text => {
             let choice = match a.color {
                 ColorArg::Auto => anstream::ColorChoice::Auto,
                 ColorArg::Always => anstream::ColorChoice::Always,
@@ -74,4 +87,10 @@ pub fn run(a: Args) -> Result<u8, Error> {
         }
     }
     Ok(if diffs.is_empty() { exit::OK } else { exit::CHANGES })
+}
+
+/// How many nodes the comparison covers (either side, or those asked for).
+fn nodes_in(old: &[crate::plan::NodePlan], new: &[crate::plan::NodePlan], only: &[String]) -> usize {
+    let names: std::collections::BTreeSet<&str> = old.iter().chain(new).map(|p| p.node.as_str()).collect();
+    names.into_iter().filter(|n| only.is_empty() || only.iter().any(|o| o == n)).count()
 }

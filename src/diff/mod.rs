@@ -13,6 +13,11 @@ use crate::plan::{BackendPlan, NodePlan, Peer};
 use crate::render::{RenderError, RenderOptions, Templates, render_node};
 use crate::words::{agree, plural};
 
+pub mod markdown;
+pub mod rollout;
+
+use rollout::{Disruption, Phasing};
+
 /// Route changes listed one by one up to this many; beyond, only counted.
 const MAX_LISTED: usize = 6;
 
@@ -39,6 +44,10 @@ pub struct FileDiff {
 pub struct NodeDiff {
     pub node: String,
     pub status: Status,
+    pub disruption: Disruption,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phasing: Option<Phasing>,
+    pub row: markdown::Row,
     pub summary: Vec<String>,
     pub warnings: Vec<String>,
     pub files: Vec<FileDiff>,
@@ -280,7 +289,9 @@ pub fn diff(
                 files.push(file_diff(&format!("{name}/{p}"), x, y));
             }
         }
-        out.push(NodeDiff { node: name.to_string(), status, summary, warnings, files });
+        let (disruption, phasing) = rollout::classify(o, n, summary.is_empty());
+        let row = markdown::row(o, n);
+        out.push(NodeDiff { node: name.to_string(), status, disruption, phasing, row, summary, warnings, files });
     }
     Ok(out)
 }

@@ -42,6 +42,7 @@ pub mod diff;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;
+pub mod graph;
 pub mod health;
 pub mod input;
 pub mod json_path;

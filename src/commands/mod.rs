@@ -8,6 +8,7 @@ pub mod confirm;
 pub mod diff;
 pub mod doctor;
 pub mod generate;
+pub mod graph;
 pub mod healthz;
 pub mod import;
 pub mod import_netconf;

@@ -1,4 +1,4 @@
-//! The crate's error type and its exit codes (DESIGN.md "CLI"). Modules have
+//! The crate's error type and its exit codes (README "Commands"). Modules have
 //! their own typed errors; this wraps them at the command edge.
 
 use std::path::PathBuf;

@@ -256,11 +256,6 @@ pub fn overlaps(a: IpNet, b: IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
-/// A host address: unicast, not loopback, unspecified or broadcast.
-pub fn is_unicast_host(ip: IpAddr) -> bool {
-    underlay_refusal(ip).is_none()
-}
-
 pub fn v4(net: IpNet) -> Option<Ipv4Net> {
     match net {
         IpNet::V4(n) => Some(n),

@@ -81,7 +81,7 @@ impl Session {
         let widened = route_record::widen(desired, ns);
         let changes = self.block_on(converge(&self.handle, &self.bulk, &widened, opts, Some(plan), pre))?;
         if !opts.dry_run && !changes.is_empty() {
-            route_record::keep(ns, desired, &widened, opts.phase);
+            route_record::keep(ns, desired, &widened, opts.reconcile.phase);
         }
         Ok(changes)
     }
@@ -104,7 +104,7 @@ pub async fn converge(
     if let Some(plan) = plan {
         check_preconditions(plan, &live)?;
     }
-    let ropts = reconcile::Options { phase: opts.phase, adopt: opts.adopt };
+    let ropts = opts.reconcile;
     let mut changes = reconcile::reconcile(desired, &live, ropts)?;
     let fitted;
     let desired = match plan.and_then(|p| random_fully_refused(p, desired, &changes)) {

@@ -19,3 +19,27 @@ pub const ADDRGEN_NONE: u8 = 1;
 pub fn default_metric(dst: &IpNet) -> u32 {
     if dst.addr().is_ipv4() { 0 } else { 1024 }
 }
+
+/// A route protocol the way `ip route` names it (rt_protos).
+pub fn protocol_name(p: u8) -> String {
+    match p {
+        0 => "unspec".into(),
+        1 => "redirect".into(),
+        2 => "kernel".into(),
+        3 => "boot".into(),
+        4 => "static".into(),
+        8 => "gated".into(),
+        9 => "ra".into(),
+        11 => "zebra".into(),
+        12 => "bird".into(),
+        16 => "dhcp".into(),
+        18 => "keepalived".into(),
+        42 => "babel".into(),
+        186 => "bgp".into(),
+        187 => "isis".into(),
+        188 => "ospf".into(),
+        189 => "rip".into(),
+        192 => "eigrp".into(),
+        n => n.to_string(),
+    }
+}

@@ -93,9 +93,8 @@ fn hint(e: &netlink::NetlinkError) -> &'static str {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Options {
     pub dry_run: bool,
-    pub phase: Phase,
-    /// Replace a device in the way that flannel-gen did not make.
-    pub adopt: bool,
+    /// The phase, and whether to replace a device in the way.
+    pub reconcile: reconcile::Options,
 }
 
 /// Where to work: a named network namespace, and how long to wait for
@@ -128,7 +127,7 @@ pub fn run(
 /// Removes everything flannel-gen owns in `plan`'s scope (sysctls stay).
 pub fn teardown(plan: &NodePlan, target: &Target, dry_run: bool) -> Result<Vec<Op>, ApplyError> {
     let _lock = if dry_run { None } else { Some(lock::acquire(target.netns.as_deref(), target.lock_wait)?) };
-    let opts = Options { dry_run, phase: Phase::Complete, adopt: false };
+    let opts = Options { dry_run, reconcile: reconcile::Options::default() };
     let ns = target.netns.as_deref();
     let nothing = Desired::nothing(plan);
     let desired = route_record::widen(&nothing, ns);

@@ -250,7 +250,7 @@ impl Op {
             Op::ReplaceRoute { route, protocol, was, .. } => {
                 let mut s = route.to_string();
                 if *protocol != crate::apply::kernel::ROUTE_PROTOCOL_STATIC {
-                    s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(*protocol)));
+                    s.push_str(&format!(" proto {}", crate::apply::kernel::protocol_name(*protocol)));
                 }
                 if let Some(w) = was {
                     s.push_str(&format!(" (was {w})"));

@@ -65,7 +65,7 @@ async fn pass(
     let widened = super::route_record::widen(desired, ns);
     let changes = converge(&session.handle, &session.bulk, &widened, opts, Some(plan), None).await?;
     if !changes.is_empty() {
-        super::route_record::keep(ns, desired, &widened, opts.phase);
+        super::route_record::keep(ns, desired, &widened, opts.reconcile.phase);
     }
     Ok(changes)
 }

@@ -93,7 +93,10 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let single = a.confirm_timeout.is_none() && !a.watch;
     let ahead = single.then(|| apply::ahead::start(&target, a.dry_run));
     let p = a.source.load(a.locked)?;
-    let opts = apply::Options { dry_run: a.dry_run, phase: a.phase.into(), adopt: a.adopt };
+    let opts = apply::Options {
+        dry_run: a.dry_run,
+        reconcile: apply::reconcile::Options { phase: a.phase.into(), adopt: a.adopt },
+    };
     if let Some(secs) = a.confirm_timeout {
         return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
     }
@@ -154,7 +157,8 @@ fn try_with_revert(
 
 /// Converges back to a snapshot: every owned object as it was, nothing else.
 pub fn restore(session: &Session, state: &Desired) -> Result<Vec<Op>, Error> {
-    let opts = apply::Options { dry_run: false, phase: Phase::Complete, adopt: true };
+    let opts =
+        apply::Options { dry_run: false, reconcile: apply::reconcile::Options { phase: Phase::Complete, adopt: true } };
     Ok(session.converge(state, opts, None, None)?)
 }
 

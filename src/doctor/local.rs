@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use super::{Finding, Severity};
 use crate::apply::desired::Desired;
 use crate::apply::live::Live;
-use crate::apply::reconcile::{self, Phase};
+use crate::apply::reconcile;
 use crate::netaddr::Family;
 use crate::plan::{BackendPlan, NodePlan, Peer};
 
@@ -28,7 +28,7 @@ fn peer_of<'a>(plan: &'a NodePlan, line: &str) -> Option<&'a str> {
 /// `drift`: what `apply --dry-run` would change, one finding per peer (and
 /// one for the node's own objects).
 pub fn drift(desired: &Desired, live: &Live, plan: &NodePlan, apply: &str) -> Vec<Finding> {
-    let opts = reconcile::Options { phase: Phase::Complete, adopt: false };
+    let opts = reconcile::Options::default();
     let ops = match reconcile::reconcile(desired, live, opts) {
         Ok(ops) => ops,
         Err(refusal) => {

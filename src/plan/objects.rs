@@ -190,12 +190,6 @@ impl PlanData {
         Family::ALL.into_iter().filter_map(|f| self.vxlan_device(f)).collect()
     }
 
-    /// Names of the devices this plan creates.
-    pub fn device_names(&self) -> Vec<String> {
-        let tun = self.tun_device().map(|t| t.name);
-        self.vxlan_devices().into_iter().map(|d| d.name).chain(tun).collect()
-    }
-
     /// The device a vxlan peer of family `f` is reached through.
     fn vxlan_dev_name(&self, f: Family) -> String {
         vxlan_device_name(f, self.backend.vni().unwrap_or_default())

@@ -1,5 +1,5 @@
 //! Back end 1: a node plan -> the files flanneld's world expects, as a
-//! root-filesystem overlay per node (DESIGN.md "Artefacts").
+//! root-filesystem overlay per node (README "render: the files").
 //!
 //! [`artefacts`] decides which files a plan produces; [`view`] is what the
 //! templates see; [`templates`] renders them, except the per-peer ones that

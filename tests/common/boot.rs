@@ -1,7 +1,7 @@
 //! Booted test nodes: a Debian 12 root filesystem made by debootstrap (cached
 //! per target dir), one overlayfs copy per node, flannel-gen's package
 //! installed with dpkg, and systemd as PID 1 inside the node's network
-//! namespace (DESIGN.md "systemd as PID 1, a real boot"). Every node lives in
+//! namespace: a real boot. Every node lives in
 //! cgroups of its own below the test's, so several booted systemds never share
 //! one. Dropping a node kills its PID 1, then unmounts and deletes what it made.
 

@@ -77,7 +77,7 @@ impl Netns {
         PathBuf::from("/etc/netns").join(&self.name)
     }
 
-    /// Starts the real systemd-networkd inside the namespace (DESIGN.md recipe).
+    /// Starts the real systemd-networkd inside the namespace, in a mount namespace of its own.
     pub fn networkd(&self) -> Networkd {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.name, "unshare", "-m", "sh", "-c"])

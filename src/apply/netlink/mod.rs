@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::stream::TryStreamExt;
 
 /// Requests in flight on one socket. Beyond ~256 the default receive buffer
-/// drops acks and replies never come (NOTES-crates.md).
+/// drops acks and replies never come.
 pub const IN_FLIGHT: usize = 128;
 /// No single request or dump may take longer than this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -84,28 +84,4 @@ async fn timed<T>(f: impl std::future::Future<Output = Result<T, rtnetlink::Erro
 
 async fn collect<T>(s: impl futures::Stream<Item = Result<T, rtnetlink::Error>>) -> Result<Vec<T>, NetlinkError> {
     timed(s.try_collect::<Vec<T>>()).await
-}
-
-/// A route protocol the way `ip route` names it (rt_protos).
-pub fn protocol_name(p: u8) -> String {
-    match p {
-        0 => "unspec".into(),
-        1 => "redirect".into(),
-        2 => "kernel".into(),
-        3 => "boot".into(),
-        4 => "static".into(),
-        8 => "gated".into(),
-        9 => "ra".into(),
-        11 => "zebra".into(),
-        12 => "bird".into(),
-        16 => "dhcp".into(),
-        18 => "keepalived".into(),
-        42 => "babel".into(),
-        186 => "bgp".into(),
-        187 => "isis".into(),
-        188 => "ospf".into(),
-        189 => "rip".into(),
-        192 => "eigrp".into(),
-        n => n.to_string(),
-    }
 }

@@ -28,7 +28,7 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
         s.push_str(&format!(" nhid {id}"));
     }
     if r.protocol != ROUTE_PROTOCOL_STATIC {
-        s.push_str(&format!(" proto {}", crate::apply::netlink::protocol_name(r.protocol)));
+        s.push_str(&format!(" proto {}", crate::apply::kernel::protocol_name(r.protocol)));
     }
     if r.scope != ROUTE_SCOPE_UNIVERSE {
         s.push_str(&format!(" scope {}", r.scope));

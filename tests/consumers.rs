@@ -39,11 +39,28 @@ fn underlay(plan: &serde_json::Value) -> Vec<String> {
     ["ipv4", "ipv6"].iter().filter_map(|k| plan["uplink"][k].as_str().map(str::to_string)).collect()
 }
 
-/// A node namespace with every underlay address of the plan.
-fn node_with(tag: &str, addrs: &[String]) -> Netns {
+/// The plan's connected interfaces: (name, address with prefix).
+fn connected(plan: &serde_json::Value) -> Vec<(String, String)> {
+    let list = plan["connected"].as_array().cloned().unwrap_or_default();
+    list.iter()
+        .map(|c| (c["interface"].as_str().expect("interface").into(), c["ip"].as_str().expect("ip").into()))
+        .collect()
+}
+
+/// A node namespace with every underlay address of the plan, and each
+/// connected interface (a veth whose peer stays inside) with its address.
+fn node_with(tag: &str, plan: &serde_json::Value) -> Netns {
+    let addrs = underlay(plan);
     let ns = Netns::node(tag, Some(&addrs[0]));
     for a in &addrs[1..] {
         ns.ip(&["addr", "add", a, "dev", "eth0", "nodad"]);
+    }
+    for (i, (dev, ip)) in connected(plan).iter().enumerate() {
+        let peer = format!("cpeer{i}");
+        ns.ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
+        ns.ip(&["link", "set", &peer, "up"]);
+        ns.ip(&["addr", "add", ip, "dev", dev, "nodad"]);
+        ns.ip(&["link", "set", dev, "up"]);
     }
     ns
 }
@@ -100,14 +117,14 @@ fn parity_of(topology: &str, example: &str) {
         let dev: Vec<&str> = devs.iter().map(String::as_str).collect();
 
         // iproute2 from the batch scripts.
-        let by_ip = node_with("ip", &addrs);
+        let by_ip = node_with("ip", &plan);
         run_batches(&by_ip, &overlay, false);
         let ip_state = flannel_state(&by_ip, &dev);
         run_batches(&by_ip, &overlay, true);
         assert_eq!(flannel_state(&by_ip, &dev), ip_state, "{example}/{node}: second ip -batch run changed state");
 
         // flannel-gen apply from the plan.json.
-        let by_apply = node_with("ap", &addrs);
+        let by_apply = node_with("ap", &plan);
         let plan_file = overlay.join("etc/flannel-gen/plan.json");
         let o = run(&["apply", "--plan", plan_file.to_str().expect("utf8"), "--netns", &by_apply.name]);
         assert_eq!(code(&o), 0, "{}", stderr(&o));
@@ -134,6 +151,16 @@ fn parity_of(topology: &str, example: &str) {
             ),
         )
         .expect("eth0.network");
+        // Each connected interface: networkd configures it too (its own
+        // network file, which the rendered drop-in adds the routes to).
+        for (i, (d, ip)) in connected(&plan).iter().enumerate() {
+            let peer = format!("cpeer{i}");
+            by_nd.ip(&["link", "add", d, "type", "veth", "peer", "name", &peer]);
+            by_nd.ip(&["link", "set", &peer, "up"]);
+            let file =
+                format!("[Match]\nName={d}\n\n[Network]\nAddress={ip}\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n");
+            fs::write(net.join(format!("{d}.network")), file).expect("network file");
+        }
         let networkd = by_nd.networkd();
         let nd_state = wait_for(&by_nd, &dev, &ip_state);
         let log = networkd.stop();
@@ -284,4 +311,15 @@ fn networkd_ip_batch_and_apply_agree_plain_routes() {
     fs::write(&topo, y).expect("write");
     fs::copy(common::root().join("examples/vxlan-directrouting.lock"), dir.path().join("plain.lock")).expect("lock");
     parity_of(topo.to_str().expect("utf8"), "vxlan-directrouting plain");
+}
+
+/// #28: a node's `connected` interface (directRouting through eth1): the
+/// drop-in for eth1's network file, the batch script and apply make the
+/// same route `via <peer> dev eth1`.
+#[test]
+fn networkd_ip_batch_and_apply_agree_connected_interface() {
+    if !root_or_skip("networkd_ip_batch_and_apply_agree_connected_interface") {
+        return;
+    }
+    parity_of(common::root().join("tests/fixtures/connected.yaml").to_str().expect("utf8"), "connected");
 }

@@ -170,18 +170,7 @@ fn direct_routing_reaches_a_peer_over_a_second_interface() {
     if !root_or_skip("direct_routing_reaches_a_peer_over_a_second_interface") {
         return;
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let topo = dir.path().join("connected.yaml");
-    std::fs::write(
-        &topo,
-        "version: 1\ncluster: conn\nnetwork: 10.244.0.0/16\nbackend:\n  type: vxlan\n  directRouting: true\n\
-         defaults:\n  interface: eth0\nnodes:\n  - name: node-1\n    ip: 192.168.31.61/24\n    connected:\n\
-         \x20     - interface: eth1\n        ip: 192.168.32.61/24\n  - name: node-2\n    ip: 192.168.31.62/24\n\
-         \x20 - name: node-3\n    ip: 192.168.32.63/24\n",
-    )
-    .expect("write");
-    let topo = topo.to_str().expect("utf8").to_string();
-    assert_eq!(code(&run(&["lock", &topo])), 0);
+    let topo = "tests/fixtures/connected.yaml".to_string();
     let mut c = Cluster::new(&topo);
     let n1 = c.node("node-1").ns.name.clone();
     // Without eth1 apply refuses before it writes anything.

@@ -52,6 +52,7 @@ enum Command {
     Import(commands::import::Args),
     ImportNetconf(commands::import_netconf::Args),
     Publish(commands::publish::Args),
+    #[cfg(feature = "udp")]
     Udp(commands::udp::Args),
     Completions(commands::completions::Args),
     Units(commands::units::Args),
@@ -100,6 +101,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Import(a) => commands::import::run(a),
         Command::ImportNetconf(a) => commands::import_netconf::run(a),
         Command::Publish(a) => commands::publish::run(a),
+        #[cfg(feature = "udp")]
         Command::Udp(a) => commands::udp::run(a),
         Command::Completions(a) => commands::completions::run(a, Cli::command()),
         Command::Units(a) => commands::units::run(a),

@@ -27,6 +27,7 @@ pub enum Error {
     #[error(transparent)]
     Etcd(#[from] crate::registry::etcd::EtcdError),
     #[error(transparent)]
+    #[cfg(feature = "udp")]
     Udp(#[from] crate::udp::UdpError),
     /// A check of flannel-gen's own output failed: a bug, reported as such.
     #[error("{0}")]
@@ -54,12 +55,11 @@ impl Error {
             Error::Apply(ApplyError::Snapshot(SnapshotError::Corrupt { .. } | SnapshotError::Invalid { .. })) => {
                 exit::BAD_INPUT
             }
-            Error::Io { .. }
-            | Error::Apply(_)
-            | Error::Etcd(_)
-            | Error::Internal(_)
-            | Error::Conflict(_)
-            | Error::Udp(_) => exit::SYSTEM,
+            Error::Io { .. } | Error::Apply(_) | Error::Etcd(_) | Error::Internal(_) | Error::Conflict(_) => {
+                exit::SYSTEM
+            }
+            #[cfg(feature = "udp")]
+            Error::Udp(_) => exit::SYSTEM,
         }
     }
 

@@ -57,6 +57,7 @@ pub mod textdiff;
 pub mod topology;
 pub mod traffic;
 pub mod tun;
+#[cfg(feature = "udp")]
 pub mod udp;
 pub mod words;
 pub mod yaml;

@@ -23,6 +23,7 @@ pub mod source;
 pub mod target;
 pub mod teardown;
 pub mod templates;
+#[cfg(feature = "udp")]
 pub mod udp;
 pub mod units;
 pub mod validate;

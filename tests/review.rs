@@ -182,3 +182,20 @@ fn the_readme_picture_is_current() {
     assert_eq!(code(&o), 0);
     golden(&root().join("docs/review-vxlan-to-hostgw.svg"), &stdout(&o));
 }
+
+/// A change the summary used to miss (the blackhole route toggled) is named
+/// and classed as a change in place, not as none.
+#[test]
+fn a_blackhole_toggle_is_a_change_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let y = std::fs::read_to_string(root().join("examples/hostgw-dualstack.yaml")).expect("example");
+    let off = dir.path().join("off.yaml");
+    std::fs::write(&off, y.replace("ipBlackholeRoute: true\n", "")).expect("write");
+    std::fs::copy(root().join("examples/hostgw-dualstack.lock"), dir.path().join("off.lock")).expect("lock");
+    let o = run(&["diff", off.to_str().expect("utf8"), "examples/hostgw-dualstack.yaml", "--format", "markdown"]);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    let md = stdout(&o);
+    assert!(md.contains("disruption: per-peer in place"), "{md}");
+    let text = stdout(&run(&["diff", off.to_str().expect("utf8"), "examples/hostgw-dualstack.yaml"]));
+    assert!(text.contains("+ blackhole route for 10.244.1.0/24 and fd00:10:244:1::/64"), "{text}");
+}

@@ -87,9 +87,32 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
     if old.ip_masq != new.ip_masq {
         s.push(format!("ipMasq {} → {} (docker and CNI ip-masq flip)", old.ip_masq, new.ip_masq));
     }
+    node_settings(old, new, &mut s);
     devices(old, new, &mut s, &mut w);
     peers(old, new, &mut s, &mut w);
     (s, w)
+}
+
+/// Traffic rules, the blackhole route, connected networks, route style.
+fn node_settings(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>) {
+    let rules = |p: &NodePlan| match p.traffic_rules {
+        Some(t) => format!("{} (forward {}, random-fully {})", t.backend.as_str(), t.forward, t.random_fully),
+        None => "none".into(),
+    };
+    if old.traffic_rules != new.traffic_rules {
+        s.push(format!("traffic rules {} → {}", rules(old), rules(new)));
+    }
+    if old.blackhole_route != new.blackhole_route {
+        let sign = if new.blackhole_route { '+' } else { '-' };
+        s.push(format!("{sign} blackhole route for {}", subnets(new)));
+    }
+    if old.connected != new.connected {
+        let list = |p: &NodePlan| p.connected.iter().map(|c| format!("{} {}", c.interface, c.ip)).collect::<Vec<_>>();
+        s.push(format!("connected networks [{}] → [{}]", list(old).join(", "), list(new).join(", ")));
+    }
+    if old.route_style != new.route_style {
+        s.push(format!("routeStyle {} → {}", old.route_style.as_str(), new.route_style.as_str()));
+    }
 }
 
 fn families(old: &NodePlan, new: &NodePlan, f: Family, s: &mut Vec<String>, w: &mut Vec<String>) {
@@ -289,7 +312,7 @@ pub fn diff(
                 files.push(file_diff(&format!("{name}/{p}"), x, y));
             }
         }
-        let (disruption, phasing) = rollout::classify(o, n, summary.is_empty());
+        let (disruption, phasing) = rollout::classify(o, n);
         let row = markdown::row(o, n);
         out.push(NodeDiff { node: name.to_string(), status, disruption, phasing, row, summary, warnings, files });
     }

@@ -9,7 +9,7 @@ use crate::plan::NodePlan;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Disruption {
-    /// Only rendered files change (templates, comments): the kernel keeps its state.
+    /// Nothing changes (a node's plan and files stay; only the headline uses it).
     None,
     /// Each node converges on its own, peer by peer, in place.
     InPlace,
@@ -76,7 +76,7 @@ impl Phasing {
 
 /// The class of the change from `old` to `new` on one node (either may be
 /// absent: a node joins or leaves), and its phasing.
-pub fn classify(old: Option<&NodePlan>, new: Option<&NodePlan>, summary_empty: bool) -> (Disruption, Option<Phasing>) {
+pub fn classify(old: Option<&NodePlan>, new: Option<&NodePlan>) -> (Disruption, Option<Phasing>) {
     let (o, n) = match (old, new) {
         (Some(o), Some(n)) => (o, n),
         (None, Some(_)) => return (Disruption::InPlace, None),
@@ -89,7 +89,7 @@ pub fn classify(old: Option<&NodePlan>, new: Option<&NodePlan>, summary_empty: b
         Disruption::Disruptive
     } else if phasing.is_some() {
         Disruption::Phased
-    } else if summary_empty {
+    } else if o == n {
         Disruption::None
     } else {
         Disruption::InPlace

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::rollout::{Disruption, Phasing};
 use super::{NodeDiff, Status};
-use super::{backend_name, subnets};
-use crate::plan::{NodePlan, Peer};
+use super::{backend_name, peer_paths, subnets};
+use crate::plan::NodePlan;
 use crate::words::{agree, plural};
 
 /// What the table says of one node: each column `old → new`, or the value
@@ -43,17 +43,10 @@ fn rules(p: &NodePlan) -> String {
 
 /// Peers joined, left, and changed path, as one cell.
 fn peers(old: Option<&NodePlan>, new: Option<&NodePlan>) -> String {
-    let key = |p: &Peer| (p.node().to_string(), p.family());
-    let of = |p: Option<&NodePlan>| -> Vec<(String, crate::netaddr::Family, &'static str)> {
-        p.map(|p| p.peers.iter().map(|x| (key(x).0, key(x).1, x.path())).collect()).unwrap_or_default()
-    };
-    let (o, n) = (of(old), of(new));
-    let same = |a: &(String, crate::netaddr::Family, &str), b: &(String, crate::netaddr::Family, &str)| {
-        a.0 == b.0 && a.1 == b.1
-    };
-    let added = n.iter().filter(|x| !o.iter().any(|y| same(x, y))).count();
-    let removed = o.iter().filter(|x| !n.iter().any(|y| same(x, y))).count();
-    let moved = n.iter().filter(|x| o.iter().any(|y| same(x, y) && y.2 != x.2)).count();
+    let (o, n) = (old.map(peer_paths).unwrap_or_default(), new.map(peer_paths).unwrap_or_default());
+    let added = n.keys().filter(|k| !o.contains_key(*k)).count();
+    let removed = o.keys().filter(|k| !n.contains_key(*k)).count();
+    let moved = n.iter().filter(|(k, path)| o.get(*k).is_some_and(|was| was != *path)).count();
     let mut parts = Vec::new();
     if added > 0 {
         parts.push(format!("+{added}"));

@@ -93,6 +93,12 @@ pub fn summarize(old: &NodePlan, new: &NodePlan) -> (Vec<String>, Vec<String>) {
     (s, w)
 }
 
+/// Each peer's path (`vxlan`, `host-gw`, `udp`) by node and family: what the
+/// table counts and the rollout phases on, in one lookup per peer.
+pub fn peer_paths(p: &NodePlan) -> BTreeMap<(&str, Family), &'static str> {
+    p.peers.iter().map(|q| ((q.node(), q.family()), q.path())).collect()
+}
+
 /// Traffic rules, the blackhole route, connected networks, route style.
 fn node_settings(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>) {
     let rules = |p: &NodePlan| match p.traffic_rules {

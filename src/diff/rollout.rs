@@ -108,12 +108,7 @@ fn phasing(o: &NodePlan, n: &NodePlan) -> Option<Phasing> {
     if !on.is_empty() && !nn.is_empty() && on != nn {
         return Some(Phasing::ReplaceDevice);
     }
-    let path = |p: &NodePlan, peer: &crate::plan::Peer| {
-        (peer.node().to_string(), peer.family(), peer.path(), p.path_route(peer).map(|r| r.dev))
-    };
-    let paths = |p: &NodePlan| p.peers.iter().map(|x| path(p, x)).collect::<std::collections::BTreeSet<_>>();
-    let (po, pn) = (paths(o), paths(n));
-    let moved =
-        pn.iter().any(|(node, fam, path, _)| po.iter().any(|(n2, f2, p2, _)| n2 == node && f2 == fam && p2 != path));
+    let (po, pn) = (super::peer_paths(o), super::peer_paths(n));
+    let moved = pn.iter().any(|(k, path)| po.get(k).is_some_and(|was| was != path));
     moved.then_some(Phasing::TwoPhases)
 }

@@ -35,6 +35,7 @@
 pub mod alloc;
 pub mod apply;
 pub mod cli;
+pub mod cloud;
 pub mod commands;
 pub mod compile;
 pub mod diag;

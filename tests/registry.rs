@@ -533,3 +533,52 @@ fn publishing_5000_nodes_stays_under_200_mb() {
     let keys = e.dump(PREFIX).keys().filter(|k| k.contains("/subnets/")).count();
     assert_eq!(keys, 5000);
 }
+
+/// flanneld's aws-vpc leases (flannel v0.19 backend/awsvpc/awsvpc.go
+/// acquires `LeaseAttrs{PublicIP}`: no BackendType, no data) and config
+/// (`RouteTableID` a string): import needs each node's instance from the
+/// names file, and publish writes a new node's lease in the same bytes.
+#[test]
+fn aws_vpc_leases_import_with_instances_and_publish_flanneld_bytes() {
+    if !etcd_or_skip("aws_vpc_leases_import_with_instances_and_publish_flanneld_bytes") {
+        return;
+    }
+    let (e, dir) = (Etcd::start(), tempfile::tempdir().expect("tmp"));
+    e.put(
+        &format!("{PREFIX}/config"),
+        r#"{"Network":"10.5.0.0/16","Backend":{"Type":"aws-vpc","RouteTableID":"rtb-0a1b2c3d"}}"#,
+    );
+    let lease = |ip: &str| format!(r#"{{"PublicIP":"{ip}","PublicIPv6":null}}"#);
+    e.put_leased(&key("10.5.52.0-24"), &lease("172.31.16.11"), DAY);
+    e.put_leased(&key("10.5.7.0-24"), &lease("172.31.16.12"), DAY);
+    let topo = dir.path().join("cluster.yaml");
+
+    // Without the instances the import is refused, and nothing is written.
+    let names = dir.path().join("names");
+    std::fs::write(&names, "172.31.16.11 node-a i-0000000a\n172.31.16.12 node-b\n").expect("names");
+    let o = import(&e, &topo, &["--names", s(&names)]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("172.31.16.12: an aws-vpc node needs its instance"), "{}", stderr(&o));
+    assert!(!topo.exists());
+
+    std::fs::write(&names, "172.31.16.11 node-a i-0000000a\n172.31.16.12/20 node-b i-0000000b\n").expect("names");
+    let o = import(&e, &topo, &["--names", s(&names)]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let text = std::fs::read_to_string(&topo).expect("topology");
+    for want in ["type: aws-vpc", "routeTableIDs: [rtb-0a1b2c3d]", "instanceID: i-0000000a", "instanceID: i-0000000b"] {
+        assert!(text.contains(want), "{want}:\n{text}");
+    }
+    let plan = plan_json(&topo, "node-b");
+    assert_eq!(plan["backend"]["instanceID"], "i-0000000b");
+    assert_eq!(plan["ipv4"]["subnet"], "10.5.7.0/24");
+
+    // A flannel-gen node joins: its lease is flanneld's aws-vpc bytes.
+    let mut text = text;
+    text.push_str("  - name: fg-1\n    ip: 172.31.16.21/20\n    subnet: 10.5.21.0/24\n    instanceID: i-0000000c\n");
+    std::fs::write(&topo, text).expect("write");
+    assert_eq!(code(&run(&["lock", s(&topo)])), 0);
+    let o = run(&["publish", "etcd", s(&topo), "--endpoints", &e.url, "--prefix", PREFIX]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let after = e.dump(PREFIX);
+    assert_eq!(after[&key("10.5.21.0-24")].0, lease("172.31.16.21"));
+}

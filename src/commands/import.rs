@@ -86,9 +86,16 @@ struct Common {
     /// Replace TOPO and its lock if they exist.
     #[arg(long)]
     force: bool,
-    /// `IP[/PREFIX] NAME` lines naming nodes by public IP (default: ip-A-B-C-D).
+    /// `IP[/PREFIX] NAME [INSTANCE]` lines naming nodes by public IP (default:
+    /// ip-A-B-C-D); aws-vpc and gce need each node's instance (`i-…`, `ZONE/NAME`).
     #[arg(long, value_name = "FILE")]
     names: Option<PathBuf>,
+    /// gce: the project of the routes (flanneld read it from the instance metadata).
+    #[arg(long, value_name = "ID", requires = "gce_network")]
+    gce_project: Option<String>,
+    /// gce: the network of the routes.
+    #[arg(long, value_name = "NAME", requires = "gce_project")]
+    gce_network: Option<String>,
     /// On-link prefix of the nodes' IPv4 underlay addresses [default: 24].
     #[arg(long, value_name = "LEN", value_parser = clap::value_parser!(u8).range(1..=32))]
     underlay_prefix: Option<u8>,
@@ -181,6 +188,17 @@ fn finish(
     source: String,
     skipped: &[String],
 ) -> Result<u8, Error> {
+    let mut conf = conf.clone();
+    if conf.backend.kind == crate::topology::BackendKind::Gce {
+        let (Some(p), Some(n)) = (&c.gce_project, &c.gce_network) else {
+            return Err(Error::Usage(
+                "a gce cluster: give --gce-project and --gce-network (flanneld read them from the instance metadata)"
+                    .into(),
+            ));
+        };
+        conf.backend.gce = Some((p.clone(), n.clone()));
+    }
+    let conf = &conf;
     let opts = Options {
         cluster: &c.cluster,
         ip_masq: c.ip_masq.unwrap_or(false),

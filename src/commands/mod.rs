@@ -3,6 +3,7 @@
 //! every command does; errors and warnings go through [`report`].
 
 pub mod apply;
+pub mod cloud;
 pub mod completions;
 pub mod confirm;
 pub mod diff;

@@ -3,7 +3,7 @@
 use super::{BackendPlan, FORMAT_VERSION, FamilyPlan, NodePlan, Peer, PlanData, Sysctl, TrafficRules, Uplink};
 use crate::lock::{FamilyLease, Leases};
 use crate::netaddr::{Family, PerFamily};
-use crate::topology::{BackendKind, Cluster, Node};
+use crate::topology::{BackendKind, Cluster, Node, NodeCloud};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -11,6 +11,9 @@ pub enum PlanError {
     UnknownNode { name: String, hint: Option<String> },
     #[error("node `{0}` has no lease; the allocation does not match the topology")]
     NoLease(String),
+    /// Validation requires an instance with a cloud backend; a bug if missing.
+    #[error("internal error: node `{0}` has no cloud instance")]
+    NoInstance(String),
     /// A compiled plan broke an invariant of the plan: a bug in flannel-gen.
     #[error("internal error: the plan of node `{node}` is inconsistent: {problems}")]
     Inconsistent { node: String, problems: String },
@@ -47,6 +50,11 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
         },
         BackendKind::HostGw => BackendPlan::HostGw,
         BackendKind::Udp => BackendPlan::Udp { port: b.port },
+        BackendKind::AwsVpc | BackendKind::Gce => match node.cloud.clone() {
+            Some(NodeCloud::Aws { instance_id }) => BackendPlan::AwsVpc { instance_id },
+            Some(NodeCloud::Gce { instance, zone }) => BackendPlan::Gce { instance, zone },
+            None => return Err(PlanError::NoInstance(node.name.clone())),
+        },
     };
     let t = &cluster.traffic;
     let traffic_rules =
@@ -109,6 +117,9 @@ fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease
     let name = other.name.clone();
     if b.kind == BackendKind::Udp {
         return Some(Peer::Udp { node: name, subnet: l.subnet, public_ip });
+    }
+    if b.kind.is_cloud() {
+        return Some(Peer::Cloud { node: name, subnet: l.subnet, public_ip });
     }
     Some(if direct {
         Peer::HostGw { node: name, subnet: l.subnet, public_ip }

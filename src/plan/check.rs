@@ -89,6 +89,7 @@ fn header(c: &mut Checker, p: &PlanData) {
     if matches!(p.backend, BackendPlan::Udp { .. }) && p.ipv6.is_some() {
         c.fail("ipv6", "the udp backend carries IPv4 only");
     }
+    cloud(c, p);
     if p.ipv4.is_none() && p.ipv6.is_none() {
         c.fail("ipv4", "the plan has neither ipv4 nor ipv6");
     }
@@ -265,7 +266,11 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
     }
     let on_link = p.uplink.address(f).is_some_and(|a| a.trunc().contains(&ip))
         || p.connected.iter().any(|c| c.ip.trunc().contains(&ip));
+    let cloud = p.backend.kind().is_cloud();
     match (&p.backend, peer) {
+        (_, Peer::Cloud { .. }) if cloud => {}
+        (_, _) if cloud => c.fail(format!("peers[{i}].path"), "a cloud plan reaches every peer through the cloud"),
+        (_, Peer::Cloud { .. }) => c.fail(format!("peers[{i}].path"), "only an aws-vpc or gce plan has cloud peers"),
         (BackendPlan::Udp { .. }, Peer::Udp { .. }) => {}
         (BackendPlan::Udp { .. }, _) => c.fail(format!("peers[{i}].path"), "a udp plan reaches every peer over udp"),
         (_, Peer::Udp { .. }) => c.fail(format!("peers[{i}].path"), "only a udp plan has udp peers"),
@@ -283,6 +288,28 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
             ),
         ),
         _ => {}
+    }
+}
+
+/// A cloud plan's instance, in the forms validation allows; IPv4 only.
+fn cloud(c: &mut Checker, p: &PlanData) {
+    use crate::topology::validate::cloud as form;
+    match &p.backend {
+        BackendPlan::AwsVpc { instance_id } if !form::is_ec2_id(instance_id, "i") => {
+            c.fail("backend.instanceID", format!("`{instance_id}` is not an EC2 instance id"));
+        }
+        BackendPlan::Gce { instance, zone } => {
+            if !form::is_gce_name(instance) {
+                c.fail("backend.instance", format!("`{instance}` is not a GCE instance name"));
+            }
+            if !form::is_gce_zone(zone) {
+                c.fail("backend.zone", format!("`{zone}` is not a GCE zone"));
+            }
+        }
+        _ => {}
+    }
+    if p.backend.kind().is_cloud() && p.ipv6.is_some() {
+        c.fail("ipv6", format!("the {} backend routes IPv4 only", p.backend.kind().as_str()));
     }
 }
 

@@ -121,6 +121,18 @@ pub enum BackendPlan {
     Udp {
         port: u16,
     },
+    /// flannel's aws-vpc: the VPC route table carries pod traffic to the
+    /// node's instance; no device and no peer routes on the node.
+    #[serde(rename_all = "camelCase")]
+    AwsVpc {
+        #[serde(rename = "instanceID")]
+        instance_id: String,
+    },
+    /// flannel's gce: a `compute.routes` entry per node carries it.
+    Gce {
+        instance: String,
+        zone: String,
+    },
 }
 
 impl BackendPlan {
@@ -129,13 +141,15 @@ impl BackendPlan {
             BackendPlan::Vxlan { .. } => BackendKind::Vxlan,
             BackendPlan::HostGw => BackendKind::HostGw,
             BackendPlan::Udp { .. } => BackendKind::Udp,
+            BackendPlan::AwsVpc { .. } => BackendKind::AwsVpc,
+            BackendPlan::Gce { .. } => BackendKind::Gce,
         }
     }
 
     pub fn vni(&self) -> Option<u32> {
         match self {
             BackendPlan::Vxlan { vni, .. } => Some(*vni),
-            BackendPlan::HostGw | BackendPlan::Udp { .. } => None,
+            _ => None,
         }
     }
 }
@@ -201,6 +215,8 @@ pub enum Peer {
     HostGw { node: String, subnet: IpNet, public_ip: IpAddr },
     /// Carried by `flannel-gen udp` to the peer's public IP and the cluster's port.
     Udp { node: String, subnet: IpNet, public_ip: IpAddr },
+    /// Carried by the cloud's route table (aws-vpc, gce): nothing on the node.
+    Cloud { node: String, subnet: IpNet, public_ip: IpAddr },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -209,6 +225,7 @@ pub enum PeerPath {
     Vxlan,
     HostGw,
     Udp,
+    Cloud,
 }
 
 /// A peer as plan.json writes it.
@@ -237,6 +254,8 @@ impl TryFrom<PeerDoc> for Peer {
             (PeerPath::HostGw, Some(_)) => Err("a host-gw peer has no `vtepMAC`".into()),
             (PeerPath::Udp, None) => Ok(Peer::Udp { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
             (PeerPath::Udp, Some(_)) => Err("a udp peer has no `vtepMAC`".into()),
+            (PeerPath::Cloud, None) => Ok(Peer::Cloud { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
+            (PeerPath::Cloud, Some(_)) => Err("a cloud peer has no `vtepMAC`".into()),
         }
     }
 }
@@ -253,6 +272,9 @@ impl From<Peer> for PeerDoc {
             Peer::Udp { node, subnet, public_ip } => {
                 PeerDoc { path: PeerPath::Udp, node, subnet, public_ip, vtep_mac: None }
             }
+            Peer::Cloud { node, subnet, public_ip } => {
+                PeerDoc { path: PeerPath::Cloud, node, subnet, public_ip, vtep_mac: None }
+            }
         }
     }
 }
@@ -260,19 +282,28 @@ impl From<Peer> for PeerDoc {
 impl Peer {
     pub fn node(&self) -> &str {
         match self {
-            Peer::Vxlan { node, .. } | Peer::HostGw { node, .. } | Peer::Udp { node, .. } => node,
+            Peer::Vxlan { node, .. }
+            | Peer::HostGw { node, .. }
+            | Peer::Udp { node, .. }
+            | Peer::Cloud { node, .. } => node,
         }
     }
 
     pub fn subnet(&self) -> IpNet {
         match self {
-            Peer::Vxlan { subnet, .. } | Peer::HostGw { subnet, .. } | Peer::Udp { subnet, .. } => *subnet,
+            Peer::Vxlan { subnet, .. }
+            | Peer::HostGw { subnet, .. }
+            | Peer::Udp { subnet, .. }
+            | Peer::Cloud { subnet, .. } => *subnet,
         }
     }
 
     pub fn public_ip(&self) -> IpAddr {
         match self {
-            Peer::Vxlan { public_ip, .. } | Peer::HostGw { public_ip, .. } | Peer::Udp { public_ip, .. } => *public_ip,
+            Peer::Vxlan { public_ip, .. }
+            | Peer::HostGw { public_ip, .. }
+            | Peer::Udp { public_ip, .. }
+            | Peer::Cloud { public_ip, .. } => *public_ip,
         }
     }
 
@@ -280,7 +311,7 @@ impl Peer {
     pub fn vtep_mac(&self) -> Option<Mac> {
         match self {
             Peer::Vxlan { vtep_mac, .. } => Some(*vtep_mac),
-            Peer::HostGw { .. } | Peer::Udp { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
         }
     }
 
@@ -293,6 +324,7 @@ impl Peer {
             Peer::Vxlan { .. } => "vxlan",
             Peer::HostGw { .. } => "host-gw",
             Peer::Udp { .. } => "udp",
+            Peer::Cloud { .. } => "cloud",
         }
     }
 }

@@ -211,7 +211,7 @@ impl NodePlan {
             Peer::Vxlan { subnet, vtep_mac, .. } => {
                 Some(Neighbour { dev: self.vxlan_dev_name(p.family()), ip: subnet.network(), lladdr: *vtep_mac })
             }
-            Peer::HostGw { .. } | Peer::Udp { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
         }
     }
 
@@ -221,7 +221,7 @@ impl NodePlan {
             Peer::Vxlan { public_ip, vtep_mac, .. } => {
                 Some(Fdb { dev: self.vxlan_dev_name(p.family()), lladdr: *vtep_mac, dst: *public_ip })
             }
-            Peer::HostGw { .. } | Peer::Udp { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
         }
     }
 
@@ -270,7 +270,7 @@ impl NodePlan {
                 onlink: false,
                 nhid: self.nhid_of(p),
             }),
-            Peer::Udp { .. } => None,
+            Peer::Udp { .. } | Peer::Cloud { .. } => None,
         }
     }
 

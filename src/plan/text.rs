@@ -78,6 +78,8 @@ impl fmt::Display for BackendPlan {
             }
             BackendPlan::HostGw => f.write_str("host-gw"),
             BackendPlan::Udp { port } => write!(f, "udp (port {port})"),
+            BackendPlan::AwsVpc { instance_id } => write!(f, "aws-vpc (instance {instance_id})"),
+            BackendPlan::Gce { instance, zone } => write!(f, "gce (instance {zone}/{instance})"),
         }
     }
 }

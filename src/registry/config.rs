@@ -38,6 +38,11 @@ pub fn netconf_json(c: &Cluster) -> String {
     if b.kind == BackendKind::Udp {
         let _ = write!(out, r#","Port":{}"#, b.port);
     }
+    if let Some(crate::topology::CloudBackend::Aws { route_tables }) = &b.cloud
+        && !route_tables.is_empty()
+    {
+        let _ = write!(out, r#","RouteTableID":{}"#, serde_json::json!(route_tables));
+    }
     if b.kind == BackendKind::Vxlan {
         let _ = write!(out, r#","VNI":{},"Port":{}"#, b.vni, b.port);
         for (on, key) in [(b.direct_routing, "DirectRouting"), (b.gbp, "GBP"), (b.learning, "Learning")] {
@@ -54,8 +59,19 @@ pub fn netconf_json(c: &Cluster) -> String {
 /// topology gets (one stand-in node with the topology's first node's
 /// addresses, so pools and backend resolve exactly as they would).
 fn as_cluster(key: &str, conf: &NetConf, c: &Cluster) -> Result<Cluster, String> {
+    let mut conf = conf.clone();
+    // gce's project and network are not in the config (flanneld read them
+    // from the metadata): the topology's stand in, as does an instance.
+    if let Some(crate::topology::CloudBackend::Gce { project, network }) = &c.backend.cloud {
+        conf.backend.gce = Some((project.clone(), network.clone()));
+    }
     let mut yaml = conf.topology_head(&c.name, c.ip_masq, None);
     yaml.push_str("nodes:\n  - name: stand-in\n");
+    match conf.backend.kind {
+        BackendKind::AwsVpc => yaml.push_str("    instanceID: i-00000000\n"),
+        BackendKind::Gce => yaml.push_str("    instance: stand-in\n    zone: us-central1-a\n"),
+        _ => {}
+    }
     if let Some(n) = c.nodes.first() {
         for (f, ip) in n.ips.iter() {
             let _ = writeln!(yaml, "    {}: {ip}", if f == Family::V4 { "ip" } else { "ip6" });

@@ -154,6 +154,14 @@ fn node_of(
         ips[idx(f)] = Some(IpNet::new(ip, prefix).map_err(|e| fail(format!("{ip}/{prefix}: {e}")))?);
     }
     let first_ip = ips.iter().flatten().next().map(IpNet::addr).ok_or_else(|| fail("no family enabled".into()))?;
+    if conf.backend.kind.is_cloud() && o.names.get(first_ip).and_then(|e| e.instance.as_ref()).is_none() {
+        return Err(fail(format!(
+            "{first_ip}: an {} node needs its instance (flanneld read it from the instance metadata; no lease \
+             records it): give it after the name in --names (`{first_ip} NAME {}`)",
+            conf.backend.kind.as_str(),
+            if conf.backend.kind == BackendKind::AwsVpc { "i-…" } else { "ZONE/INSTANCE" }
+        )));
+    }
     let name = match (o.names.get(first_ip), &l.name) {
         (Some(e), _) => e.name.clone(),
         (None, Some(n)) => n.clone(),
@@ -227,6 +235,17 @@ fn topology_text(conf: &NetConf, o: &Options, nodes: &[ImportedNode]) -> String 
             let _ = writeln!(out, "    {}: {ip}\n    {}: {subnet}", k[0], k[1]);
             if let Some(d) = n.lease.attrs.data(f).filter(|_| conf.backend.kind == BackendKind::Vxlan) {
                 let _ = writeln!(out, "    {}: \"{}\"", k[2], d.vtep_mac);
+            }
+        }
+        let first_ip = n.ips.iter().flatten().next().map(IpNet::addr);
+        if let Some(i) = first_ip.and_then(|ip| o.names.get(ip)).and_then(|e| e.instance.as_deref()) {
+            match i.split_once('/') {
+                Some((zone, name)) => {
+                    let _ = writeln!(out, "    instance: {name}\n    zone: {zone}");
+                }
+                None => {
+                    let _ = writeln!(out, "    instanceID: {i}");
+                }
             }
         }
     }

@@ -113,10 +113,14 @@ pub struct Lease {
 }
 
 /// The `BackendType` a backend's leases carry. flanneld's udp backend sets
-/// none (pkg/backend/udp/udp_amd64.go builds `LeaseAttrs{PublicIP}` only).
+/// none (pkg/backend/udp/udp_amd64.go builds `LeaseAttrs{PublicIP}` only),
+/// and neither do the cloud ones: such a lease reads as any of the three.
 pub fn lease_type(kind: crate::topology::BackendKind) -> &'static str {
+    use crate::topology::BackendKind;
     match kind {
-        crate::topology::BackendKind::Udp => "",
+        // aws-vpc and gce too (flannel v0.19 backend/awsvpc/awsvpc.go and
+        // backend/gce/gce.go acquire `LeaseAttrs{PublicIP}` only).
+        BackendKind::Udp | BackendKind::AwsVpc | BackendKind::Gce => "",
         k => k.as_str(),
     }
 }

@@ -41,12 +41,16 @@ pub enum BackendKind {
     HostGw,
     /// flannel's original backend: a TUN device and a userspace forwarder.
     Udp,
+    /// Routes in AWS VPC route tables (flannel's `aws-vpc`): no overlay device.
+    AwsVpc,
+    /// Routes in a GCE network (flannel's `gce`): no overlay device.
+    Gce,
 }
 
 impl BackendKind {
-    pub const NAMES: &[&str] = &["vxlan", "host-gw", "udp"];
+    pub const NAMES: &[&str] = &["vxlan", "host-gw", "udp", "aws-vpc", "gce"];
 
-    /// "vxlan, host-gw or udp", for messages.
+    /// "vxlan, host-gw, udp, aws-vpc or gce", for messages.
     pub fn names_text() -> String {
         let (last, rest) = Self::NAMES.split_last().unwrap_or((&"", &[]));
         format!("{} or {last}", rest.join(", "))
@@ -57,6 +61,8 @@ impl BackendKind {
             BackendKind::Vxlan => "vxlan",
             BackendKind::HostGw => "host-gw",
             BackendKind::Udp => "udp",
+            BackendKind::AwsVpc => "aws-vpc",
+            BackendKind::Gce => "gce",
         }
     }
 
@@ -65,6 +71,8 @@ impl BackendKind {
             "vxlan" => Some(BackendKind::Vxlan),
             "host-gw" => Some(BackendKind::HostGw),
             "udp" => Some(BackendKind::Udp),
+            "aws-vpc" => Some(BackendKind::AwsVpc),
+            "gce" => Some(BackendKind::Gce),
             _ => None,
         }
     }
@@ -73,10 +81,39 @@ impl BackendKind {
     pub fn overhead(self) -> u32 {
         match self {
             BackendKind::Vxlan => VXLAN_OVERHEAD,
-            BackendKind::HostGw => 0,
+            BackendKind::HostGw | BackendKind::AwsVpc | BackendKind::Gce => 0,
             BackendKind::Udp => UDP_OVERHEAD,
         }
     }
+
+    /// Whether the cloud's route table carries pod traffic (no overlay
+    /// device and no peer routes on the node).
+    pub fn is_cloud(self) -> bool {
+        matches!(self, BackendKind::AwsVpc | BackendKind::Gce)
+    }
+}
+
+/// Where a cloud route backend writes its routes (cluster-wide).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CloudBackend {
+    /// flannel's `RouteTableID`; empty: each node's subnet's route table,
+    /// found as flanneld finds it (the subnet's own, else the VPC's main one).
+    Aws { route_tables: Vec<String> },
+    /// The project and network the `compute.routes` entries belong to.
+    Gce { project: String, network: String },
+}
+
+/// A node's identity in its cloud, the next hop of its subnet's route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum NodeCloud {
+    #[serde(rename_all = "camelCase")]
+    Aws {
+        #[serde(rename = "instanceID")]
+        instance_id: String,
+    },
+    #[serde(rename_all = "camelCase")]
+    Gce { instance: String, zone: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +130,8 @@ pub struct Backend {
     /// kernels that send VXLAN with bad inner checksums (flannel #1279).
     pub tx_checksum_offload: bool,
     pub route_style: RouteStyle,
+    /// aws-vpc and gce only.
+    pub cloud: Option<CloudBackend>,
 }
 
 /// How a route to a peer's subnet is made. flanneld makes `<subnet> via <gw>
@@ -209,6 +248,8 @@ pub struct Node {
     /// Underlay MTU of `interface`.
     pub mtu: u32,
     pub pins: PerFamily<Pins>,
+    /// The node's instance, with a cloud route backend.
+    pub cloud: Option<NodeCloud>,
 }
 
 /// A network a node has an interface on besides its uplink's.

@@ -162,6 +162,11 @@ pub struct BackendConf {
     pub learning: bool,
     /// flanneld's backend MTU, which replaces the interface MTU on every node.
     pub mtu: Option<u64>,
+    /// aws-vpc's `RouteTableID` (a string or a list).
+    pub route_tables: Vec<String>,
+    /// gce's project and network: flanneld read them from the instance
+    /// metadata, so they come from the caller (`import --gce-project`), not the file.
+    pub gce: Option<(String, String)>,
 }
 
 impl BackendConf {
@@ -212,6 +217,8 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
         gbp: false,
         learning: false,
         mtu: None,
+        route_tables: Vec::new(),
+        gce: None,
     };
     // pkg/subnet/config.go parseBackendType: no Backend at all is udp.
     let Some((bkey, b)) = Reader::field(obj, "Backend") else {
@@ -242,6 +249,15 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
             r.unknown(b, bkey, UDP_KEYS);
             conf.port = r.uint(b, bkey, "Port").filter(|n| *n != 0);
         }
+        "aws-vpc" => {
+            r.unknown(b, bkey, &["Type", "RouteTableID"]);
+            conf.kind = BackendKind::AwsVpc;
+            conf.route_tables = route_table_ids(r, b, bkey)?;
+        }
+        "gce" => {
+            r.unknown(b, bkey, &["Type"]);
+            conf.kind = BackendKind::Gce;
+        }
         "" => {
             r.fail(&Reader::path(bkey, "Type"), "the backend needs a `Type`");
             return None;
@@ -256,6 +272,25 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
         }
     }
     Some(conf)
+}
+
+/// aws-vpc's `RouteTableID`: one id or a list of them (flannel v0.19
+/// backend/awsvpc/awsvpc.go `routeTables`).
+fn route_table_ids(r: &mut Reader, b: &Map<String, Value>, bkey: &str) -> Option<Vec<String>> {
+    let Some((k, v)) = Reader::field(b, "RouteTableID") else { return Some(Vec::new()) };
+    let path = Reader::path(bkey, k);
+    let ids: Option<Vec<String>> = match v {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(a) => a.iter().map(|x| x.as_str().map(str::to_string)).collect(),
+        _ => None,
+    };
+    match ids {
+        Some(ids) => Some(ids),
+        None => {
+            r.fail(&path, format!("expected a route table id or a list of them, got {v}"));
+            None
+        }
+    }
 }
 
 /// Reads net-conf.json the way flanneld does; warnings are what flanneld
@@ -323,7 +358,13 @@ impl NetConf {
         }
         let b = &self.backend;
         let _ = writeln!(out, "backend:\n  type: {}", b.kind.as_str());
-        if b.kind != BackendKind::HostGw {
+        if !b.route_tables.is_empty() {
+            let _ = writeln!(out, "  routeTableIDs: [{}]", b.route_tables.join(", "));
+        }
+        if let Some((project, network)) = &b.gce {
+            let _ = writeln!(out, "  project: {project}\n  network: {network}");
+        }
+        if b.kind != BackendKind::HostGw && !b.kind.is_cloud() {
             for (v, name) in [(b.vni, "vni"), (b.port, "port")] {
                 if let Some(n) = v {
                     let _ = writeln!(out, "  {name}: {n}");

@@ -41,6 +41,12 @@ pub struct BackendDoc {
     pub learning: Option<S<bool>>,
     pub tx_checksum_offload: Option<S<bool>>,
     pub route_style: Option<S<String>>,
+    /// aws-vpc: flannel's `RouteTableID`, as a list.
+    #[serde(rename = "routeTableIDs")]
+    pub route_table_ids: Option<S<Vec<S<String>>>>,
+    /// gce: the project and the network of the routes.
+    pub project: Option<S<String>>,
+    pub network: Option<S<String>>,
 }
 
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -73,6 +79,12 @@ pub struct NodeDoc {
     /// Other networks the node has an interface on, without a router:
     /// directRouting reaches peers there directly, as flanneld does.
     pub connected: Option<S<Vec<S<ConnectedDoc>>>>,
+    /// aws-vpc: the node's EC2 instance.
+    #[serde(rename = "instanceID")]
+    pub instance_id: Option<S<String>>,
+    /// gce: the node's instance name and zone.
+    pub instance: Option<S<String>>,
+    pub zone: Option<S<String>>,
 }
 
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -104,8 +116,19 @@ pub const TOP_KEYS: &[&str] = &[
     "defaults",
     "nodes",
 ];
-pub const BACKEND_KEYS: &[&str] =
-    &["type", "vni", "port", "directRouting", "gbp", "learning", "txChecksumOffload", "routeStyle"];
+pub const BACKEND_KEYS: &[&str] = &[
+    "type",
+    "vni",
+    "port",
+    "directRouting",
+    "gbp",
+    "learning",
+    "txChecksumOffload",
+    "routeStyle",
+    "routeTableIDs",
+    "project",
+    "network",
+];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
 pub const NODE_KEYS: &[&str] = &[
     "name",
@@ -120,6 +143,9 @@ pub const NODE_KEYS: &[&str] = &[
     "publicIP",
     "publicIP6",
     "connected",
+    "instanceID",
+    "instance",
+    "zone",
 ];
 
 pub const CONNECTED_KEYS: &[&str] = &["interface", "ip"];

@@ -50,5 +50,6 @@ pub mod boot;
 pub mod cluster;
 pub mod etcd;
 pub mod forwarder;
+pub mod moto;
 pub mod netns;
 pub mod ping;

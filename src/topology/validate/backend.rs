@@ -9,7 +9,7 @@ use crate::topology::{
 
 const MAX_VNI: u64 = 16_777_215;
 /// Backends flannel has that flannel-gen does not build (yet).
-const NOT_BUILT: &[&str] = &["ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc"];
+const NOT_BUILT: &[&str] = &["ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc", "ali-vpc"];
 
 pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
     let b = &doc.backend.value;
@@ -50,6 +50,7 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
         learning: b.learning.as_ref().is_some_and(|v| v.value),
         tx_checksum_offload: b.tx_checksum_offload.as_ref().is_none_or(|v| v.value),
         route_style: route_style?,
+        cloud: None,
     })
 }
 
@@ -68,6 +69,10 @@ fn route_style(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) -
     };
     if kind == Some(BackendKind::Udp) {
         r.error(v.pos, "backend.routeStyle", "`routeStyle` does not apply to udp: its one route has no gateway");
+    }
+    if let Some(k) = kind.filter(|k| k.is_cloud()) {
+        let m = format!("`routeStyle` does not apply to {}: the cloud's route table carries the routes", k.as_str());
+        r.error(v.pos, "backend.routeStyle", m);
     }
     Some(style)
 }
@@ -90,6 +95,14 @@ fn vxlan_only(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) {
         Some(BackendKind::Udp) => (
             "udp carries packets in UDP through a TUN device",
             vec![(b.vni.as_ref().map(|v| v.pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
+        ),
+        Some(k) if k.is_cloud() => (
+            "the cloud's route table carries pod traffic, without a device",
+            vec![
+                (b.vni.as_ref().map(|v| v.pos), "vni"),
+                (b.port.as_ref().map(|v| v.pos), "port"),
+                (pos_of(&b.direct_routing), "directRouting"),
+            ],
         ),
         _ => return,
     };

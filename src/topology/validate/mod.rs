@@ -2,6 +2,7 @@
 //! every rule it breaks is reported at the value that breaks it.
 
 mod backend;
+pub mod cloud;
 mod network;
 mod nodes;
 mod underlay;
@@ -129,11 +130,19 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
         r.error(cluster.pos, "cluster", format!("`{}` must be 1-63 characters of [a-z0-9-]", cluster.value));
     }
     let pools = network::pools(&mut r, doc);
-    let backend = backend::backend(&mut r, doc);
+    let mut backend = backend::backend(&mut r, doc);
     let traffic = backend::traffic(&mut r, doc);
     let kind = BackendKind::parse(&doc.backend.value.kind.value);
     let d = defaults(&mut r, doc, kind, &pools);
-    let nodes = nodes::nodes(&mut r, doc, &d, &pools);
+    let mut nodes = nodes::nodes(&mut r, doc, &d, &pools);
+    let cloud = cloud::backend(&mut r, doc, kind);
+    if let Some(b) = backend.as_mut() {
+        b.cloud = cloud;
+    }
+    let mut instances = cloud::nodes(&mut r, doc, kind);
+    for n in &mut nodes {
+        n.cloud = instances.get_mut(n.index).and_then(Option::take);
+    }
     underlay::capacity(&mut r, doc, &pools, nodes.len());
     if backend.as_ref().is_some_and(|b| b.kind == BackendKind::HostGw) {
         underlay::check_host_gw(&mut r, &nodes);
@@ -144,6 +153,11 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     if let (Some(BackendKind::Udp), Some(v6)) = (kind, &doc.ipv6_network) {
         // pkg/backend/udp: one TUN device and an IPv4 socket; no IPv6 network.
         r.error(v6.pos, "ipv6Network", "flanneld's udp backend carries IPv4 only; use vxlan or host-gw for IPv6");
+    }
+    if let (Some(k), Some(v6)) = (kind.filter(|k| k.is_cloud()), &doc.ipv6_network) {
+        // backend/awsvpc writes DestinationCidrBlock, backend/gce an IPv4 destRange.
+        let m = format!("flanneld's {} backend routes IPv4 only; use vxlan or host-gw for IPv6", k.as_str());
+        r.error(v6.pos, "ipv6Network", m);
     }
     match (backend, traffic) {
         (Some(backend), Some(traffic)) if !r.has_errors() => Ok(Cluster {

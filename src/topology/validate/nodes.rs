@@ -138,7 +138,8 @@ fn node<'a>(
         Some(m) => super::mtu(r, &String::from(f("mtu")), m, d),
         None => Some(d.mtu),
     };
-    Some(Node { index: i, name: name.to_string(), pos: at, ips, public, interface, connected, mtu: mtu?, pins })
+    let (index, name) = (i, name.to_string());
+    Some(Node { index, name, pos: at, ips, public, interface, connected, mtu: mtu?, pins, cloud: None })
 }
 
 /// `publicIP` / `publicIP6`: a plain address of the family, a usable

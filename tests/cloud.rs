@@ -322,6 +322,21 @@ fn bad_topologies_call_nothing() {
     assert_eq!(m.recorded_actions(), Vec::<String>::new(), "bad input reached the API");
 }
 
+#[test]
+fn bad_topologies_render_nothing() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for bad in ["tests/bad/gce-missing-project.yaml", "tests/bad/aws-vpc-missing-instance-id.yaml"] {
+        let out_dir = dir.path().join("out");
+        let out = run(&["cloud", "render", bad, "--out", &out_dir.to_string_lossy()]);
+        assert_eq!(code(&out), 2, "{bad}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&format!("{bad}:")), "located: {}", stderr(&out));
+        assert!(!out_dir.exists(), "{bad}: something was written");
+    }
+    let out = run(&["cloud", "render", "examples/vxlan-3node.yaml", "--out", &dir.path().join("v").to_string_lossy()]);
+    assert_eq!(code(&out), 2, "vxlan has no cloud routes: {}", stderr(&out));
+    assert!(!dir.path().join("v").exists());
+}
+
 /// The rendered files of both example clusters, reviewed.
 #[test]
 fn terraform_and_scripts_are_golden() {

@@ -66,11 +66,8 @@ impl Moto {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
-            "moto_server did not answer at {}:\n{}",
-            m.url,
-            std::fs::read_to_string(m.log.path()).unwrap_or_default()
-        );
+        let log = std::fs::read_to_string(m.dir.path().join("moto.log")).unwrap_or_default();
+        panic!("moto_server did not answer at {}:\n{log}", m.url);
     }
 
     /// The environment the AWS CLI and flannel-gen share: this server, moto's

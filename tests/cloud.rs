@@ -417,3 +417,39 @@ fn terraform_json_reads_back_as_the_plan() {
         }
     }
 }
+
+/// On a node, credentials and region come from the instance metadata
+/// service (IMDSv2; moto's server answers it too, with its test role).
+#[test]
+fn an_instance_role_from_the_metadata_service_signs_the_calls() {
+    if !moto::available("an_instance_role_from_the_metadata_service_signs_the_calls") {
+        return;
+    }
+    let m = Moto::start();
+    let w = world(&m, "172.31.16.0/20", &["172.31.16.11"]);
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = topology(dir.path(), Some(&[w.table.as_str()]), &[("node-1", "172.31.16.11", &w.instances[0])]);
+    let on_node = |extra: &[(&str, &str)]| {
+        let mut cmd = common::bin();
+        cmd.args(["cloud", "apply", &topo, "--dry-run", "--endpoint", &m.url]).current_dir(root());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("AWS_CONFIG_FILE", "/dev/null").env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null");
+        cmd.envs(extra.iter().copied());
+        cmd.output().expect("flannel-gen")
+    };
+    m.record();
+    let out = on_node(&[("AWS_EC2_METADATA_SERVICE_ENDPOINT", m.url.as_str())]);
+    assert_eq!(code(&out), 1, "pending, with the role's credentials: {}{}", stdout(&out), stderr(&out));
+    let signed: Vec<String> = m.recorded().into_iter().filter(|(a, _)| a.is_some()).map(|(_, auth)| auth).collect();
+    assert!(!signed.is_empty());
+    assert!(signed.iter().all(|a| a.contains("Credential=test-key/") && a.contains("/us-east-1/ec2/")), "{signed:?}");
+
+    // Nothing in the chain: exit 2, nothing called.
+    m.record();
+    let out = on_node(&[("AWS_EC2_METADATA_DISABLED", "true"), ("AWS_REGION", "us-east-1")]);
+    assert_eq!(code(&out), 2, "{}{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("no credentials"), "{}", stderr(&out));
+    assert_eq!(m.recorded_actions(), Vec::<String>::new());
+}

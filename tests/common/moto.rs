@@ -81,6 +81,8 @@ impl Moto {
             ("AWS_REGION", "us-east-1".into()),
             ("AWS_CONFIG_FILE", "/dev/null".into()),
             ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null".into()),
+            // Never 169.254.169.254 from a test.
+            ("AWS_EC2_METADATA_DISABLED", "true".into()),
         ]
     }
 
@@ -121,6 +123,12 @@ impl Moto {
 
     /// The EC2 actions the server got since [`Moto::record`].
     pub fn recorded_actions(&self) -> Vec<String> {
+        self.recorded().iter().filter_map(|(action, _)| action.clone()).collect()
+    }
+
+    /// Every request since [`Moto::record`]: its EC2 action (if any) and its
+    /// Authorization header.
+    pub fn recorded(&self) -> Vec<(Option<String>, String)> {
         ureq::post(format!("{}/moto-api/recorder/stop-recording", self.url)).send_empty().expect("stop recording");
         let text = ureq::get(format!("{}/moto-api/recorder/download-recording", self.url))
             .call()
@@ -130,19 +138,25 @@ impl Moto {
             .expect("recording");
         text.lines()
             .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter_map(|v| {
-                let body = v.get("body")?.as_str()?;
-                let body = if v.get("body_encoded").and_then(|e| e.as_bool()) == Some(true) {
-                    use base64::Engine;
-                    let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
-                    String::from_utf8_lossy(&bytes).into_owned()
-                } else {
-                    body.to_string()
-                };
-                body.split('&').find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
+            .map(|v| {
+                let auth = v["headers"]["Authorization"].as_str().unwrap_or_default().to_string();
+                (action_of(&v), auth)
             })
             .collect()
     }
+}
+
+/// The `Action=` of a recorded request's form body (moto keeps bodies base64).
+fn action_of(v: &serde_json::Value) -> Option<String> {
+    use base64::Engine;
+    let body = v.get("body")?.as_str()?;
+    let body = if v.get("body_encoded").and_then(|e| e.as_bool()) == Some(true) {
+        let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        body.to_string()
+    };
+    body.split('&').find_map(|kv| kv.strip_prefix("Action=").map(str::to_string))
 }
 
 impl Drop for Moto {

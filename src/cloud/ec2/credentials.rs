@@ -1,13 +1,16 @@
 //! Credentials, region and endpoint, found the way the AWS SDKs and CLI find
 //! them: flags, then the environment (`AWS_ACCESS_KEY_ID`, `AWS_REGION`,
 //! `AWS_ENDPOINT_URL_EC2`, ...), then the shared files of the profile
-//! (`AWS_PROFILE`, `~/.aws/credentials`, `~/.aws/config`). Not supported:
-//! instance roles (IMDS), SSO and web identity; export such credentials
-//! first (`aws configure export-credentials --format env`).
+//! (`AWS_PROFILE`, `~/.aws/credentials`, `~/.aws/config`), then the
+//! instance metadata service (the node's instance role and region). Not
+//! supported: SSO and web identity; export such credentials first
+//! (`aws configure export-credentials --format env`).
 
 use std::path::PathBuf;
 
 use aws_smithy_runtime_api::client::identity::Identity;
+
+use super::imds::Imds;
 
 #[derive(Clone)]
 pub struct Credentials {
@@ -45,14 +48,19 @@ pub struct Settings {
 impl Settings {
     /// Resolve everything before the first request; the error says what was looked at.
     pub fn resolve(endpoint: Option<String>, region: Option<String>) -> Result<Settings, String> {
-        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let profile = env("AWS_PROFILE").unwrap_or_else(|| "default".into());
         let files = SharedFiles::read(&profile);
-        let region = region
+        let mut imds = LazyImds::default();
+        let region = match region
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
             .or_else(|| files.get("region"))
-            .ok_or("no region: give --region, or set AWS_REGION or the profile's region")?;
+        {
+            Some(r) => r,
+            None => imds.get().and_then(Imds::region).map_err(|why| {
+                format!("no region: give --region, or set AWS_REGION or the profile's region ({why})")
+            })?,
+        };
         if !region.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') || region.is_empty() {
             return Err(format!("`{region}` is not an AWS region"));
         }
@@ -63,25 +71,46 @@ impl Settings {
         if !(endpoint.starts_with("https://") || endpoint.starts_with("http://")) {
             return Err(format!("endpoint `{endpoint}` is not an http(s) URL"));
         }
-        let from_env = env("AWS_ACCESS_KEY_ID").zip(env("AWS_SECRET_ACCESS_KEY")).map(|(id, secret)| Credentials {
-            access_key_id: id,
-            secret_access_key: secret,
-            session_token: env("AWS_SESSION_TOKEN"),
-        });
-        let from_files = || {
-            Some(Credentials {
-                access_key_id: files.get("aws_access_key_id")?,
-                secret_access_key: files.get("aws_secret_access_key")?,
-                session_token: files.get("aws_session_token"),
-            })
+        let credentials = match from_env().or_else(|| files.credentials()) {
+            Some(c) => c,
+            None => imds.get().and_then(Imds::credentials).map(Credentials::from).map_err(|why| {
+                format!(
+                    "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, give profile `{profile}` keys in {}, \
+                     or run on an instance with a role ({why})",
+                    files.credentials.display()
+                )
+            })?,
         };
-        let credentials = from_env.or_else(from_files).ok_or_else(|| {
-            format!(
-                "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give profile `{profile}` keys in {}",
-                files.credentials.display()
-            )
-        })?;
         Ok(Settings { endpoint, region, credentials })
+    }
+}
+
+fn env(k: &str) -> Option<String> {
+    std::env::var(k).ok().filter(|v| !v.is_empty())
+}
+
+fn from_env() -> Option<Credentials> {
+    Some(Credentials {
+        access_key_id: env("AWS_ACCESS_KEY_ID")?,
+        secret_access_key: env("AWS_SECRET_ACCESS_KEY")?,
+        session_token: env("AWS_SESSION_TOKEN"),
+    })
+}
+
+impl From<super::imds::RoleCredentials> for Credentials {
+    fn from(r: super::imds::RoleCredentials) -> Credentials {
+        Credentials { access_key_id: r.access_key_id, secret_access_key: r.secret_access_key, session_token: r.token }
+    }
+}
+
+/// The metadata service, asked at most once and only when the rest of the
+/// chain has no answer.
+#[derive(Default)]
+struct LazyImds(Option<Result<Imds, String>>);
+
+impl LazyImds {
+    fn get(&mut self) -> Result<&Imds, String> {
+        self.0.get_or_insert_with(Imds::connect).as_ref().map_err(Clone::clone)
     }
 }
 
@@ -107,6 +136,14 @@ impl SharedFiles {
 
     fn get(&self, key: &str) -> Option<String> {
         self.values.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone())
+    }
+
+    fn credentials(&self) -> Option<Credentials> {
+        Some(Credentials {
+            access_key_id: self.get("aws_access_key_id")?,
+            secret_access_key: self.get("aws_secret_access_key")?,
+            session_token: self.get("aws_session_token"),
+        })
     }
 }
 

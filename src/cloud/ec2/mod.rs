@@ -4,6 +4,7 @@
 //! exponential backoff and jitter, as the SDK's standard retry mode does.
 
 mod credentials;
+mod imds;
 mod xml;
 
 use std::time::{Duration, SystemTime};

@@ -55,6 +55,7 @@ enum Command {
     Publish(commands::publish::Args),
     #[cfg(feature = "udp")]
     Udp(commands::udp::Args),
+    Wireguard(commands::wireguard::Args),
     Completions(commands::completions::Args),
     Units(commands::units::Args),
     Man(commands::man::Args),
@@ -105,6 +106,7 @@ pub fn run(cli: Cli) -> Result<u8, Error> {
         Command::Publish(a) => commands::publish::run(a),
         #[cfg(feature = "udp")]
         Command::Udp(a) => commands::udp::run(a),
+        Command::Wireguard(a) => commands::wireguard::run(a),
         Command::Completions(a) => commands::completions::run(a, Cli::command()),
         Command::Units(a) => commands::units::run(a),
         Command::Man(a) => commands::man::run(a, Cli::command()),

@@ -24,6 +24,9 @@
 //!   flannel-gen nodes back in flanneld's formats.
 //! * [`udp`]: the udp backend's data path (`flannel-gen udp`), on the TUN
 //!   device [`tun`] makes.
+//! * [`cloud`]: the cluster side of the aws-vpc and gce backends (routes in
+//!   the cloud: Terraform JSON, scripts, `cloud apply` through the EC2 API).
+//! * [`wireguard`]: WireGuard keys (`wireguard keygen`).
 //! * [`compile`]: the front half of the pipeline every command shares.
 //! * [`cli`], [`commands`]: one module per subcommand; exit codes 0 ok,
 //!   1 changes, 2 bad input, 3 system.
@@ -60,5 +63,6 @@ pub mod traffic;
 pub mod tun;
 #[cfg(feature = "udp")]
 pub mod udp;
+pub mod wireguard;
 pub mod words;
 pub mod yaml;

@@ -28,6 +28,7 @@ pub mod templates;
 pub mod udp;
 pub mod units;
 pub mod validate;
+pub mod wireguard;
 
 use std::io::Write;
 use std::path::Path;

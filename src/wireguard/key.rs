@@ -1,0 +1,116 @@
+//! WireGuard keys: Curve25519, 32 bytes, written as base64 (44 characters),
+//! as `wg genkey`/`wg pubkey` and flanneld's lease `PublicKey` have them.
+//! A private key is made and kept on its node only (`wireguard keygen`);
+//! the lock, plans and rendered files carry public keys.
+
+use std::fmt;
+use std::str::FromStr;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+/// A 32-byte key. `Debug` never prints it (a private key may be one).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Key([u8; 32]);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Key(..)")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("not base64 (a WireGuard key is 44 characters of base64, as `wg genkey` writes it)")]
+    NotBase64,
+    #[error("{0} bytes; a WireGuard key is 32 (44 characters of base64)")]
+    Length(usize),
+}
+
+impl FromStr for Key {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Key, KeyError> {
+        let bytes = STANDARD.decode(s.trim()).map_err(|_| KeyError::NotBase64)?;
+        let array: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Length(bytes.len()))?;
+        Ok(Key(array))
+    }
+}
+
+impl fmt::Display for Key {
+    /// Base64, as `wg` prints keys (the private key's too: callers decide
+    /// where it may go).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&STANDARD.encode(self.0))
+    }
+}
+
+impl Key {
+    /// A new private key from the kernel's random source, clamped as
+    /// Curve25519 wants (RFC 7748 §5; `wg genkey` does the same).
+    pub fn generate() -> std::io::Result<Key> {
+        let mut k = [0u8; 32];
+        let mut filled = 0;
+        while filled < k.len() {
+            // SAFETY: the pointer and length describe the unfilled tail of `k`.
+            let n = unsafe { libc::getrandom(k[filled..].as_mut_ptr().cast(), k.len() - filled, 0) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            filled += n as usize;
+        }
+        k[0] &= 248;
+        k[31] &= 127;
+        k[31] |= 64;
+        Ok(Key(k))
+    }
+
+    /// The public key of this private key.
+    pub fn public(&self) -> Key {
+        Key(x25519_dalek::x25519(self.0, x25519_dalek::X25519_BASEPOINT_BYTES))
+    }
+
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Lowercase hex, as the UAPI protocol writes keys.
+    pub fn hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn from_hex(h: &str) -> Key {
+        let b: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
+        Key(b.try_into().unwrap())
+    }
+
+    /// RFC 7748 §6.1: Alice's private key and her public key.
+    #[test]
+    fn public_keys_follow_rfc_7748() {
+        let alice = from_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
+        assert_eq!(alice.public().hex(), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        let bob = from_hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
+        assert_eq!(bob.public().hex(), "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+    }
+
+    #[test]
+    fn keys_read_back_and_bad_ones_are_named() {
+        let k = Key::generate().unwrap();
+        assert_eq!(k.to_string().len(), 44);
+        assert_eq!(k.to_string().parse::<Key>(), Ok(k));
+        assert_eq!(k.bytes()[0] & 7, 0, "clamped");
+        assert_ne!(Key::generate().unwrap(), k);
+        assert_eq!("not base64!".parse::<Key>(), Err(KeyError::NotBase64));
+        assert_eq!(STANDARD.encode([1u8; 31]).parse::<Key>(), Err(KeyError::Length(31)));
+        assert_eq!(format!("{k:?}"), "Key(..)");
+    }
+}

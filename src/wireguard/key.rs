@@ -73,20 +73,15 @@ impl Key {
     pub fn public(&self) -> Key {
         Key(x25519_dalek::x25519(self.0, x25519_dalek::X25519_BASEPOINT_BYTES))
     }
-
-    pub fn bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-
-    /// Lowercase hex, as the UAPI protocol writes keys.
-    pub fn hex(&self) -> String {
-        self.0.iter().map(|b| format!("{b:02x}")).collect()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn hex(k: &Key) -> String {
+        k.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
 
     fn from_hex(h: &str) -> Key {
         let b: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
@@ -97,9 +92,9 @@ mod tests {
     #[test]
     fn public_keys_follow_rfc_7748() {
         let alice = from_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
-        assert_eq!(alice.public().hex(), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+        assert_eq!(hex(&alice.public()), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
         let bob = from_hex("5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb");
-        assert_eq!(bob.public().hex(), "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
+        assert_eq!(hex(&bob.public()), "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
     }
 
     #[test]
@@ -107,7 +102,7 @@ mod tests {
         let k = Key::generate().unwrap();
         assert_eq!(k.to_string().len(), 44);
         assert_eq!(k.to_string().parse::<Key>(), Ok(k));
-        assert_eq!(k.bytes()[0] & 7, 0, "clamped");
+        assert_eq!(k.0[0] & 7, 0, "clamped");
         assert_ne!(Key::generate().unwrap(), k);
         assert_eq!("not base64!".parse::<Key>(), Err(KeyError::NotBase64));
         assert_eq!(STANDARD.encode([1u8; 31]).parse::<Key>(), Err(KeyError::Length(31)));

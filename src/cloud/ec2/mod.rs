@@ -56,10 +56,6 @@ impl Ec2 {
         Ec2 { agent: ureq::Agent::new_with_config(config), endpoint, host, settings }
     }
 
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
     /// One action, with its parameters (`InstanceId.1`, `Filter.1.Name`, ...);
     /// the answer's XML text.
     pub fn call(&self, action: &str, params: &[(String, String)]) -> Result<String, Ec2Error> {

@@ -227,9 +227,14 @@ pub fn lock_networks(cluster: &Cluster) -> PerFamily<(IpNet, u8)> {
     n
 }
 
+/// The nodes' WireGuard public keys, as the lock records them.
+pub fn wireguard_keys(cluster: &Cluster) -> lock::WireguardKeys {
+    cluster.nodes.iter().filter_map(|n| Some((n.name.clone(), n.wireguard_key?))).collect()
+}
+
 /// The lock file text for an allocation.
 pub fn render_lock(cluster: &Cluster, leases: &Leases) -> String {
-    lock::render(&cluster.name, &lock_networks(cluster), leases)
+    lock::render(&cluster.name, &lock_networks(cluster), leases, &wireguard_keys(cluster))
 }
 
 /// Whether `lock` records exactly this allocation.
@@ -241,7 +246,10 @@ pub fn lock_is_fresh(cluster: &Cluster, leases: &Leases, lock: &Lock) -> bool {
         }
         n
     };
-    lock.cluster == cluster.name && nets == lock_networks(cluster) && lock.leases == *leases
+    lock.cluster == cluster.name
+        && nets == lock_networks(cluster)
+        && lock.leases == *leases
+        && lock.wireguard_keys == wireguard_keys(cluster)
 }
 
 /// Records `value` as node `i`'s unless another node holds it (that node's

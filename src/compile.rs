@@ -35,8 +35,11 @@ pub struct Compiled {
 
 /// Parse, validate and allocate. With `locked`, a missing or stale lock is an error.
 pub fn compile(path: &Path, locked: bool) -> Result<Compiled, Diagnostics> {
-    let cluster = topology::load(path)?;
+    let mut cluster = topology::load(path)?;
     let lock = lock::read_lock(path)?;
+    if let Some(l) = &lock {
+        take_wireguard_keys(&mut cluster, l);
+    }
     let leases = crate::alloc::allocate(&cluster, lock.as_ref())?;
     let state = match &lock {
         None => LockState::Missing,
@@ -54,5 +57,30 @@ pub fn compile(path: &Path, locked: bool) -> Result<Compiled, Diagnostics> {
             ),
         ));
     }
+    if locked && let Some(n) = cluster.nodes.iter().find(|n| wireguard_key_missing(&cluster, n)) {
+        return Err(Diagnostics::whole_file(
+            &lock::lock_path(path),
+            format!(
+                "node `{}` has no WireGuard public key; run `flannel-gen wireguard keygen` on it, then `flannel-gen lock {} --wireguard-key {}=PUBKEY`",
+                n.name,
+                path.display(),
+                n.name
+            ),
+        ));
+    }
     Ok(Compiled { cluster, leases, lock: state })
+}
+
+/// Public keys the lock records, for nodes whose topology entry has none.
+fn take_wireguard_keys(cluster: &mut Cluster, lock: &lock::Lock) {
+    for n in &mut cluster.nodes {
+        if n.wireguard_key.is_none() {
+            n.wireguard_key = lock.wireguard_keys.get(&n.name).copied();
+        }
+    }
+}
+
+/// Whether `node` needs a WireGuard public key and has none.
+pub fn wireguard_key_missing(cluster: &Cluster, node: &topology::Node) -> bool {
+    cluster.backend.kind == topology::BackendKind::Wireguard && node.wireguard_key.is_none()
 }

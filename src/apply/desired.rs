@@ -14,7 +14,7 @@ use super::kernel::{ROUTE_PROTOCOL_BOOT, ROUTE_PROTOCOL_STATIC, default_metric};
 use super::live::Live;
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::plan::objects::{BLACKHOLE_METRIC, Fdb, Neighbour, Route, TunDevice, VxlanDevice};
+use crate::plan::objects::{BLACKHOLE_METRIC, Fdb, Neighbour, Route, TunDevice, VxlanDevice, WireguardDevice};
 use crate::plan::{NodePlan, Sysctl};
 use crate::traffic::iptables::{self, SavedChain};
 use crate::traffic::nft;
@@ -38,6 +38,14 @@ pub struct DeviceState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TunState {
     pub tun: TunDevice,
+    pub up: bool,
+    pub alias: Option<String>,
+}
+
+/// A WireGuard device as it should be: the device, its peers, its alias.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardState {
+    pub device: WireguardDevice,
     pub up: bool,
     pub alias: Option<String>,
 }
@@ -87,6 +95,8 @@ pub struct Desired {
     pub devices: Vec<DeviceState>,
     #[serde(default)]
     pub tun: Option<TunState>,
+    #[serde(default)]
+    pub wireguard: Vec<WireguardState>,
     pub addresses: Vec<(String, IpNet)>,
     pub neighbours: Vec<Neighbour>,
     pub fdb: Vec<Fdb>,
@@ -105,6 +115,8 @@ impl Desired {
     pub fn from_plan(plan: &NodePlan) -> Desired {
         let devices = plan.vxlan_devices();
         let tun = plan.tun_device();
+        let wireguard = plan.wireguard_devices();
+        let marker = crate::plan::marker(&plan.cluster);
         let mut rules = RulesState::default();
         if let Some(t) = plan.traffic_rules {
             for r in plan.family_rules() {
@@ -135,21 +147,26 @@ impl Desired {
                 .iter()
                 .map(|d| (d.name.clone(), d.address))
                 .chain(tun.iter().map(|t| (t.name.clone(), t.address)))
+                .chain(wireguard.iter().map(|w| (w.name.clone(), w.address)))
                 .collect(),
             devices: devices
                 .into_iter()
                 .map(|vxlan| DeviceState { vxlan, up: true, alias: Some(crate::plan::marker(&plan.cluster)) })
                 .collect(),
-            tun: tun.map(|tun| TunState { tun, up: true, alias: Some(crate::plan::marker(&plan.cluster)) }),
+            tun: tun.map(|tun| TunState { tun, up: true, alias: Some(marker.clone()) }),
+            wireguard: wireguard
+                .into_iter()
+                .map(|device| WireguardState { device, up: true, alias: Some(marker.clone()) })
+                .collect(),
             neighbours: plan.neighbours().collect(),
             fdb: plan.fdb().collect(),
             routes: plan
                 .routes()
                 .into_iter()
                 .map(|route| {
-                    // Plain peer routes are flanneld's own (proto boot); udp's network route stays static.
-                    let plain =
-                        plan.route_style == crate::topology::RouteStyle::Plain && route.dst != route_network(plan);
+                    // Plain peer routes are flanneld's own (proto boot); network routes stay static.
+                    let plain = plan.route_style == crate::topology::RouteStyle::Plain
+                        && !plan.network_routes().iter().any(|n| n.dst == route.dst);
                     let protocol = if plain { ROUTE_PROTOCOL_BOOT } else { ROUTE_PROTOCOL_STATIC };
                     RouteState { route, protocol, nexthop_protocol: None }
                 })
@@ -178,6 +195,7 @@ impl Desired {
         Desired {
             devices: Vec::new(),
             tun: None,
+            wireguard: Vec::new(),
             addresses: Vec::new(),
             neighbours: Vec::new(),
             fdb: Vec::new(),
@@ -203,6 +221,9 @@ impl Desired {
             if let Some(d) = snapshot_device(live, l) {
                 collect_entries(live, l.index, &d.vxlan.name, &mut s);
                 s.devices.push(d);
+            } else if let Some(w) = snapshot_wireguard(live, l, around) {
+                s.addresses.push((w.device.name.clone(), w.device.address));
+                s.wireguard.push(w);
             } else if let Some(t) = snapshot_tun(live, l, around) {
                 s.addresses.push((t.tun.name.clone(), t.tun.address));
                 s.tun = Some(t);
@@ -276,7 +297,8 @@ impl Desired {
     /// Devices this state has, by name.
     pub fn planned_names(&self) -> Vec<&str> {
         let tun = self.tun.iter().map(|t| t.tun.name.as_str());
-        self.devices.iter().map(|d| d.vxlan.name.as_str()).chain(tun).collect()
+        let wireguard = self.wireguard.iter().map(|w| w.device.name.as_str());
+        self.devices.iter().map(|d| d.vxlan.name.as_str()).chain(tun).chain(wireguard).collect()
     }
 
     /// Whether a live route is flannel-gen's. With the default metric, and
@@ -306,9 +328,41 @@ impl Desired {
     }
 }
 
-/// udp's route to the whole network (no peer route is that wide).
-fn route_network(plan: &NodePlan) -> IpNet {
-    plan.tun_device().map_or(IpNet::V4(ipnet::Ipv4Net::default()), |t| t.network)
+/// A live userspace WireGuard device as a desired one: its peers as the
+/// device has them; its key files as the plan about to be applied names
+/// them (the device's private key is not recorded anywhere).
+fn snapshot_wireguard(live: &Live, l: &super::live::LiveLink, around: &Desired) -> Option<WireguardState> {
+    let have = live.wireguard.get(&l.name)?;
+    let address = live.addrs_of(l.index).iter().copied().find(|a| a.prefix_len() == a.max_prefix_len())?;
+    let family = Family::of(address.addr());
+    let network = around.scope.iter().map(|s| s.network).find(|n| n.contains(&address.addr()))?;
+    let planned = around.wireguard.iter().find(|w| w.device.name == l.name).map(|w| &w.device);
+    let peers = have
+        .peers
+        .iter()
+        .filter_map(|p| {
+            Some(crate::plan::objects::WireguardPeer {
+                node: String::new(),
+                public_key: p.public_key?,
+                endpoint: p.endpoint?,
+                allowed_ips: p.allowed_ips.clone(),
+            })
+        })
+        .collect();
+    let device = WireguardDevice {
+        family,
+        name: l.name.clone(),
+        port: have.listen_port,
+        mtu: l.mtu?,
+        address,
+        network,
+        key_file: planned.map_or_else(|| crate::wireguard::DEFAULT_KEY_FILE.to_string(), |d| d.key_file.clone()),
+        psk_file: planned.and_then(|d| d.psk_file.clone()),
+        persistent_keepalive: have.peers.first().map_or(0, |p| p.persistent_keepalive),
+        public_key: have.public_key?,
+        peers,
+    };
+    Some(WireguardState { device, up: l.up, alias: l.alias.clone() })
 }
 
 /// A live TUN device as a desired one (a revert makes it again).

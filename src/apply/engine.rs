@@ -167,6 +167,7 @@ pub async fn read_live(
     let pending = pending.unwrap_or_default().complete(&desired.rule_families).map_err(rules_err)?;
     let mut live = netlink::dump::dump(h, bulk, desired, kernel).await.map_err(netlink_err("reading kernel state"))?;
     live.rules = pending.finish(&desired.rule_families).map_err(rules_err)?;
+    super::wireguard::read(&mut live, desired).map_err(netlink_err("reading WireGuard devices"))?;
     let marker = desired.marker.as_str();
     let ours: Vec<String> = live
         .links

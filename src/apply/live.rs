@@ -114,6 +114,11 @@ pub struct Live {
     pub rules: super::rules::LiveRules,
     /// Transmit checksum offload of the planned devices that exist.
     pub tx_checksum: BTreeMap<String, bool>,
+    /// Userspace WireGuard devices, by name, as their UAPI socket reports them.
+    pub wireguard: BTreeMap<String, crate::wireguard::uapi::DeviceConfig>,
+    /// The pre-shared keys the desired devices name, by file (what a
+    /// device's peers must have).
+    pub psk_files: BTreeMap<String, crate::wireguard::key::Key>,
 }
 
 impl Live {

@@ -23,6 +23,7 @@ pub mod route_record;
 pub mod rules;
 pub mod snapshot;
 pub mod watch;
+pub mod wireguard;
 
 mod engine;
 

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 
 use crate::mac::Mac;
 use crate::netaddr::Family;
-use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice, WireguardDevice};
 use crate::topology::RulesBackend;
 
 /// In-place corrections of an existing device.
@@ -71,6 +71,19 @@ pub enum Op {
         device: TunDevice,
         alias: Option<String>,
         up: bool,
+    },
+    /// A userspace WireGuard device: its implementation started (it makes
+    /// the device and its UAPI socket), then configured as `ConfigureWireguard`.
+    CreateWireguard {
+        device: WireguardDevice,
+        alias: Option<String>,
+        up: bool,
+    },
+    /// The device's key, port and peers set over its UAPI socket, replacing
+    /// what it had.
+    ConfigureWireguard {
+        device: WireguardDevice,
+        why: String,
     },
     FixLink {
         name: String,
@@ -173,8 +186,8 @@ impl Op {
     pub fn stage(&self) -> Stage {
         match self {
             Op::DeleteLink { replacing: true, .. } => Stage::ReplaceLinks,
-            Op::CreateLink { .. } | Op::CreateTun { .. } => Stage::CreateLinks,
-            Op::Sysctl { .. } | Op::FixLink { .. } => Stage::Settings,
+            Op::CreateLink { .. } | Op::CreateTun { .. } | Op::CreateWireguard { .. } => Stage::CreateLinks,
+            Op::Sysctl { .. } | Op::FixLink { .. } | Op::ConfigureWireguard { .. } => Stage::Settings,
             Op::SetRules(_) => Stage::Rules,
             Op::DelRules(_) => Stage::PruneRoutes,
             Op::AddAddress { .. } => Stage::Addresses,
@@ -189,12 +202,16 @@ impl Op {
     /// `+` new object, `~` changed in place, `-` removed.
     pub fn sign(&self) -> char {
         match self {
-            Op::Sysctl { .. } | Op::FixLink { .. } | Op::ReplaceRoute { was: Some(_), .. } => '~',
+            Op::Sysctl { .. }
+            | Op::FixLink { .. }
+            | Op::ConfigureWireguard { .. }
+            | Op::ReplaceRoute { was: Some(_), .. } => '~',
             Op::SetRules(r) if r.was.is_some() => '~',
             Op::SetRules(_) => '+',
             Op::DelRules(_) => '-',
             Op::CreateLink { .. }
             | Op::CreateTun { .. }
+            | Op::CreateWireguard { .. }
             | Op::AddAddress { .. }
             | Op::AddNeigh(_)
             | Op::AddFdb(_)
@@ -213,7 +230,12 @@ impl Op {
     pub fn kind(&self) -> &'static str {
         match self {
             Op::Sysctl { .. } => "sysctl",
-            Op::DeleteLink { .. } | Op::CreateLink { .. } | Op::CreateTun { .. } | Op::FixLink { .. } => "link",
+            Op::DeleteLink { .. }
+            | Op::CreateLink { .. }
+            | Op::CreateTun { .. }
+            | Op::CreateWireguard { .. }
+            | Op::FixLink { .. } => "link",
+            Op::ConfigureWireguard { .. } => "wireguard",
             Op::AddAddress { .. } | Op::DelAddress { .. } => "address",
             Op::AddNeigh(_) | Op::DelNeigh { .. } => "neigh",
             Op::AddFdb(_) | Op::DelFdb { .. } => "fdb",
@@ -235,6 +257,12 @@ impl Op {
             Op::DeleteLink { name, why, .. } => format!("{name} ({why})"),
             Op::CreateLink { device, .. } => device.to_string(),
             Op::CreateTun { device, .. } => device.to_string(),
+            Op::CreateWireguard { device, .. } => {
+                format!("{} type wireguard (userspace) mtu {} listen-port {}", device.name, device.mtu, device.port)
+            }
+            Op::ConfigureWireguard { device, why } => {
+                format!("{} listen-port {}, {} peers ({why})", device.name, device.port, device.peers.len())
+            }
             Op::FixLink { name, fix } => format!("{name} ({})", fix_parts(fix).join(", ")),
             Op::AddAddress { dev, addr } | Op::DelAddress { dev, addr } => format!("{addr} dev {dev}"),
             Op::AddNeigh(n) => n.to_string(),

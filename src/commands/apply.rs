@@ -65,6 +65,10 @@ pub struct Args {
     /// With --watch: health and metrics endpoints.
     #[command(flatten)]
     pub health: super::healthz::HealthArgs,
+    /// wireguard: this node's private key file, instead of the plan's
+    /// `keyFile`; it must hold the private key of the plan's public key.
+    #[arg(long, value_name = "FILE")]
+    pub wireguard_key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -93,6 +97,7 @@ pub fn run(a: Args) -> Result<u8, Error> {
     let single = a.confirm_timeout.is_none() && !a.watch;
     let ahead = single.then(|| apply::ahead::start(&target, a.dry_run));
     let p = a.source.load(a.locked)?;
+    let p = super::wireguard::with_key_file(p, a.wireguard_key_file.as_deref())?;
     let opts = apply::Options {
         dry_run: a.dry_run,
         reconcile: apply::reconcile::Options { phase: a.phase.into(), adopt: a.adopt },

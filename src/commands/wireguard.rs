@@ -1,19 +1,17 @@
 //! `flannel-gen wireguard keygen`: the node's WireGuard private key, made on
 //! the node and never anywhere else.
 
-use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use super::out;
 use crate::diag::{Diagnostics, Pos};
 use crate::error::{Error, exit};
 use crate::wireguard::key::Key;
+use crate::wireguard::keyfile::{self, KeyFileError};
 
-/// Where `keygen` keeps the key unless told otherwise.
-pub const DEFAULT_KEY_FILE: &str = "/etc/flannel-gen/wireguard.key";
-/// A key file is 44 characters and a newline; anything much larger is not one.
-const MAX_KEY_FILE: u64 = 1024;
+use crate::wireguard::DEFAULT_KEY_FILE;
 
 /// WireGuard keys of this node.
 #[derive(clap::Args, Debug)]
@@ -58,27 +56,22 @@ fn keygen(path: &Path) -> Result<u8, Error> {
 
 /// The key in `path`, `None` when there is no file.
 fn read_key(path: &Path) -> Result<Option<Key>, Error> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io(path)(e)),
-    };
-    let meta = file.metadata().map_err(Error::io(path))?;
-    let bad = |m: String| Error::Invalid(Diagnostics::one(path, Pos::new(1, 1), "", m));
-    if !meta.is_file() || meta.len() > MAX_KEY_FILE {
-        return Err(bad("not a WireGuard key file (a regular file of one base64 line)".into()));
-    }
-    if meta.mode() & 0o077 != 0 {
+    let Some(f) = keyfile::read(path).map_err(key_file_error)? else { return Ok(None) };
+    if let Some(mode) = f.loose_mode {
         crate::commands::warn(&format!(
-            "{}: mode {:o} lets others read the private key; chmod 600 it",
-            path.display(),
-            meta.mode() & 0o777
+            "{}: mode {mode:o} lets others read the private key; chmod 600 it",
+            path.display()
         ));
     }
-    let mut text = String::new();
-    file.take(MAX_KEY_FILE).read_to_string(&mut text).map_err(|_| bad("not text".into()))?;
-    let key = text.parse::<Key>().map_err(|e| bad(format!("not a WireGuard private key: {e}")))?;
-    Ok(Some(key))
+    Ok(Some(f.key))
+}
+
+/// A key file problem as a report: a bad file is bad input, located at its start.
+pub fn key_file_error(e: KeyFileError) -> Error {
+    match e {
+        KeyFileError::Io { path, source } => Error::Io { path, source },
+        KeyFileError::Invalid { path, why } => Error::Invalid(Diagnostics::one(&path, Pos::new(1, 1), "", why)),
+    }
 }
 
 /// A new key in `path`: written to a private temporary file beside it, then
@@ -102,4 +95,56 @@ fn create(path: &Path) -> Result<Key, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read_key(path)?.ok_or_else(|| Error::io(path)(e)),
         Err(e) => Err(Error::io(path)(e)),
     }
+}
+
+/// `plan` with its key file replaced by `key_file` (if given), after
+/// checking the key file holds the private key of the plan's public key and
+/// the pre-shared key file is a key: before anything touches the kernel.
+pub fn with_key_file(plan: crate::plan::NodePlan, key_file: Option<&Path>) -> Result<crate::plan::NodePlan, Error> {
+    use crate::plan::BackendPlan;
+    let BackendPlan::Wireguard { public_key, key_file: planned, psk_file, .. } = &plan.backend else {
+        return match key_file {
+            Some(_) => Err(Error::Usage("--wireguard-key-file: the plan's backend is not wireguard".into())),
+            None => Ok(plan),
+        };
+    };
+    let path = key_file.map_or_else(|| PathBuf::from(planned), Path::to_path_buf);
+    let Some(private) = keyfile::read(&path).map_err(key_file_error)? else {
+        return Err(Error::Usage(format!(
+            "{}: no WireGuard key on this node; run `flannel-gen wireguard keygen --key-file {}` and record its public key in the lock",
+            path.display(),
+            path.display()
+        )));
+    };
+    if private.key.public() != *public_key {
+        let m = format!(
+            "holds the key of public key {}, but the plan of node {} names {public_key}; record this node's key with `flannel-gen lock TOPO --wireguard-key {}={}`",
+            private.key.public(),
+            plan.node,
+            plan.node,
+            private.key.public()
+        );
+        return Err(Error::Invalid(Diagnostics::one(&path, Pos::new(1, 1), "", m)));
+    }
+    if let Some(psk) = psk_file {
+        keyfile::require(Path::new(psk)).map_err(key_file_error)?;
+    }
+    if crate::apply::wireguard::find_implementation().is_none() {
+        return Err(Error::Usage(format!(
+            "{} not found: this kernel's WireGuard devices are made by a userspace implementation (install wireguard-go, or name one in {})",
+            crate::apply::wireguard::implementation(),
+            crate::apply::wireguard::IMPLEMENTATION_ENV
+        )));
+    }
+    let Some(path) = key_file else { return Ok(plan) };
+    let mut data = plan.data().clone();
+    if let BackendPlan::Wireguard { key_file, .. } = &mut data.backend {
+        *key_file = path.display().to_string();
+    }
+    crate::plan::NodePlan::new(data).map_err(|p| {
+        Error::Usage(format!(
+            "--wireguard-key-file: {}",
+            p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        ))
+    })
 }

@@ -77,6 +77,7 @@ fn path(plan: &NodePlan, peer: &Peer) -> &'static str {
     match (peer, &plan.backend) {
         (Peer::Vxlan { .. }, _) => "vxlan",
         (Peer::Udp { .. }, _) => "udp",
+        (Peer::Wireguard { .. }, _) => "wireguard",
         (Peer::Cloud { .. }, BackendPlan::Gce { .. }) => "gce",
         (Peer::Cloud { .. }, _) => "aws-vpc",
         (Peer::HostGw { .. }, BackendPlan::Vxlan { .. }) => "direct",

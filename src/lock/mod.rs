@@ -1,5 +1,5 @@
 //! The lock file beside a topology (`<name>.lock`): each node's subnet and
-//! VTEP MAC per family — flannel's lease registry in etcd, but in git.
+//! VTEP MAC per family (and its WireGuard public key) — flannel's lease registry in etcd, but in git.
 //! Parsed and typed when read ([`read`]), with every problem located in the
 //! lock file; written deterministically by [`render`].
 
@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use crate::diag::Pos;
 use crate::mac::Mac;
 use crate::netaddr::{Family, PerFamily};
+use crate::wireguard::key::Key;
 
 pub use read::{parse_lock, read_lock};
 
@@ -51,7 +52,12 @@ pub struct Lock {
     pub networks: PerFamily<LockedNetwork>,
     pub leases: Leases,
     pub positions: BTreeMap<String, PerFamily<LeasePos>>,
+    /// wireguard: each node's public key, as recorded.
+    pub wireguard_keys: WireguardKeys,
 }
+
+/// Node name -> its WireGuard public key.
+pub type WireguardKeys = BTreeMap<String, Key>;
 
 impl Lock {
     pub fn pos_of(&self, node: &str, family: Family) -> LeasePos {
@@ -66,6 +72,9 @@ pub fn lock_path(topology: &Path) -> PathBuf {
     topology.with_extension("lock")
 }
 
+/// The lock-file key of a node's WireGuard public key.
+pub const WIREGUARD_KEY: &str = "wireguardKey";
+
 /// Lock-file key names per family: (network, subnetLen, subnet, vtepMAC).
 pub fn keys(family: Family) -> [&'static str; 4] {
     match family {
@@ -75,7 +84,7 @@ pub fn keys(family: Family) -> [&'static str; 4] {
 }
 
 /// The lock file text: deterministic, nodes sorted by name.
-pub fn render(cluster: &str, networks: &PerFamily<(IpNet, u8)>, leases: &Leases) -> String {
+pub fn render(cluster: &str, networks: &PerFamily<(IpNet, u8)>, leases: &Leases, keys_of: &WireguardKeys) -> String {
     let mut out = String::with_capacity(128 + leases.len() * 80);
     out.push_str("# flannel-gen lock file: node subnet and VTEP MAC leases.\n");
     out.push_str("# Written by `flannel-gen lock`; commit it beside the topology.\n");
@@ -94,6 +103,9 @@ pub fn render(cluster: &str, networks: &PerFamily<(IpNet, u8)>, leases: &Leases)
         for (f, l) in lease.iter() {
             let k = keys(f);
             let _ = writeln!(out, "    {}: {}\n    {}: \"{}\"", k[2], l.subnet, k[3], l.vtep_mac);
+        }
+        if let Some(key) = keys_of.get(name) {
+            let _ = writeln!(out, "    {WIREGUARD_KEY}: \"{key}\"");
         }
     }
     out

@@ -12,10 +12,11 @@ use foldhash::{HashMap, HashMapExt};
 use ipnet::IpNet;
 use serde::Deserialize;
 
-use super::{FamilyLease, LOCK_VERSION, LeasePos, Lock, LockedNetwork, keys, lock_path};
+use super::{FamilyLease, LOCK_VERSION, LeasePos, Lock, LockedNetwork, WIREGUARD_KEY, keys, lock_path};
 use crate::diag::{Diagnostics, Pos, Reporter};
 use crate::mac::Mac;
 use crate::netaddr::{self, Family, PerFamily};
+use crate::wireguard::key::Key;
 
 /// A value as written, and where.
 #[derive(Debug, Clone)]
@@ -30,6 +31,7 @@ struct RawNode<'a> {
     pos: Pos,
     /// Per family (IPv4, IPv6): subnet and VTEP MAC as written.
     leases: [Option<(Val<'a>, Val<'a>)>; 2],
+    wireguard_key: Option<Val<'a>>,
 }
 
 #[derive(Debug, Default)]
@@ -99,7 +101,9 @@ fn parse_fast(text: &str) -> Option<Raw<'_>> {
         // Where the YAML parser puts it too: at the opening quote, if any.
         let col = indent + key.len() + 3;
         let text = quoted.unwrap_or(rest);
-        let plain = !text.is_empty() && text.bytes().all(|c| c.is_ascii_alphanumeric() || b"-./:".contains(&c));
+        // Quoted, base64's `+` and `=` read the same to YAML.
+        let extra: &[u8] = if quoted.is_some() { b"-./:+=" } else { b"-./:" };
+        let plain = !text.is_empty() && text.bytes().all(|c| c.is_ascii_alphanumeric() || extra.contains(&c));
         plain.then(|| Val { text: Cow::Borrowed(text), pos: Pos::new(i as u64 + 1, col as u64) })
     };
     raw.version = Some(field(&mut lines, "version", 0)?);
@@ -124,6 +128,7 @@ fn parse_fast(text: &str) -> Option<Raw<'_>> {
                 node.leases[slot(f)] = Some((subnet, field(&mut lines, k[3], 4)?));
             }
         }
+        node.wireguard_key = field(&mut lines, WIREGUARD_KEY, 4);
         raw.nodes.push(node);
     }
     Some(raw)
@@ -152,6 +157,8 @@ struct LockNodeDoc {
     subnet6: Option<S<String>>,
     #[serde(rename = "vtepMAC6")]
     vtep_mac6: Option<S<String>>,
+    #[serde(rename = "wireguardKey")]
+    wireguard_key: Option<S<String>>,
 }
 
 fn val<T: ToString>(s: &S<T>) -> Val<'static> {
@@ -185,7 +192,12 @@ fn parse_yaml(path: &Path, text: &str) -> Result<Raw<'static>, Diagnostics> {
         }
     }
     for (name, n) in doc.nodes.unwrap_or_default() {
-        let mut node = RawNode { name: Cow::Owned(name.clone()), pos: n.pos, ..RawNode::default() };
+        let mut node = RawNode {
+            name: Cow::Owned(name.clone()),
+            pos: n.pos,
+            wireguard_key: n.value.wireguard_key.as_ref().map(val),
+            ..RawNode::default()
+        };
         for (f, subnet, mac) in
             [(Family::V4, &n.value.subnet, &n.value.vtep_mac), (Family::V6, &n.value.subnet6, &n.value.vtep_mac6)]
         {
@@ -226,6 +238,7 @@ fn typed(path: &Path, raw: Raw<'_>) -> Result<Lock, Diagnostics> {
     let mut seen: HashMap<Held, &str> = HashMap::with_capacity(raw.nodes.len() * 2);
     let (mut leases, mut positions) = (Vec::with_capacity(raw.nodes.len()), Vec::with_capacity(raw.nodes.len()));
     let mut names: HashMap<&str, Pos> = HashMap::with_capacity(raw.nodes.len());
+    let mut wireguard_keys = Vec::new();
     for node in &raw.nodes {
         if !crate::topology::validate::is_dns_label(&node.name) {
             r.error(node.pos, "nodes", format!("`{}` is not a node name", node.name));
@@ -242,6 +255,9 @@ fn typed(path: &Path, raw: Raw<'_>) -> Result<Lock, Diagnostics> {
         }
         leases.push((node.name.to_string(), lease_of));
         positions.push((node.name.to_string(), pos_of));
+        if let Some(key) = node.wireguard_key.as_ref().and_then(|v| wireguard_key(&mut r, &node.name, v, &mut seen)) {
+            wireguard_keys.push((node.name.to_string(), key));
+        }
     }
     // Collected, then built: the lock lists nodes sorted, so this is linear.
     let lock = Lock {
@@ -250,6 +266,7 @@ fn typed(path: &Path, raw: Raw<'_>) -> Result<Lock, Diagnostics> {
         networks,
         leases: leases.into_iter().collect(),
         positions: positions.into_iter().collect(),
+        wireguard_keys: wireguard_keys.into_iter().collect(),
     };
     if r.has_errors() { Err(r.finish()) } else { Ok(lock) }
 }
@@ -283,6 +300,25 @@ fn network(r: &mut Reporter, f: Family, net: &Val, len: &Val) -> Option<LockedNe
 enum Held {
     Subnet(IpNet),
     Mac(Family, Mac),
+    WireguardKey(Key),
+}
+
+/// A node's public key: base64 of 32 bytes, and no other node's.
+fn wireguard_key<'a>(r: &mut Reporter, node: &'a str, v: &Val, seen: &mut HashMap<Held, &'a str>) -> Option<Key> {
+    let field = format!("nodes.{node}.{WIREGUARD_KEY}");
+    match v.text.parse::<Key>() {
+        Ok(k) => {
+            if let Some(other) = seen.insert(Held::WireguardKey(k), node) {
+                r.error(v.pos, field, format!("also node `{other}`'s key: each node makes its own"));
+                return None;
+            }
+            Some(k)
+        }
+        Err(e) => {
+            r.error(v.pos, field, format!("not a WireGuard public key: {e}"));
+            None
+        }
+    }
 }
 
 /// One lease: syntax, family, inside the lock's own network and aligned,

@@ -73,7 +73,7 @@ fn render_round_trips() {
     for (f, n) in lock.networks.iter() {
         nets.set(f, Some((n.network, n.subnet_len)));
     }
-    assert_eq!(render("prod", &nets, &lock.leases), LOCK);
+    assert_eq!(render("prod", &nets, &lock.leases, &lock.wireguard_keys), LOCK);
 }
 
 #[test]

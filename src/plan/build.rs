@@ -14,9 +14,17 @@ pub enum PlanError {
     /// Validation requires an instance with a cloud backend; a bug if missing.
     #[error("internal error: node `{0}` has no cloud instance")]
     NoInstance(String),
+    #[error(
+        "node `{0}` has no WireGuard public key; run `flannel-gen wireguard keygen` on it and record the key with `flannel-gen lock TOPO --wireguard-key {0}=PUBKEY`"
+    )]
+    NoWireguardKey(String),
     /// A compiled plan broke an invariant of the plan: a bug in flannel-gen.
     #[error("internal error: the plan of node `{node}` is inconsistent: {problems}")]
     Inconsistent { node: String, problems: String },
+}
+
+fn wireguard_key(node: &Node) -> Result<crate::wireguard::key::Key, PlanError> {
+    node.wireguard_key.ok_or_else(|| PlanError::NoWireguardKey(node.name.clone()))
 }
 
 fn lease<'a>(leases: &'a Leases, node: &Node) -> Result<&'a PerFamily<FamilyLease>, PlanError> {
@@ -39,23 +47,7 @@ pub fn build_all(cluster: &Cluster, leases: &Leases) -> Result<Vec<NodePlan>, Pl
 fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan, PlanError> {
     let own = lease(leases, node)?;
     let b = &cluster.backend;
-    let backend = match b.kind {
-        BackendKind::Vxlan => BackendPlan::Vxlan {
-            vni: b.vni,
-            port: b.port,
-            direct_routing: b.direct_routing,
-            gbp: b.gbp,
-            learning: b.learning,
-            tx_checksum_offload: b.tx_checksum_offload,
-        },
-        BackendKind::HostGw => BackendPlan::HostGw,
-        BackendKind::Udp => BackendPlan::Udp { port: b.port },
-        BackendKind::AwsVpc | BackendKind::Gce => match node.cloud.clone() {
-            Some(NodeCloud::Aws { instance_id }) => BackendPlan::AwsVpc { instance_id },
-            Some(NodeCloud::Gce { instance, zone }) => BackendPlan::Gce { instance, zone },
-            None => return Err(PlanError::NoInstance(node.name.clone())),
-        },
-    };
+    let backend = backend_plan(b, node)?;
     let t = &cluster.traffic;
     let traffic_rules =
         t.rules.map(|backend| TrafficRules { backend, forward: t.forward, random_fully: t.random_fully });
@@ -68,6 +60,9 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
     let mut peers = Vec::with_capacity(cluster.nodes.len().saturating_sub(1) * 2);
     for other in cluster.nodes.iter().filter(|o| o.name != node.name) {
         let theirs = lease(leases, other)?;
+        if b.kind == BackendKind::Wireguard {
+            wireguard_key(other)?;
+        }
         for (f, l) in theirs.iter() {
             if let Some(p) = peer(cluster, node, other, f, l) {
                 peers.push(p);
@@ -107,6 +102,43 @@ fn build_for(cluster: &Cluster, leases: &Leases, node: &Node) -> Result<NodePlan
     })
 }
 
+/// The backend as `node` runs it.
+fn backend_plan(b: &crate::topology::Backend, node: &Node) -> Result<BackendPlan, PlanError> {
+    Ok(match b.kind {
+        BackendKind::Vxlan => BackendPlan::Vxlan {
+            vni: b.vni,
+            port: b.port,
+            direct_routing: b.direct_routing,
+            gbp: b.gbp,
+            learning: b.learning,
+            tx_checksum_offload: b.tx_checksum_offload,
+        },
+        BackendKind::HostGw => BackendPlan::HostGw,
+        BackendKind::Udp => BackendPlan::Udp { port: b.port },
+        BackendKind::AwsVpc | BackendKind::Gce => match node.cloud.clone() {
+            Some(NodeCloud::Aws { instance_id }) => BackendPlan::AwsVpc { instance_id },
+            Some(NodeCloud::Gce { instance, zone }) => BackendPlan::Gce { instance, zone },
+            None => return Err(PlanError::NoInstance(node.name.clone())),
+        },
+        BackendKind::Wireguard => {
+            let w = b.wireguard.clone().unwrap_or_else(|| crate::topology::WireguardBackend {
+                port_v6: crate::topology::DEFAULT_WG_PORT_V6,
+                persistent_keepalive: 0,
+                key_file: crate::wireguard::DEFAULT_KEY_FILE.into(),
+                psk_file: None,
+            });
+            BackendPlan::Wireguard {
+                port: b.port,
+                port_v6: w.port_v6,
+                persistent_keepalive: w.persistent_keepalive,
+                key_file: w.key_file,
+                psk_file: w.psk_file,
+                public_key: wireguard_key(node)?,
+            }
+        }
+    })
+}
+
 /// How `node` reaches `other` in family `f`: through the udp forwarder with
 /// that backend; directly when the backend is host-gw, or with directRouting
 /// when `other` is on-link; else over VXLAN.
@@ -120,6 +152,9 @@ fn peer(cluster: &Cluster, node: &Node, other: &Node, f: Family, l: &FamilyLease
     }
     if b.kind.is_cloud() {
         return Some(Peer::Cloud { node: name, subnet: l.subnet, public_ip });
+    }
+    if b.kind == BackendKind::Wireguard {
+        return Some(Peer::Wireguard { node: name, subnet: l.subnet, public_ip, public_key: other.wireguard_key? });
     }
     Some(if direct {
         Peer::HostGw { node: name, subnet: l.subnet, public_ip }
@@ -137,7 +172,11 @@ pub fn sysctls(p: &PlanData) -> Vec<Sysctl> {
     let mut v = Vec::new();
     if p.ipv4.is_some() {
         v.push(Sysctl::set("net.ipv4.ip_forward", "1"));
-        let v4_dev = p.vxlan_device(Family::V4).map(|d| d.name).or_else(|| p.tun_device().map(|t| t.name));
+        let v4_dev = p
+            .vxlan_device(Family::V4)
+            .map(|d| d.name)
+            .or_else(|| p.tun_device().map(|t| t.name))
+            .or_else(|| p.wireguard_device(Family::V4).map(|d| d.name));
         let connected = p.connected.iter().filter(|c| c.ip.addr().is_ipv4()).map(|c| c.interface.clone());
         for dev in std::iter::once(p.uplink.name.clone()).chain(connected).chain(v4_dev) {
             v.push(Sysctl::set(format!("net/ipv4/conf/{dev}/rp_filter"), "2"));

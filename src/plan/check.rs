@@ -86,6 +86,7 @@ fn header(c: &mut Checker, p: &PlanData) {
     if let BackendPlan::Udp { port: 0 } = p.backend {
         c.fail("backend.port", "0 is not a UDP port");
     }
+    wireguard(c, p);
     if matches!(p.backend, BackendPlan::Udp { .. }) && p.ipv6.is_some() {
         c.fail("ipv6", "the udp backend carries IPv4 only");
     }
@@ -271,6 +272,16 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
         (_, Peer::Cloud { .. }) if cloud => {}
         (_, _) if cloud => c.fail(format!("peers[{i}].path"), "a cloud plan reaches every peer through the cloud"),
         (_, Peer::Cloud { .. }) => c.fail(format!("peers[{i}].path"), "only an aws-vpc or gce plan has cloud peers"),
+        (BackendPlan::Wireguard { public_key, .. }, Peer::Wireguard { public_key: theirs, .. })
+            if theirs == public_key =>
+        {
+            c.fail(format!("peers[{i}].publicKey"), "is this node's own public key")
+        }
+        (BackendPlan::Wireguard { .. }, Peer::Wireguard { .. }) => {}
+        (BackendPlan::Wireguard { .. }, _) => {
+            c.fail(format!("peers[{i}].path"), "a wireguard plan reaches every peer over wireguard")
+        }
+        (_, Peer::Wireguard { .. }) => c.fail(format!("peers[{i}].path"), "only a wireguard plan has wireguard peers"),
         (BackendPlan::Udp { .. }, Peer::Udp { .. }) => {}
         (BackendPlan::Udp { .. }, _) => c.fail(format!("peers[{i}].path"), "a udp plan reaches every peer over udp"),
         (_, Peer::Udp { .. }) => c.fail(format!("peers[{i}].path"), "only a udp plan has udp peers"),
@@ -288,6 +299,22 @@ fn public_ip(c: &mut Checker, p: &PlanData, i: usize, peer: &Peer, f: Family) {
             ),
         ),
         _ => {}
+    }
+}
+
+/// A wireguard plan's ports and key file paths (they go into networkd files).
+fn wireguard(c: &mut Checker, p: &PlanData) {
+    let BackendPlan::Wireguard { port, port_v6, key_file, psk_file, .. } = &p.backend else { return };
+    for (at, v) in [("backend.port", port), ("backend.portV6", port_v6)] {
+        if *v == 0 {
+            c.fail(at, "0 is not a UDP port");
+        }
+    }
+    let node_path = |s: &str| s.starts_with('/') && s.len() < 4096 && s.bytes().all(|b| b.is_ascii_graphic());
+    for (at, v) in [("backend.keyFile", Some(key_file)), ("backend.pskFile", psk_file.as_ref())] {
+        if let Some(v) = v.filter(|v| !node_path(v)) {
+            c.fail(at, format!("`{v}` is not an absolute path without spaces"));
+        }
     }
 }
 

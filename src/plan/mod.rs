@@ -28,6 +28,7 @@ pub use read::{parse_plan, read_plan};
 use crate::mac::Mac;
 use crate::netaddr::Family;
 use crate::topology::{BackendKind, RouteStyle, RulesBackend};
+use crate::wireguard::key::Key;
 
 /// Bumped on any incompatible change to the JSON form.
 pub const FORMAT_VERSION: u32 = 2;
@@ -133,6 +134,27 @@ pub enum BackendPlan {
         instance: String,
         zone: String,
     },
+    /// flannel's wireguard (mode separate): `flannel-wg` on `port`,
+    /// `flannel-wg-v6` on `portV6`. Paths name the node's own key files;
+    /// the plan holds public keys only.
+    #[serde(rename_all = "camelCase")]
+    Wireguard {
+        port: u16,
+        #[serde(rename = "portV6")]
+        port_v6: u16,
+        /// Seconds; 0 is off.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        persistent_keepalive: u16,
+        key_file: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        psk_file: Option<String>,
+        /// This node's public key: the private key in `keyFile` must match it.
+        public_key: Key,
+    },
+}
+
+fn is_zero(v: &u16) -> bool {
+    *v == 0
 }
 
 impl BackendPlan {
@@ -143,6 +165,7 @@ impl BackendPlan {
             BackendPlan::Udp { .. } => BackendKind::Udp,
             BackendPlan::AwsVpc { .. } => BackendKind::AwsVpc,
             BackendPlan::Gce { .. } => BackendKind::Gce,
+            BackendPlan::Wireguard { .. } => BackendKind::Wireguard,
         }
     }
 
@@ -217,6 +240,9 @@ pub enum Peer {
     Udp { node: String, subnet: IpNet, public_ip: IpAddr },
     /// Carried by the cloud's route table (aws-vpc, gce): nothing on the node.
     Cloud { node: String, subnet: IpNet, public_ip: IpAddr },
+    /// A peer of this family's WireGuard device, at its public IP and the
+    /// cluster's port for the family.
+    Wireguard { node: String, subnet: IpNet, public_ip: IpAddr, public_key: Key },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -226,6 +252,7 @@ pub enum PeerPath {
     HostGw,
     Udp,
     Cloud,
+    Wireguard,
 }
 
 /// A peer as plan.json writes it.
@@ -239,12 +266,23 @@ pub struct PeerDoc {
     pub public_ip: IpAddr,
     #[serde(rename = "vtepMAC", default, skip_serializing_if = "Option::is_none")]
     pub vtep_mac: Option<Mac>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_key: Option<Key>,
 }
 
 impl TryFrom<PeerDoc> for Peer {
     type Error = String;
 
     fn try_from(d: PeerDoc) -> Result<Peer, String> {
+        match (d.path, d.public_key) {
+            (PeerPath::Wireguard, _) if d.vtep_mac.is_some() => return Err("a wireguard peer has no `vtepMAC`".into()),
+            (PeerPath::Wireguard, Some(public_key)) => {
+                return Ok(Peer::Wireguard { node: d.node, subnet: d.subnet, public_ip: d.public_ip, public_key });
+            }
+            (PeerPath::Wireguard, None) => return Err("a wireguard peer needs `publicKey`".into()),
+            (_, Some(_)) => return Err("only a wireguard peer has a `publicKey`".into()),
+            (_, None) => {}
+        }
         match (d.path, d.vtep_mac) {
             (PeerPath::Vxlan, Some(vtep_mac)) => {
                 Ok(Peer::Vxlan { node: d.node, subnet: d.subnet, public_ip: d.public_ip, vtep_mac })
@@ -256,6 +294,7 @@ impl TryFrom<PeerDoc> for Peer {
             (PeerPath::Udp, Some(_)) => Err("a udp peer has no `vtepMAC`".into()),
             (PeerPath::Cloud, None) => Ok(Peer::Cloud { node: d.node, subnet: d.subnet, public_ip: d.public_ip }),
             (PeerPath::Cloud, Some(_)) => Err("a cloud peer has no `vtepMAC`".into()),
+            (PeerPath::Wireguard, _) => Err("a wireguard peer needs `publicKey`".into()),
         }
     }
 }
@@ -264,17 +303,25 @@ impl From<Peer> for PeerDoc {
     fn from(p: Peer) -> PeerDoc {
         match p {
             Peer::Vxlan { node, subnet, public_ip, vtep_mac } => {
-                PeerDoc { path: PeerPath::Vxlan, node, subnet, public_ip, vtep_mac: Some(vtep_mac) }
+                PeerDoc { path: PeerPath::Vxlan, node, subnet, public_ip, vtep_mac: Some(vtep_mac), public_key: None }
             }
             Peer::HostGw { node, subnet, public_ip } => {
-                PeerDoc { path: PeerPath::HostGw, node, subnet, public_ip, vtep_mac: None }
+                PeerDoc { path: PeerPath::HostGw, node, subnet, public_ip, vtep_mac: None, public_key: None }
             }
             Peer::Udp { node, subnet, public_ip } => {
-                PeerDoc { path: PeerPath::Udp, node, subnet, public_ip, vtep_mac: None }
+                PeerDoc { path: PeerPath::Udp, node, subnet, public_ip, vtep_mac: None, public_key: None }
             }
             Peer::Cloud { node, subnet, public_ip } => {
-                PeerDoc { path: PeerPath::Cloud, node, subnet, public_ip, vtep_mac: None }
+                PeerDoc { path: PeerPath::Cloud, node, subnet, public_ip, vtep_mac: None, public_key: None }
             }
+            Peer::Wireguard { node, subnet, public_ip, public_key } => PeerDoc {
+                path: PeerPath::Wireguard,
+                node,
+                subnet,
+                public_ip,
+                vtep_mac: None,
+                public_key: Some(public_key),
+            },
         }
     }
 }
@@ -285,7 +332,8 @@ impl Peer {
             Peer::Vxlan { node, .. }
             | Peer::HostGw { node, .. }
             | Peer::Udp { node, .. }
-            | Peer::Cloud { node, .. } => node,
+            | Peer::Cloud { node, .. }
+            | Peer::Wireguard { node, .. } => node,
         }
     }
 
@@ -294,7 +342,8 @@ impl Peer {
             Peer::Vxlan { subnet, .. }
             | Peer::HostGw { subnet, .. }
             | Peer::Udp { subnet, .. }
-            | Peer::Cloud { subnet, .. } => *subnet,
+            | Peer::Cloud { subnet, .. }
+            | Peer::Wireguard { subnet, .. } => *subnet,
         }
     }
 
@@ -303,7 +352,8 @@ impl Peer {
             Peer::Vxlan { public_ip, .. }
             | Peer::HostGw { public_ip, .. }
             | Peer::Udp { public_ip, .. }
-            | Peer::Cloud { public_ip, .. } => *public_ip,
+            | Peer::Cloud { public_ip, .. }
+            | Peer::Wireguard { public_ip, .. } => *public_ip,
         }
     }
 
@@ -311,7 +361,15 @@ impl Peer {
     pub fn vtep_mac(&self) -> Option<Mac> {
         match self {
             Peer::Vxlan { vtep_mac, .. } => Some(*vtep_mac),
-            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } | Peer::Wireguard { .. } => None,
+        }
+    }
+
+    /// The WireGuard public key of this peer (wireguard path only).
+    pub fn public_key(&self) -> Option<Key> {
+        match self {
+            Peer::Wireguard { public_key, .. } => Some(*public_key),
+            _ => None,
         }
     }
 
@@ -325,6 +383,7 @@ impl Peer {
             Peer::HostGw { .. } => "host-gw",
             Peer::Udp { .. } => "udp",
             Peer::Cloud { .. } => "cloud",
+            Peer::Wireguard { .. } => "wireguard",
         }
     }
 }

@@ -11,8 +11,9 @@
 //! udp_network_amd64.go `configureIface`): the TUN device `flannel0` with the
 //! subnet's network address as /32, MTU uplink − 28, and one route
 //! `<network> dev flannel0`; peers live in the forwarder's table, not the kernel.
+//! wireguard: see [`WireguardDevice`].
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
@@ -58,6 +59,44 @@ pub struct TunDevice {
 impl TunDevice {
     /// `<network> dev flannel0`: everything in the pod network that is not
     /// more specific (this node's own subnet on the bridge) goes to the forwarder.
+    pub fn route(&self) -> Route {
+        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None }
+    }
+}
+
+/// A WireGuard device of the wireguard backend, one per family (flanneld's
+/// mode separate, pkg/backend/wireguard/device.go): the subnet's network
+/// address as /32 (/128), MTU uplink − 80, `<network> dev <device>`, and a
+/// peer per other node whose AllowedIPs is that node's subnet.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardDevice {
+    pub family: Family,
+    pub name: String,
+    pub port: u16,
+    pub mtu: u32,
+    pub address: IpNet,
+    pub network: IpNet,
+    /// Files on the node: the private key, and the pre-shared key if any.
+    pub key_file: String,
+    pub psk_file: Option<String>,
+    /// Seconds; 0 is off.
+    pub persistent_keepalive: u16,
+    /// The node's own public key: the key in `key_file` must be its private one.
+    pub public_key: crate::wireguard::key::Key,
+    pub peers: Vec<WireguardPeer>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireguardPeer {
+    pub node: String,
+    pub public_key: crate::wireguard::key::Key,
+    pub endpoint: SocketAddr,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+impl WireguardDevice {
+    /// `<network> dev flannel-wg`: the pod network goes to the device, whose
+    /// peers' AllowedIPs pick the node.
     pub fn route(&self) -> Route {
         Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None }
     }
@@ -168,6 +207,57 @@ impl PlanData {
         })
     }
 
+    /// The WireGuard device of family `f`, when the backend is wireguard and the node runs `f`.
+    pub fn wireguard_device(&self, f: Family) -> Option<WireguardDevice> {
+        let BackendPlan::Wireguard { port, port_v6, persistent_keepalive, ref key_file, ref psk_file, public_key } =
+            self.backend
+        else {
+            return None;
+        };
+        let fam = self.family(f)?;
+        let (name, port) = match f {
+            Family::V4 => (crate::topology::WG_DEVICE, port),
+            Family::V6 => (crate::topology::WG_DEVICE_V6, port_v6),
+        };
+        let peers = self
+            .peers
+            .iter()
+            .filter(|p| p.family() == f)
+            .filter_map(|p| {
+                Some(WireguardPeer {
+                    node: p.node().to_string(),
+                    public_key: p.public_key()?,
+                    endpoint: SocketAddr::new(p.public_ip(), port),
+                    allowed_ips: vec![p.subnet()],
+                })
+            })
+            .collect();
+        Some(WireguardDevice {
+            family: f,
+            name: name.to_string(),
+            port,
+            mtu: self.mtu,
+            address: IpNet::new(fam.subnet.network(), f.bits()).ok()?,
+            network: fam.network,
+            key_file: key_file.clone(),
+            psk_file: psk_file.clone(),
+            persistent_keepalive,
+            public_key,
+            peers,
+        })
+    }
+
+    /// Every WireGuard device of the plan, IPv4 first.
+    pub fn wireguard_devices(&self) -> Vec<WireguardDevice> {
+        Family::ALL.into_iter().filter_map(|f| self.wireguard_device(f)).collect()
+    }
+
+    /// The routes to whole networks: udp's, and wireguard's per family.
+    pub fn network_routes(&self) -> Vec<Route> {
+        let tun = self.tun_device().map(|t| t.route());
+        tun.into_iter().chain(self.wireguard_devices().iter().map(WireguardDevice::route)).collect()
+    }
+
     /// The rules each family needs (none when the plan keeps no rules, or a
     /// family has neither masquerade nor forward rules).
     pub fn family_rules(&self) -> Vec<FamilyRules> {
@@ -211,7 +301,7 @@ impl NodePlan {
             Peer::Vxlan { subnet, vtep_mac, .. } => {
                 Some(Neighbour { dev: self.vxlan_dev_name(p.family()), ip: subnet.network(), lladdr: *vtep_mac })
             }
-            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } | Peer::Wireguard { .. } => None,
         }
     }
 
@@ -221,15 +311,14 @@ impl NodePlan {
             Peer::Vxlan { public_ip, vtep_mac, .. } => {
                 Some(Fdb { dev: self.vxlan_dev_name(p.family()), lladdr: *vtep_mac, dst: *public_ip })
             }
-            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } => None,
+            Peer::HostGw { .. } | Peer::Udp { .. } | Peer::Cloud { .. } | Peer::Wireguard { .. } => None,
         }
     }
 
-    /// Every route the plan makes: one per vxlan or host-gw peer, or udp's
-    /// one network route.
+    /// Every route the plan makes: one per vxlan or host-gw peer, or the
+    /// network routes of udp and wireguard.
     pub fn routes(&self) -> Vec<Route> {
-        let tun = self.tun_device().map(|t| t.route());
-        self.peers.iter().filter_map(|p| self.route_of(p)).chain(tun).collect()
+        self.peers.iter().filter_map(|p| self.route_of(p)).chain(self.network_routes()).collect()
     }
 
     /// The interface a direct route to `ip` leaves by: the connected one
@@ -247,13 +336,15 @@ impl NodePlan {
         self.families().map(|(_, f)| f.subnet).collect()
     }
 
-    /// The kernel route traffic to `p` takes: its own, or udp's network route.
+    /// The kernel route traffic to `p` takes: its own, or the network route
+    /// of its family (udp, wireguard).
     pub fn path_route(&self, p: &Peer) -> Option<Route> {
-        self.route_of(p).or_else(|| self.tun_device().map(|t| t.route()))
+        self.route_of(p).or_else(|| self.network_routes().into_iter().find(|r| r.dst.contains(&p.subnet())))
     }
 
     /// The kernel route to one peer's subnet (none for a udp peer: the
-    /// forwarder's table routes it).
+    /// forwarder's table routes it; none for a wireguard peer: its device's
+    /// AllowedIPs do).
     pub fn route_of(&self, p: &Peer) -> Option<Route> {
         match p {
             Peer::Vxlan { subnet, .. } => Some(Route {
@@ -270,7 +361,7 @@ impl NodePlan {
                 onlink: false,
                 nhid: self.nhid_of(p),
             }),
-            Peer::Udp { .. } | Peer::Cloud { .. } => None,
+            Peer::Udp { .. } | Peer::Cloud { .. } | Peer::Wireguard { .. } => None,
         }
     }
 

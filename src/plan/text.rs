@@ -80,6 +80,16 @@ impl fmt::Display for BackendPlan {
             BackendPlan::Udp { port } => write!(f, "udp (port {port})"),
             BackendPlan::AwsVpc { instance_id } => write!(f, "aws-vpc (instance {instance_id})"),
             BackendPlan::Gce { instance, zone } => write!(f, "gce (instance {zone}/{instance})"),
+            BackendPlan::Wireguard { port, port_v6, persistent_keepalive, psk_file, public_key, .. } => {
+                write!(f, "wireguard (port {port}, portV6 {port_v6}, public key {public_key}")?;
+                if *persistent_keepalive > 0 {
+                    write!(f, ", keepalive {persistent_keepalive}s")?;
+                }
+                if psk_file.is_some() {
+                    f.write_str(", pre-shared key")?;
+                }
+                f.write_str(")")
+            }
         }
     }
 }
@@ -112,6 +122,11 @@ impl fmt::Display for NodePlan {
             writeln!(f, "address {} dev {}", t.address, t.name)?;
             writeln!(f, "route {} dev {}", t.network, t.name)?;
         }
+        for d in self.wireguard_devices() {
+            writeln!(f, "link {} type wireguard mtu {} listen-port {}", d.name, d.mtu, d.port)?;
+            writeln!(f, "address {} dev {}", d.address, d.name)?;
+            writeln!(f, "route {} dev {}", d.network, d.name)?;
+        }
         for b in self.blackholes() {
             writeln!(f, "route blackhole {b} metric {}", super::objects::BLACKHOLE_METRIC)?;
         }
@@ -125,6 +140,9 @@ impl fmt::Display for NodePlan {
             }
             if let Some(r) = self.route_of(p) {
                 writeln!(f, "route {r}")?;
+            }
+            if let Some(k) = p.public_key() {
+                writeln!(f, "wireguard peer {k} allowed-ips {}", p.subnet())?;
             }
         }
         Ok(())

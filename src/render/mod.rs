@@ -155,6 +155,13 @@ pub fn artefacts(plan: &NodePlan, opts: &RenderOptions) -> Vec<Job> {
         v.push(job("etc/flannel-gen/link.batch", "link.batch.j2"));
         v.push(job("etc/systemd/system/flannel-gen-udp.service", "flannel-gen-udp.service.j2"));
     }
+    for (i, d) in plan.wireguard_devices().iter().enumerate() {
+        let base = format!("etc/systemd/network/50-{}", d.name);
+        v.push(Job { path: format!("{base}.netdev"), template: "wireguard.netdev.j2", device: Some(i) });
+        v.push(Job { path: format!("{base}.network"), template: "wireguard.network.j2", device: Some(i) });
+        let conf = format!("etc/flannel-gen/{}.conf", d.name);
+        v.push(Job { path: conf, template: "wireguard.conf.j2", device: Some(i) });
+    }
     rule_files(plan, &mut v);
     if !devices.is_empty() || plan.peers.iter().any(|p| p.path() == "host-gw") || plan.blackhole_route {
         let network = opts.uplink_network.clone().unwrap_or_else(|| format!("{}.network", plan.uplink.name));
@@ -249,8 +256,13 @@ fn render_jinja(t: &Templates, jobs: &[Job], view: view::View) -> Result<Vec<Ren
         .map(|j| {
             let ctx = match j.device {
                 Some(i) => {
-                    // Per-device templates index the overlay devices, or the connected interfaces.
-                    let list = if j.template == CONNECTED_TEMPLATE { "connected" } else { "devices" };
+                    // Per-device templates index the overlay devices, the
+                    // WireGuard devices, or the connected interfaces.
+                    let list = match j.template {
+                        CONNECTED_TEMPLATE => "connected",
+                        t if t.starts_with("wireguard.") => "wireguard",
+                        _ => "devices",
+                    };
                     let device = base.get_attr(list).and_then(|d| d.get_item(&Value::from(i)));
                     let device =
                         device.map_err(|e| RenderError::Template { name: j.template.into(), source: Box::new(e) })?;

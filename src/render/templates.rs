@@ -39,6 +39,9 @@ pub const EMBEDDED: &[(&str, &str)] = embedded![
     "flannel0.netdev.j2",
     "flannel0.network.j2",
     "flannel-gen-udp.service.j2",
+    "wireguard.netdev.j2",
+    "wireguard.network.j2",
+    "wireguard.conf.j2",
 ];
 
 /// Fuel (minijinja's budget: an instruction costs 1, 64 bytes of output

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::mac::Mac;
-use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice, WireguardDevice};
 use crate::plan::{NodePlan, Sysctl, Uplink};
 
 #[derive(Serialize)]
@@ -25,6 +25,8 @@ pub struct View<'a> {
     pub ipv4: Option<FamilyView>,
     pub ipv6: Option<FamilyView>,
     pub devices: Vec<DeviceView>,
+    /// wireguard: its devices, each with its peers.
+    pub wireguard: Vec<WireguardDevice>,
     /// udp: the TUN device, and the port the forwarder listens on.
     pub tun: Option<TunDevice>,
     pub udp_port: Option<u16>,
@@ -230,7 +232,7 @@ impl<'a> View<'a> {
         let proto = peer_proto(plan);
         let peer_routes = plan.peers.iter().filter_map(|p| Some(route_view(p.node(), plan.route_of(p)?, proto)));
         let tun = plan.tun_device();
-        let network_route = tun.iter().map(|t| route_view("", t.route(), "static"));
+        let network_route = plan.network_routes().into_iter().map(|r| route_view("", r, "static"));
         let routes: Vec<RouteView> = peer_routes.chain(network_route).collect();
         let direct = |dev: &str| -> Vec<RouteView> {
             plan.peers
@@ -261,6 +263,7 @@ impl<'a> View<'a> {
             ipv4: family(crate::netaddr::Family::V4),
             ipv6: family(crate::netaddr::Family::V6),
             devices: plan.vxlan_devices().into_iter().map(|d| device_view(plan, d)).collect(),
+            wireguard: plan.wireguard_devices(),
             tun,
             udp_port,
             direct_routes,

@@ -33,6 +33,15 @@ pub const VXLAN_OVERHEAD: u32 = 50;
 /// The kernel's headroom for VXLAN over IPv6 (VXLAN6_HEADROOM: 40 + 8 + 8 + 14):
 /// it clamps an IPv6 VXLAN device's MTU to the underlay's less this.
 pub const VXLAN6_HEADROOM: u32 = 70;
+/// flanneld's wireguard defaults and devices (pkg/backend/wireguard/
+/// wireguard.go `RegisterNetwork`, mode separate: one device per family).
+pub const DEFAULT_WG_PORT: u16 = 51820;
+pub const DEFAULT_WG_PORT_V6: u16 = 51821;
+pub const WG_DEVICE: &str = "flannel-wg";
+pub const WG_DEVICE_V6: &str = "flannel-wg-v6";
+/// flanneld's wireguard `overhead` (wireguard_network.go): outer IPv6 (40,
+/// the larger header) + UDP (8) + type, key index, nonce (16) + tag (16).
+pub const WG_OVERHEAD: u32 = 80;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -45,12 +54,14 @@ pub enum BackendKind {
     AwsVpc,
     /// Routes in a GCE network (flannel's `gce`): no overlay device.
     Gce,
+    /// An encrypted overlay: WireGuard devices `flannel-wg`/`flannel-wg-v6`.
+    Wireguard,
 }
 
 impl BackendKind {
-    pub const NAMES: &[&str] = &["vxlan", "host-gw", "udp", "aws-vpc", "gce"];
+    pub const NAMES: &[&str] = &["vxlan", "host-gw", "udp", "aws-vpc", "gce", "wireguard"];
 
-    /// "vxlan, host-gw, udp, aws-vpc or gce", for messages.
+    /// "vxlan, host-gw, udp, aws-vpc, gce or wireguard", for messages.
     pub fn names_text() -> String {
         let (last, rest) = Self::NAMES.split_last().unwrap_or((&"", &[]));
         format!("{} or {last}", rest.join(", "))
@@ -63,6 +74,7 @@ impl BackendKind {
             BackendKind::Udp => "udp",
             BackendKind::AwsVpc => "aws-vpc",
             BackendKind::Gce => "gce",
+            BackendKind::Wireguard => "wireguard",
         }
     }
 
@@ -73,6 +85,7 @@ impl BackendKind {
             "udp" => Some(BackendKind::Udp),
             "aws-vpc" => Some(BackendKind::AwsVpc),
             "gce" => Some(BackendKind::Gce),
+            "wireguard" => Some(BackendKind::Wireguard),
             _ => None,
         }
     }
@@ -83,6 +96,7 @@ impl BackendKind {
             BackendKind::Vxlan => VXLAN_OVERHEAD,
             BackendKind::HostGw | BackendKind::AwsVpc | BackendKind::Gce => 0,
             BackendKind::Udp => UDP_OVERHEAD,
+            BackendKind::Wireguard => WG_OVERHEAD,
         }
     }
 
@@ -116,6 +130,21 @@ pub enum NodeCloud {
     Gce { instance: String, zone: String },
 }
 
+/// The wireguard backend's settings besides `port` (flanneld's
+/// `ListenPort`): the IPv6 device's port, the keepalive, and where each
+/// node keeps its keys (paths on the node; the keys never leave it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireguardBackend {
+    /// flanneld's `ListenPortV6`.
+    pub port_v6: u16,
+    /// flanneld's `PersistentKeepaliveInterval`, seconds; 0 is off.
+    pub persistent_keepalive: u16,
+    /// The node's private key (`flannel-gen wireguard keygen` makes it).
+    pub key_file: String,
+    /// A pre-shared key for every peer (flanneld's `PSK`, but from a file).
+    pub psk_file: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backend {
     pub kind: BackendKind,
@@ -132,6 +161,8 @@ pub struct Backend {
     pub route_style: RouteStyle,
     /// aws-vpc and gce only.
     pub cloud: Option<CloudBackend>,
+    /// wireguard only.
+    pub wireguard: Option<WireguardBackend>,
 }
 
 /// How a route to a peer's subnet is made. flanneld makes `<subnet> via <gw>
@@ -250,6 +281,9 @@ pub struct Node {
     pub pins: PerFamily<Pins>,
     /// The node's instance, with a cloud route backend.
     pub cloud: Option<NodeCloud>,
+    /// The node's WireGuard public key: written in the topology, or recorded
+    /// in the lock file (`flannel-gen lock --wireguard-key`).
+    pub wireguard_key: Option<crate::wireguard::key::Key>,
 }
 
 /// A network a node has an interface on besides its uplink's.

@@ -47,6 +47,14 @@ pub struct BackendDoc {
     /// gce: the project and the network of the routes.
     pub project: Option<S<String>>,
     pub network: Option<S<String>>,
+    /// wireguard: the IPv6 device's port, the keepalive (seconds), the
+    /// key files on the node, and the mode (flanneld's `separate` only).
+    #[serde(rename = "portV6")]
+    pub port_v6: Option<S<u64>>,
+    pub persistent_keepalive: Option<S<u64>>,
+    pub key_file: Option<S<String>>,
+    pub psk_file: Option<S<String>>,
+    pub mode: Option<S<String>>,
 }
 
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -85,6 +93,8 @@ pub struct NodeDoc {
     /// gce: the node's instance name and zone.
     pub instance: Option<S<String>>,
     pub zone: Option<S<String>>,
+    /// wireguard: the node's public key (or the lock file records it).
+    pub wireguard_key: Option<S<String>>,
 }
 
 #[derive(Debug, PartialEq, Eq, Deserialize)]
@@ -128,6 +138,11 @@ pub const BACKEND_KEYS: &[&str] = &[
     "routeTableIDs",
     "project",
     "network",
+    "portV6",
+    "persistentKeepalive",
+    "keyFile",
+    "pskFile",
+    "mode",
 ];
 pub const DEFAULTS_KEYS: &[&str] = &["interface", "mtu"];
 pub const NODE_KEYS: &[&str] = &[
@@ -146,6 +161,7 @@ pub const NODE_KEYS: &[&str] = &[
     "instanceID",
     "instance",
     "zone",
+    "wireguardKey",
 ];
 
 pub const CONNECTED_KEYS: &[&str] = &["interface", "ip"];

@@ -45,7 +45,44 @@ impl fmt::Display for Key {
     }
 }
 
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl Key {
+    /// All zeros: the UAPI's "no pre-shared key".
+    pub const ZERO: Key = Key([0; 32]);
+
+    /// The key as lowercase hex: the form of wireguard's UAPI.
+    pub fn hex(&self) -> String {
+        use std::fmt::Write;
+        self.0.iter().fold(String::with_capacity(64), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+    }
+
+    /// A key from the UAPI's 64 hex digits.
+    pub fn from_hex(h: &str) -> Option<Key> {
+        if h.len() != 64 || !h.is_ascii() {
+            return None;
+        }
+        let mut k = [0u8; 32];
+        for (i, b) in k.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Key(k))
+    }
+
     /// A new private key from the kernel's random source, clamped as
     /// Curve25519 wants (RFC 7748 §5; `wg genkey` does the same).
     pub fn generate() -> std::io::Result<Key> {
@@ -80,12 +117,11 @@ mod tests {
     use super::*;
 
     fn hex(k: &Key) -> String {
-        k.0.iter().map(|b| format!("{b:02x}")).collect()
+        k.hex()
     }
 
     fn from_hex(h: &str) -> Key {
-        let b: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap()).collect();
-        Key(b.try_into().unwrap())
+        Key::from_hex(h).unwrap()
     }
 
     /// RFC 7748 §6.1: Alice's private key and her public key.
@@ -107,5 +143,8 @@ mod tests {
         assert_eq!("not base64!".parse::<Key>(), Err(KeyError::NotBase64));
         assert_eq!(STANDARD.encode([1u8; 31]).parse::<Key>(), Err(KeyError::Length(31)));
         assert_eq!(format!("{k:?}"), "Key(..)");
+        assert_eq!(Key::from_hex(&k.hex()), Some(k));
+        assert_eq!(Key::from_hex("zz"), None);
+        assert_eq!(Key::from_hex(&"g".repeat(64)), None);
     }
 }

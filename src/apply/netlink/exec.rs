@@ -91,6 +91,21 @@ impl Executor<'_> {
                 };
                 timed(h.link().change(msg::fix_link(i, &fix)).execute()).await
             }
+            Op::CreateWireguard { device, alias, up } => {
+                crate::apply::wireguard::start(device)?;
+                self.refresh(&device.name).await?;
+                let i = self.idx(&device.name)?;
+                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
+                timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+                let fix = crate::apply::ops::LinkFix {
+                    mtu: Some((0, device.mtu)),
+                    up: Some(*up),
+                    alias: Some((None, alias.clone())),
+                    ..Default::default()
+                };
+                timed(h.link().change(msg::fix_link(i, &fix)).execute()).await?;
+                crate::apply::wireguard::configure(device)
+            }
             Op::DeleteLink { name, .. } => {
                 match timed(h.link().del(self.idx(name)?).execute()).await {
                     Err(e) if !e.is_gone() => return Err(e),
@@ -142,7 +157,8 @@ impl Executor<'_> {
                 Ok(())
             }
             Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),
-            Op::CreateLink { .. } | Op::CreateTun { .. } | Op::DeleteLink { .. } => {
+            Op::ConfigureWireguard { device, .. } => crate::apply::wireguard::configure(device),
+            Op::CreateLink { .. } | Op::CreateTun { .. } | Op::CreateWireguard { .. } | Op::DeleteLink { .. } => {
                 Err(NetlinkError::Protocol("link creation and deletion run one at a time".into()))
             }
             _ => self.run_bulk(&[op]).pop().map_or(Ok(()), |(_, e)| Err(e)),

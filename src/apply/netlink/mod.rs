@@ -43,6 +43,8 @@ pub enum NetlinkError {
     Ethtool { dev: String, source: std::io::Error },
     #[error("TUN device {dev}: /dev/net/tun: {source}")]
     Tun { dev: String, source: std::io::Error },
+    #[error("WireGuard {dev}: {why}")]
+    Wireguard { dev: String, why: String },
 }
 
 impl NetlinkError {

@@ -83,6 +83,7 @@ pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
         }
     }
     tun(ctx, ops)?;
+    super::wireguard::devices(ctx, ops)?;
     let wanted = ctx.desired.planned_names();
     ctx.retired = ctx
         .live

@@ -17,6 +17,7 @@ mod entries;
 mod links;
 mod routes;
 mod rules;
+pub mod wireguard;
 
 use foldhash::{HashSet, HashSetExt};
 

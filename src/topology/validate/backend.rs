@@ -4,12 +4,13 @@ use super::in_range;
 use crate::diag::{Reporter, suggest};
 use crate::topology::schema::TopologyDoc;
 use crate::topology::{
-    Backend, BackendKind, DEFAULT_UDP_PORT, DEFAULT_VNI, DEFAULT_VXLAN_PORT, RouteStyle, RulesBackend, Traffic,
+    Backend, BackendKind, DEFAULT_UDP_PORT, DEFAULT_VNI, DEFAULT_VXLAN_PORT, DEFAULT_WG_PORT, RouteStyle, RulesBackend,
+    Traffic,
 };
 
 const MAX_VNI: u64 = 16_777_215;
 /// Backends flannel has that flannel-gen does not build (yet).
-const NOT_BUILT: &[&str] = &["ipip", "wireguard", "ipsec", "alloc", "extension", "tencent-vpc", "ali-vpc"];
+const NOT_BUILT: &[&str] = &["ipip", "ipsec", "alloc", "extension", "tencent-vpc", "ali-vpc"];
 
 pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
     let b = &doc.backend.value;
@@ -33,7 +34,11 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
         Some(v) => in_range(r, v, "backend.vni", 0, MAX_VNI, |v| v as u32),
         None => Some(DEFAULT_VNI),
     };
-    let default_port = if kind == Some(BackendKind::Udp) { DEFAULT_UDP_PORT } else { DEFAULT_VXLAN_PORT };
+    let default_port = match kind {
+        Some(BackendKind::Udp) => DEFAULT_UDP_PORT,
+        Some(BackendKind::Wireguard) => DEFAULT_WG_PORT,
+        _ => DEFAULT_VXLAN_PORT,
+    };
     let port = match b.port.as_ref().filter(|v| v.value != 0) {
         Some(v) => in_range(r, v, "backend.port", 1, 65_535, |v| v as u16),
         None => Some(default_port),
@@ -51,6 +56,7 @@ pub fn backend(r: &mut Reporter, doc: &TopologyDoc) -> Option<Backend> {
         tx_checksum_offload: b.tx_checksum_offload.as_ref().is_none_or(|v| v.value),
         route_style: route_style?,
         cloud: None,
+        wireguard: None,
     })
 }
 
@@ -67,8 +73,9 @@ fn route_style(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) -
         );
         return None;
     };
-    if kind == Some(BackendKind::Udp) {
-        r.error(v.pos, "backend.routeStyle", "`routeStyle` does not apply to udp: its one route has no gateway");
+    if let Some(k) = kind.filter(|k| matches!(k, BackendKind::Udp | BackendKind::Wireguard)) {
+        let m = format!("`routeStyle` does not apply to {}: its one route per family has no gateway", k.as_str());
+        r.error(v.pos, "backend.routeStyle", m);
     }
     if let Some(k) = kind.filter(|k| k.is_cloud()) {
         let m = format!("`routeStyle` does not apply to {}: the cloud's route table carries the routes", k.as_str());
@@ -94,6 +101,10 @@ fn vxlan_only(r: &mut Reporter, doc: &TopologyDoc, kind: Option<BackendKind>) {
         }
         Some(BackendKind::Udp) => (
             "udp carries packets in UDP through a TUN device",
+            vec![(b.vni.as_ref().map(|v| v.pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
+        ),
+        Some(BackendKind::Wireguard) => (
+            "wireguard carries packets encrypted through its own device",
             vec![(b.vni.as_ref().map(|v| v.pos), "vni"), (pos_of(&b.direct_routing), "directRouting")],
         ),
         Some(k) if k.is_cloud() => (

@@ -6,6 +6,7 @@ pub mod cloud;
 mod network;
 mod nodes;
 mod underlay;
+mod wireguard;
 
 use std::path::Path;
 
@@ -40,12 +41,14 @@ pub fn is_ifname(s: &str) -> bool {
 }
 
 /// Names of the devices flannel-gen (like flanneld) creates: `flannel.<vni>`,
-/// `flannel-v6.<vni>`, `flannel0`. None of them can be an underlay.
+/// `flannel-v6.<vni>`, `flannel0`, `flannel-wg`, `flannel-wg-v6`. None of them can be an underlay.
 pub fn is_overlay_device_name(name: &str) -> bool {
     let numbered = |prefix: &str| {
         name.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     };
-    numbered("flannel.") || numbered("flannel-v6.") || name == "flannel0"
+    numbered("flannel.")
+        || numbered("flannel-v6.")
+        || [super::UDP_DEVICE, super::WG_DEVICE, super::WG_DEVICE_V6].contains(&name)
 }
 
 /// Why `name` cannot be a node's underlay interface, if it cannot.
@@ -136,12 +139,16 @@ pub fn validate(path: &Path, doc: &TopologyDoc) -> Result<Cluster, Diagnostics> 
     let d = defaults(&mut r, doc, kind, &pools);
     let mut nodes = nodes::nodes(&mut r, doc, &d, &pools);
     let cloud = cloud::backend(&mut r, doc, kind);
+    let wireguard = wireguard::backend(&mut r, doc, kind);
     if let Some(b) = backend.as_mut() {
         b.cloud = cloud;
+        b.wireguard = wireguard;
     }
+    let mut keys = wireguard::nodes(&mut r, doc, kind);
     let mut instances = cloud::nodes(&mut r, doc, kind);
     for n in &mut nodes {
         n.cloud = instances.get_mut(n.index).and_then(Option::take);
+        n.wireguard_key = keys.get_mut(n.index).and_then(Option::take);
     }
     underlay::capacity(&mut r, doc, &pools, nodes.len());
     if backend.as_ref().is_some_and(|b| b.kind == BackendKind::HostGw) {

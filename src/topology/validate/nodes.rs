@@ -139,7 +139,19 @@ fn node<'a>(
         None => Some(d.mtu),
     };
     let (index, name) = (i, name.to_string());
-    Some(Node { index, name, pos: at, ips, public, interface, connected, mtu: mtu?, pins, cloud: None })
+    Some(Node {
+        index,
+        name,
+        pos: at,
+        ips,
+        public,
+        interface,
+        connected,
+        mtu: mtu?,
+        pins,
+        cloud: None,
+        wireguard_key: None,
+    })
 }
 
 /// `publicIP` / `publicIP6`: a plain address of the family, a usable

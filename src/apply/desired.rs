@@ -117,6 +117,7 @@ impl Desired {
         let tun = plan.tun_device();
         let wireguard = plan.wireguard_devices();
         let marker = crate::plan::marker(&plan.cluster);
+        let networks = plan.network_routes();
         let mut rules = RulesState::default();
         if let Some(t) = plan.traffic_rules {
             for r in plan.family_rules() {
@@ -166,7 +167,7 @@ impl Desired {
                 .map(|route| {
                     // Plain peer routes are flanneld's own (proto boot); network routes stay static.
                     let plain = plan.route_style == crate::topology::RouteStyle::Plain
-                        && !plan.network_routes().iter().any(|n| n.dst == route.dst);
+                        && !networks.iter().any(|n| n.dst == route.dst);
                     let protocol = if plain { ROUTE_PROTOCOL_BOOT } else { ROUTE_PROTOCOL_STATIC };
                     RouteState { route, protocol, nexthop_protocol: None }
                 })

@@ -94,6 +94,14 @@ pub struct WireguardPeer {
     pub allowed_ips: Vec<IpNet>,
 }
 
+/// flanneld's WireGuard device of a family (mode separate).
+fn wireguard_device_name(f: Family) -> &'static str {
+    match f {
+        Family::V4 => crate::topology::WG_DEVICE,
+        Family::V6 => crate::topology::WG_DEVICE_V6,
+    }
+}
+
 impl WireguardDevice {
     /// `<network> dev flannel-wg`: the pod network goes to the device, whose
     /// peers' AllowedIPs pick the node.
@@ -215,10 +223,8 @@ impl PlanData {
             return None;
         };
         let fam = self.family(f)?;
-        let (name, port) = match f {
-            Family::V4 => (crate::topology::WG_DEVICE, port),
-            Family::V6 => (crate::topology::WG_DEVICE_V6, port_v6),
-        };
+        let name = wireguard_device_name(f);
+        let port = if f == Family::V4 { port } else { port_v6 };
         let peers = self
             .peers
             .iter()
@@ -253,9 +259,19 @@ impl PlanData {
     }
 
     /// The routes to whole networks: udp's, and wireguard's per family.
+    /// Cheap: no peer is looked at (it runs per peer in `path_route`).
     pub fn network_routes(&self) -> Vec<Route> {
         let tun = self.tun_device().map(|t| t.route());
-        tun.into_iter().chain(self.wireguard_devices().iter().map(WireguardDevice::route)).collect()
+        let wireguard = matches!(self.backend, BackendPlan::Wireguard { .. }).then(|| {
+            self.families().map(|(f, fam)| Route {
+                dst: fam.network,
+                via: None,
+                dev: wireguard_device_name(f).to_string(),
+                onlink: false,
+                nhid: None,
+            })
+        });
+        tun.into_iter().chain(wireguard.into_iter().flatten()).collect()
     }
 
     /// The rules each family needs (none when the plan keeps no rules, or a

@@ -52,6 +52,31 @@ impl Executor<'_> {
         Ok(())
     }
 
+    /// A device made outside rtnetlink (a TUN device, by ioctl or by a
+    /// userspace WireGuard implementation): marker first, addrgen none (at
+    /// creation it has the kernel's MTU, 1500, so this cannot fail yet),
+    /// then MTU and state.
+    async fn settle_new_link(
+        &mut self,
+        name: &str,
+        mtu: u32,
+        alias: &Option<String>,
+        up: bool,
+    ) -> Result<(), NetlinkError> {
+        let h = self.handle.clone();
+        self.refresh(name).await?;
+        let i = self.idx(name)?;
+        timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
+        timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+        let fix = crate::apply::ops::LinkFix {
+            mtu: Some((0, mtu)),
+            up: Some(up),
+            alias: Some((None, alias.clone())),
+            ..Default::default()
+        };
+        timed(h.link().change(msg::fix_link(i, &fix)).execute()).await
+    }
+
     /// Runs one op; link creation and deletion update the index map.
     pub async fn run(&mut self, op: &Op) -> Result<(), NetlinkError> {
         let h = self.handle.clone();
@@ -78,32 +103,11 @@ impl Executor<'_> {
             Op::CreateTun { device, alias, up } => {
                 crate::tun::create_persistent(&device.name)
                     .map_err(|source| NetlinkError::Tun { dev: device.name.clone(), source })?;
-                self.refresh(&device.name).await?;
-                let i = self.idx(&device.name)?;
-                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
-                // At creation the TUN device has the kernel's MTU (1500), so this cannot fail yet.
-                timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                let fix = crate::apply::ops::LinkFix {
-                    mtu: Some((0, device.mtu)),
-                    up: Some(*up),
-                    alias: Some((None, alias.clone())),
-                    ..Default::default()
-                };
-                timed(h.link().change(msg::fix_link(i, &fix)).execute()).await
+                self.settle_new_link(&device.name, device.mtu, alias, *up).await
             }
             Op::CreateWireguard { device, alias, up } => {
                 crate::apply::wireguard::start(device)?;
-                self.refresh(&device.name).await?;
-                let i = self.idx(&device.name)?;
-                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
-                timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                let fix = crate::apply::ops::LinkFix {
-                    mtu: Some((0, device.mtu)),
-                    up: Some(*up),
-                    alias: Some((None, alias.clone())),
-                    ..Default::default()
-                };
-                timed(h.link().change(msg::fix_link(i, &fix)).execute()).await?;
+                self.settle_new_link(&device.name, device.mtu, alias, *up).await?;
                 crate::apply::wireguard::configure(device)
             }
             Op::DeleteLink { name, .. } => {

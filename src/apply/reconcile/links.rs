@@ -83,7 +83,6 @@ pub fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
         }
     }
     tun(ctx, ops)?;
-    super::wireguard::devices(ctx, ops)?;
     let wanted = ctx.desired.planned_names();
     ctx.retired = ctx
         .live
@@ -118,11 +117,17 @@ fn tun_replace_reasons(have: &LiveLink) -> Vec<String> {
 }
 
 fn tun_fix(want: &TunState, have: &LiveLink) -> LinkFix {
+    simple_fix(want.tun.mtu, want.up, &want.alias, have)
+}
+
+/// MTU, addrgen, state and alias: all a device without kind-specific
+/// settings (TUN, userspace WireGuard) can be corrected in.
+pub(super) fn simple_fix(mtu: u32, up: bool, alias: &Option<String>, have: &LiveLink) -> LinkFix {
     LinkFix {
-        mtu: (have.mtu != Some(want.tun.mtu)).then(|| (have.mtu.unwrap_or(0), want.tun.mtu)),
-        addrgen_none: crate::netaddr::takes_ipv6_settings(want.tun.mtu) && have.addrgen != Some(ADDRGEN_NONE),
-        up: (have.up != want.up).then_some(want.up),
-        alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
+        mtu: (have.mtu != Some(mtu)).then(|| (have.mtu.unwrap_or(0), mtu)),
+        addrgen_none: crate::netaddr::takes_ipv6_settings(mtu) && have.addrgen != Some(ADDRGEN_NONE),
+        up: (have.up != up).then_some(up),
+        alias: (have.alias != *alias).then(|| (have.alias.clone(), alias.clone())),
         ..LinkFix::default()
     }
 }

@@ -92,6 +92,7 @@ pub fn reconcile(desired: &Desired, live: &Live, opts: Options) -> Result<Vec<Op
     let mut ctx = Ctx { desired, live, opts, fresh: HashSet::new(), retired: Vec::new() };
     let mut ops = Vec::new();
     links::devices(&mut ctx, &mut ops)?;
+    wireguard::devices(&mut ctx, &mut ops)?;
     sysctls(&ctx, &mut ops);
     rules::rules(&ctx, &mut ops);
     entries::addresses(&ctx, &mut ops);

@@ -3,10 +3,7 @@
 //! over its UAPI socket whenever they differ from the plan.
 
 use super::{Ctx, Refusal};
-use crate::apply::desired::WireguardState;
-use crate::apply::kernel::ADDRGEN_NONE;
-use crate::apply::live::LiveLink;
-use crate::apply::ops::{LinkFix, Op};
+use crate::apply::ops::Op;
 use crate::plan::objects::WireguardDevice;
 use crate::wireguard::key::Key;
 use crate::wireguard::uapi::{DeviceConfig, PeerConfig};
@@ -63,16 +60,6 @@ fn differences(want: &DeviceConfig, have: &DeviceConfig) -> Vec<String> {
     why
 }
 
-fn link_fix(want: &WireguardState, have: &LiveLink) -> LinkFix {
-    LinkFix {
-        mtu: (have.mtu != Some(want.device.mtu)).then(|| (have.mtu.unwrap_or(0), want.device.mtu)),
-        addrgen_none: crate::netaddr::takes_ipv6_settings(want.device.mtu) && have.addrgen != Some(ADDRGEN_NONE),
-        up: (have.up != want.up).then_some(want.up),
-        alias: (have.alias != want.alias).then(|| (have.alias.clone(), want.alias.clone())),
-        ..LinkFix::default()
-    }
-}
-
 /// Every desired WireGuard device: made, replaced, corrected, configured.
 pub(super) fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
     for want in &ctx.desired.wireguard {
@@ -101,7 +88,7 @@ pub(super) fn devices(ctx: &mut Ctx, ops: &mut Vec<Op>) -> Result<(), Refusal> {
             ctx.fresh.insert(d.name.clone());
             continue;
         }
-        let f = link_fix(want, have);
+        let f = super::links::simple_fix(d.mtu, want.up, &want.alias, have);
         if !f.is_empty() {
             ops.push(Op::FixLink { name: d.name.clone(), fix: f });
         }

@@ -1,18 +1,19 @@
 //! Zero-loss migrations, rolled out node by node in phases, while every pod
 //! pings a pod on every other node at 100 packets per second: backend
-//! switches, and VNI changes (which rename the device). After each rollout
-//! every node has exactly the planned devices and the state a fresh apply
-//! gives. Needs root; skips loudly otherwise.
+//! switches (vxlan, host-gw, wireguard), and VNI changes (which rename the
+//! device). After each rollout every node has exactly the planned devices
+//! and the state a fresh apply gives. Needs root; skips loudly otherwise.
 
 mod common;
 
+use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
 
 use common::cluster::Cluster;
 use common::netns::{Netns, flannel_state, ip_json, root_or_skip};
 use common::ping::{ping_totals, start_pingers};
-use common::{code, run, stdout};
+use common::{code, run, stderr, stdout};
 
 const VXLAN: &str = "examples/vxlan-3node.yaml";
 const HOST_GW: &str = "examples/hostgw-3node.yaml";
@@ -37,14 +38,15 @@ fn roll_out(c: &Cluster, step: &Step) {
     }
 }
 
-/// Every VXLAN device in a namespace.
-fn vxlan_devices(ns: &Netns) -> Vec<String> {
+/// Every overlay device in a namespace: VXLAN, and the TUN devices of
+/// wireguard-go (and udp).
+fn overlay_devices(ns: &Netns) -> Vec<String> {
     let links = ip_json(ns, "ip", &["-d", "link", "show"]);
     let mut v: Vec<String> = links
         .as_array()
         .into_iter()
         .flatten()
-        .filter(|l| l["linkinfo"]["info_kind"] == "vxlan")
+        .filter(|l| l["linkinfo"]["info_kind"] == "vxlan" || l["linkinfo"]["info_kind"] == "tun")
         .filter_map(|l| l["ifname"].as_str().map(str::to_string))
         .collect();
     v.sort();
@@ -56,11 +58,23 @@ fn node_state(ns: &Netns, devices: &[&str]) -> String {
     flannel_state(ns, devices).lines().filter(|l| !l.contains("\"cni0\"")).collect::<Vec<_>>().join("\n")
 }
 
-/// The state a fresh apply of `topology` gives `node` in a new namespace.
+/// The state a fresh apply of `topology` gives `node` in a new namespace
+/// (with its own `/run/wireguard` holding the node's key, when the cluster
+/// has node views; the namespace's wireguard-go dies with it).
 fn fresh_state(c: &Cluster, step: &Step, node: &str) -> String {
     let ns = Netns::node("fresh", Some(&c.node(node).ip));
-    let o = run(&["apply", step.topology, "--node", node, "--netns", &ns.name]);
-    assert_eq!(code(&o), 0, "{}", stdout(&o));
+    let args = ["apply", step.topology, "--node", node, "--netns", &ns.name];
+    // Lives until the state is read: wireguard-go exits when its socket goes.
+    let view = c.views.as_ref().map(|views| {
+        let view = tempfile::tempdir_in(views).expect("view");
+        std::fs::copy(views.join(node).join(KEY), view.path().join(KEY)).expect("key");
+        view
+    });
+    let o = match &view {
+        Some(v) => common::views::on_node(v.path(), &args),
+        None => run(&args),
+    };
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     // The cluster nodes also have a default route to the segment router.
     let underlay: ipnet::Ipv4Net = c.node(node).ip.parse().expect("cidr");
     let gw = underlay.trunc().hosts().next().expect("host").to_string();
@@ -70,9 +84,11 @@ fn fresh_state(c: &Cluster, step: &Step, node: &str) -> String {
 
 /// Starts a cluster on `start`, then rolls out each step while pods ping;
 /// after each, every node has exactly the step's devices and a fresh
-/// apply's state. No ping may be lost.
-fn migrate_without_loss(start: &Step, steps: &[Step]) {
+/// apply's state. No ping may be lost. `views`: each node's own
+/// `/run/wireguard` (a directory per node, holding its key).
+fn migrate_without_loss(start: &Step, steps: &[Step], views: Option<PathBuf>) {
     let mut c = Cluster::new(start.topology);
+    c.views = views;
     c.apply_all(start.topology);
     c.attach_pods(1);
     assert!(c.ping_across().is_empty(), "cluster works before the migration");
@@ -81,7 +97,7 @@ fn migrate_without_loss(start: &Step, steps: &[Step]) {
     for step in steps {
         roll_out(&c, step);
         for n in &c.nodes {
-            assert_eq!(vxlan_devices(&n.ns), step.devices, "{}: devices after rolling out {}", n.name, step.topology);
+            assert_eq!(overlay_devices(&n.ns), step.devices, "{}: devices after rolling out {}", n.name, step.topology);
             assert_eq!(
                 node_state(&n.ns, step.devices),
                 fresh_state(&c, step, &n.name),
@@ -105,7 +121,7 @@ fn migrate_without_loss(start: &Step, steps: &[Step]) {
 }
 
 /// The vxlan example with another VNI, in `dir`, with its lock.
-fn with_vni(dir: &std::path::Path, vni: u32) -> String {
+fn with_vni(dir: &Path, vni: u32) -> String {
     let y = std::fs::read_to_string(common::root().join(VXLAN))
         .expect("example")
         .replace("  vni: 1\n", &format!("  vni: {vni}\n"));
@@ -115,6 +131,34 @@ fn with_vni(dir: &std::path::Path, vni: u32) -> String {
     t.to_string_lossy().into_owned()
 }
 
+/// The wireguard backend's private key, in each node's `/run/wireguard` view.
+const KEY: &str = "private.key";
+
+/// The vxlan example on the wireguard backend, in `dir`: the same leases
+/// (its lock, copied), a key made in each node's view `dir/views/<node>`,
+/// and the public keys recorded with `lock --wireguard-key`.
+fn on_wireguard(dir: &Path) -> (String, PathBuf) {
+    let y = std::fs::read_to_string(common::root().join(VXLAN)).expect("example");
+    let backend = "backend:\n  type: vxlan\n  vni: 1\n  port: 8472\n";
+    assert!(y.contains(backend), "the example's backend block changed:\n{y}");
+    let y = y.replace(backend, &format!("backend:\n  type: wireguard\n  keyFile: /run/wireguard/{KEY}\n"));
+    let t = dir.join("wg.yaml");
+    std::fs::write(&t, y).expect("write");
+    std::fs::copy(common::root().join("examples/vxlan-3node.lock"), dir.join("wg.lock")).expect("lock");
+    let views = dir.join("views");
+    let mut args = vec!["lock".to_string(), t.to_string_lossy().into_owned()];
+    for n in ["node-1", "node-2", "node-3"] {
+        let key = views.join(n).join(KEY);
+        std::fs::create_dir_all(views.join(n)).expect("view");
+        let o = run(&["wireguard", "keygen", "--key-file", &key.to_string_lossy()]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        args.extend(["--wireguard-key".into(), format!("{n}={}", stdout(&o).trim())]);
+    }
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    (t.to_string_lossy().into_owned(), views)
+}
+
 #[test]
 fn vxlan_to_host_gw_and_back_loses_no_packets() {
     if !root_or_skip("vxlan_to_host_gw_and_back_loses_no_packets") {
@@ -122,7 +166,31 @@ fn vxlan_to_host_gw_and_back_loses_no_packets() {
     }
     let vxlan = Step { topology: VXLAN, phases: &["1", "2"], devices: &["flannel.1"] };
     let host_gw = Step { topology: HOST_GW, phases: &["1", "2"], devices: &[] };
-    migrate_without_loss(&vxlan, &[host_gw, Step { topology: VXLAN, phases: &["1", "2"], devices: &["flannel.1"] }]);
+    migrate_without_loss(
+        &vxlan,
+        &[host_gw, Step { topology: VXLAN, phases: &["1", "2"], devices: &["flannel.1"] }],
+        None,
+    );
+}
+
+/// vxlan → wireguard → vxlan in three phases each (the network route to
+/// flannel-wg cannot take over in phase 1, so the old device stays through
+/// phase 2), with wireguard-go (this kernel has no wireguard module).
+#[test]
+fn vxlan_to_wireguard_and_back_loses_no_packets() {
+    if !root_or_skip("vxlan_to_wireguard_and_back_loses_no_packets") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wg, views) = on_wireguard(dir.path());
+    let three = &["1", "2", "3"];
+    let vxlan = Step { topology: VXLAN, phases: three, devices: &["flannel.1"] };
+    let wireguard = Step { topology: &wg, phases: three, devices: &["flannel-wg"] };
+    migrate_without_loss(
+        &vxlan,
+        &[wireguard, Step { topology: VXLAN, phases: three, devices: &["flannel.1"] }],
+        Some(views),
+    );
 }
 
 /// VNI 42 → 43 renames the device: three phases (the old receive path stays
@@ -142,6 +210,7 @@ fn vni_change_and_switch_to_host_gw_lose_no_packets_and_leave_no_device() {
             Step { topology: &v43, phases: &["1", "2", "3"], devices: &["flannel.43"] },
             Step { topology: HOST_GW, phases: &["1", "2"], devices: &[] },
         ],
+        None,
     );
 }
 
@@ -179,4 +248,27 @@ fn diff_of_the_migration_names_routes_devices_and_phases() {
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(v["changed"], true);
     assert_eq!(v["nodes"].as_array().map(Vec::len), Some(3));
+}
+
+#[test]
+fn diff_onto_and_off_wireguard_names_the_three_phases() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wg, _) = on_wireguard(dir.path());
+    let onto = stdout(&run(&["diff", VXLAN, &wg, "--color", "never", "--node", "node-1"]));
+    for want in [
+        "backend vxlan → wireguard",
+        "+ device flannel-wg (WireGuard, port 51820, mtu 1420) and its 2 peers",
+        "- device flannel.1 (VXLAN)",
+        "onto wireguard: roll out in three phases",
+        "flannel.1 stays for peers that have not switched",
+        "+route replace 10.244.0.0/16 dev flannel-wg",
+    ] {
+        assert!(onto.contains(want), "missing `{want}` in:\n{onto}");
+    }
+    assert!(!onto.contains("two phases"), "{onto}");
+    let off = stdout(&run(&["diff", &wg, HOST_GW, "--color", "never", "--stat"]));
+    assert!(off.contains("off wireguard: roll out in three phases") && off.contains("removes flannel-wg"), "{off}");
+    let md = stdout(&run(&["diff", VXLAN, &wg, "--format", "markdown"]));
+    assert_eq!(md.lines().filter(|l| l.ends_with(" --phase 1")).count(), 3, "one phase-1 command per node:\n{md}");
+    assert!(md.contains("3. remove what no peer uses any more"), "{md}");
 }

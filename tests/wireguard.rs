@@ -1,8 +1,7 @@
 //! The wireguard backend on namespace nodes, with the real userspace
 //! implementation (Debian's wireguard-go: this kernel has no wireguard
 //! module, so the kernel's genetlink path is untested here). Each node's
-//! `/var/run/wireguard` is its own directory (a private mount namespace per
-//! flannel-gen call), as the UAPI socket path is the same on every node.
+//! `/var/run/wireguard` is its own directory (tests/common/views.rs).
 //! Expected objects per flannel's pkg/backend/wireguard/device.go: device
 //! `flannel-wg`, port 51820, MTU uplink − 80, AllowedIPs = the peer's subnet.
 //! Needs root; skips loudly otherwise.
@@ -14,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 
 use common::cluster::Cluster;
 use common::netns::root_or_skip;
+use common::views::on_node;
 use common::{code, stderr, stdout};
 
 const TOPOLOGY: &str = "tests/fixtures/wireguard-3node.yaml";
@@ -31,22 +31,6 @@ impl Drop for Reaper {
             }
         }
     }
-}
-
-/// flannel-gen with `args`, in a private mount namespace whose
-/// `/run/wireguard` is `run_dir` (the node's own view).
-fn on_node(run_dir: &Path, args: &[&str]) -> Output {
-    std::fs::create_dir_all("/run/wireguard").expect("/run/wireguard");
-    std::fs::create_dir_all(run_dir).expect("run dir");
-    let script = r#"mount --make-rprivate / && mount --bind "$1" /run/wireguard && shift && exec "$@""#;
-    Command::new("unshare")
-        .args(["-m", "sh", "-c", script, "sh"])
-        .arg(run_dir)
-        .arg(env!("CARGO_BIN_EXE_flannel-gen"))
-        .args(args)
-        .current_dir(common::root())
-        .output()
-        .expect("unshare")
 }
 
 struct Setup {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::netaddr::Family;
-use crate::plan::objects::VxlanDevice;
+use crate::plan::objects::{VxlanDevice, WireguardDevice};
 use crate::plan::{BackendPlan, NodePlan, Peer};
 use crate::render::{RenderError, RenderOptions, Templates, render_node};
 use crate::words::{agree, plural};
@@ -170,6 +170,65 @@ fn devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<Stri
             _ => {}
         }
     }
+    wireguard_devices(old, new, s, w);
+}
+
+fn wireguard_devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String>) {
+    for f in Family::ALL {
+        match (old.wireguard_device(f), new.wireguard_device(f)) {
+            (None, Some(n)) => s.push(format!(
+                "+ device {} (WireGuard, port {}, mtu {}) and its {}",
+                n.name,
+                n.port,
+                n.mtu,
+                plural(n.peers.len(), "peer")
+            )),
+            (Some(o), None) => s.push(format!("- device {} (WireGuard) and its {}", o.name, plural(o.peers.len(), "peer"))),
+            (Some(o), Some(n)) => wireguard_change(&o, &n, s),
+            (None, None) => {}
+        }
+    }
+    if rollout::phasing(old, new) != Some(Phasing::ReplaceDevice) {
+        return;
+    }
+    let names = |p: &NodePlan| {
+        let mut v: Vec<String> = p.vxlan_devices().into_iter().map(|d| d.name).collect();
+        v.extend(p.wireguard_devices().into_iter().map(|d| d.name));
+        v.join(" and ")
+    };
+    let (was, now) = (names(old), names(new));
+    if !new.wireguard_devices().is_empty() {
+        w.push(format!(
+            "onto wireguard: roll out in three phases — `flannel-gen apply --phase 1` on every node (builds {now} and its peers; {was} still carries traffic), `--phase 2` on every node (routes fall to {now}; {was} stays for peers that have not switched), then a plain `flannel-gen apply` on every node (removes {was})"
+        ));
+    } else if !old.wireguard_devices().is_empty() {
+        w.push(format!(
+            "off wireguard: roll out in three phases — `flannel-gen apply --phase 1` on every node, `--phase 2` on every node (moves the routes; {was} stays for peers that have not switched), then a plain `flannel-gen apply` on every node (removes {was})"
+        ));
+    }
+}
+
+/// What changed on a WireGuard device itself (its peers are listed with the routes).
+fn wireguard_change(o: &WireguardDevice, n: &WireguardDevice, s: &mut Vec<String>) {
+    let mut parts = Vec::new();
+    if o.port != n.port {
+        parts.push(format!("port {}→{}", o.port, n.port));
+    }
+    if o.mtu != n.mtu {
+        parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
+    }
+    if o.public_key != n.public_key {
+        parts.push(format!("key {}→{}", o.public_key, n.public_key));
+    }
+    if o.persistent_keepalive != n.persistent_keepalive {
+        parts.push(format!("persistentKeepalive {}→{}", o.persistent_keepalive, n.persistent_keepalive));
+    }
+    if o.psk_file != n.psk_file {
+        parts.push("pre-shared key file".into());
+    }
+    if !parts.is_empty() {
+        s.push(format!("~ device {} ({})", n.name, parts.join(", ")));
+    }
 }
 
 fn device_change(o: &VxlanDevice, n: &VxlanDevice, s: &mut Vec<String>, w: &mut Vec<String>) {
@@ -249,8 +308,8 @@ fn peers(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mut Vec<String
         let fdb = if entries == 1 { "1 FDB entry".to_string() } else { format!("{entries} FDB entries") };
         s.push(format!("~ {} and {fdb} change", plural(entries, "neighbour")));
     }
-    let udp = old.tun_device().is_some() != new.tun_device().is_some();
-    if path_changed && !udp {
+    // Rollouts of more phases say so with the device that needs them.
+    if path_changed && rollout::phasing(old, new) == Some(rollout::Phasing::TwoPhases) {
         w.push(format!("peers change path{}: {TWO_PHASES}", if to_vxlan { " onto VXLAN" } else { "" }));
     }
 }

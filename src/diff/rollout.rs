@@ -36,7 +36,10 @@ impl Disruption {
 pub enum Phasing {
     /// Peers change path: phase 1, then phase 2, on every node.
     TwoPhases,
-    /// The VXLAN device is replaced (VNI): phase 1, phase 2, then a plain apply.
+    /// The device peers' traffic goes through is replaced by another whose
+    /// routes cannot take over in phase 1 (a VNI change, vxlan ↔ wireguard):
+    /// phase 1, phase 2 (the old device stays for peers not yet switched),
+    /// then a plain apply.
     ReplaceDevice,
     /// Onto udp: phase 1, start the forwarders, phase 2, a plain apply.
     OntoUdp,
@@ -97,7 +100,7 @@ pub fn classify(old: Option<&NodePlan>, new: Option<&NodePlan>) -> (Disruption, 
     (class, phasing)
 }
 
-fn phasing(o: &NodePlan, n: &NodePlan) -> Option<Phasing> {
+pub fn phasing(o: &NodePlan, n: &NodePlan) -> Option<Phasing> {
     match (o.tun_device().is_some(), n.tun_device().is_some()) {
         (false, true) => return Some(Phasing::OntoUdp),
         (true, false) => return Some(Phasing::OffUdp),
@@ -107,6 +110,14 @@ fn phasing(o: &NodePlan, n: &NodePlan) -> Option<Phasing> {
     let (on, nn) = (names(o), names(n));
     if !on.is_empty() && !nn.is_empty() && on != nn {
         return Some(Phasing::ReplaceDevice);
+    }
+    // WireGuard's network route cannot move in phase 1 (only uplink routes
+    // do), and leaving it keeps its device busy until phase 2 began.
+    let wg = |p: &NodePlan| !p.wireguard_devices().is_empty();
+    match (wg(o), wg(n)) {
+        (true, false) => return Some(Phasing::ReplaceDevice),
+        (false, true) if !on.is_empty() => return Some(Phasing::ReplaceDevice),
+        _ => {}
     }
     let (po, pn) = (super::peer_paths(o), super::peer_paths(n));
     let moved = pn.iter().any(|(k, path)| po.get(k).is_some_and(|was| was != path));

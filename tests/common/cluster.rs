@@ -44,6 +44,9 @@ pub struct Cluster {
     /// Underlay segment (network) -> its bridge in the switch.
     pub segments: BTreeMap<String, String>,
     pub dir: tempfile::TempDir,
+    /// When set, each node's flannel-gen runs see `<views>/<node>` as
+    /// `/run/wireguard` ([`super::views`]).
+    pub views: Option<PathBuf>,
 }
 
 /// The segment router's address (its first host) with the segment's prefix.
@@ -128,7 +131,7 @@ impl Cluster {
             let ns = plug(&switch, &bridge, i, &addrs);
             nodes.push(Node { ns, name, ip, ip6: ip6.filter(|_| v4.is_some()), port: (bridge, i, addrs) });
         }
-        Cluster { pods: Vec::new(), hosts: Vec::new(), nodes, switch, segments, dir }
+        Cluster { pods: Vec::new(), hosts: Vec::new(), nodes, switch, segments, dir, views: None }
     }
 
     /// Gives node `name` a fresh namespace on the same switch port, with the
@@ -179,7 +182,10 @@ impl Cluster {
         let n = self.node(node);
         let mut args = vec!["apply", topology, "--node", node, "--netns", &n.ns.name];
         args.extend_from_slice(extra);
-        let o = run(&args);
+        let o = match &self.views {
+            Some(v) => super::views::on_node(&v.join(node), &args),
+            None => run(&args),
+        };
         assert_eq!(code(&o), 0, "apply {node}: {}{}", stdout(&o), stderr(&o));
         stdout(&o)
     }

@@ -53,3 +53,4 @@ pub mod forwarder;
 pub mod moto;
 pub mod netns;
 pub mod ping;
+pub mod views;

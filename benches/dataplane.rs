@@ -1,7 +1,8 @@
 //! Pod-to-pod throughput across two namespace nodes, every data path in the
-//! same run: kernel VXLAN, host-gw, the udp forwarder, and the forwarder
-//! with its offloads off and one worker (flanneld's design: one read and
-//! one send per packet). iperf3, one TCP stream, pod on node-1 -> pod on
+//! same run: kernel VXLAN, host-gw, the udp forwarder, the forwarder with
+//! its offloads off and one worker (flanneld's design: one read and one send
+//! per packet), and the wireguard backend on wireguard-go (this kernel has
+//! no wireguard module). iperf3, one TCP stream, pod on node-1 -> pod on
 //! node-2; CPU is the whole machine's busy time during the transfer.
 //!
 //! `cargo bench --bench dataplane` (root) prints a markdown table of medians;
@@ -21,17 +22,25 @@ struct Path {
     topology: &'static str,
     /// `flannel-gen udp` flags, when the path needs the forwarder.
     forwarder: Option<&'static [&'static str]>,
+    /// The topology moved onto the wireguard backend, with keys made for
+    /// each node (tests/common/views.rs).
+    wireguard: bool,
 }
 
-const PATHS: [Path; 4] = [
-    Path { name: "kernel VXLAN", topology: "examples/vxlan-3node.yaml", forwarder: None },
-    Path { name: "host-gw", topology: "examples/hostgw-3node.yaml", forwarder: None },
-    Path { name: "flannel-gen udp", topology: "examples/udp-3node.yaml", forwarder: Some(&[]) },
+const VXLAN: &str = "examples/vxlan-3node.yaml";
+const UDP: &str = "examples/udp-3node.yaml";
+
+const PATHS: [Path; 5] = [
+    Path { name: "kernel VXLAN", topology: VXLAN, forwarder: None, wireguard: false },
+    Path { name: "host-gw", topology: "examples/hostgw-3node.yaml", forwarder: None, wireguard: false },
+    Path { name: "flannel-gen udp", topology: UDP, forwarder: Some(&[]), wireguard: false },
     Path {
         name: "flannel-gen udp --no-offload --workers 1",
-        topology: "examples/udp-3node.yaml",
+        topology: UDP,
         forwarder: Some(&["--no-offload", "--workers", "1"]),
+        wireguard: false,
     },
+    Path { name: "wireguard (wireguard-go)", topology: VXLAN, forwarder: None, wireguard: true },
 ];
 
 /// Busy and total jiffies of all CPUs (/proc/stat).
@@ -68,8 +77,16 @@ fn iperf(c: &Cluster, secs: u32) -> Sample {
 
 fn measure(p: &Path, secs: u32) -> Sample {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut c = Cluster::new(p.topology);
-    c.apply_all(p.topology);
+    let (topology, views) = match p.wireguard {
+        true => {
+            let (t, v) = common::views::on_wireguard(dir.path(), p.topology);
+            (t, Some(v))
+        }
+        false => (p.topology.to_string(), None),
+    };
+    let mut c = Cluster::new(&topology);
+    c.views = views;
+    c.apply_all(&topology);
     let fw: Vec<Forwarder> = match p.forwarder {
         Some(extra) => {
             c.nodes.iter().map(|n| Forwarder::start(p.topology, &n.name, &n.ns.name, dir.path(), extra)).collect()
@@ -96,6 +113,11 @@ fn main() {
         return;
     }
     let (rounds, secs) = if smoke { (1, 2) } else { (3, 8) };
+    let wg = std::process::Command::new(common::views::implementation()).arg("--version").output();
+    println!(
+        "wireguard-go: {}",
+        wg.map(|o| common::stdout(&o).lines().next().unwrap_or_default().to_string()).unwrap_or_else(|e| e.to_string())
+    );
     let mut samples: Vec<Vec<Sample>> = PATHS.iter().map(|_| Vec::new()).collect();
     // Rounds interleave the paths, so a noisy neighbour hits them alike.
     for _ in 0..rounds {

@@ -223,3 +223,53 @@ fn import_honours_the_public_ip_overwrite_annotation() {
         stderr(&o)
     );
 }
+
+/// wireguard nodes annotate as flanneld's AcquireLease writes them
+/// (pkg/subnet/kube/kube.go): backend-type `wireguard`, backend-data and
+/// backend-v6-data the `wireguardLeaseAttrs{PublicKey, Port}` JSON of
+/// pkg/backend/wireguard/wireguard.go. Imported back, every plan has the
+/// same peers and keys.
+#[test]
+fn wireguard_nodes_publish_their_public_keys_and_import_back() {
+    const WG: &str = "examples/wireguard-3node.yaml";
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = run(&["publish", "kube", WG, "--format", "json", "--pod-cidr"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let list: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let node1 = &list["items"][0];
+    assert_eq!(node1["metadata"]["name"], "node-1");
+    let key = plan(Path::new(WG), "node-1")["backend"]["publicKey"].as_str().expect("key").to_string();
+    let ann = &node1["metadata"]["annotations"];
+    assert_eq!(ann["flannel.alpha.coreos.com/backend-type"], "wireguard");
+    assert_eq!(ann["flannel.alpha.coreos.com/backend-data"], format!(r#"{{"PublicKey":"{key}","Port":51820}}"#));
+    assert_eq!(ann["flannel.alpha.coreos.com/backend-v6-data"], format!(r#"{{"PublicKey":"{key}","Port":51821}}"#));
+    assert_eq!(ann["flannel.alpha.coreos.com/public-ipv6"], "fd00:31::61");
+
+    let published = dir.path().join("nodes.json");
+    std::fs::write(&published, stdout(&o)).expect("write");
+    let conf = dir.path().join("net-conf.json");
+    std::fs::write(
+        &conf,
+        r#"{"Network":"10.244.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:10:244::/56","Backend":{"Type":"wireguard","PersistentKeepaliveInterval":25}}"#,
+    )
+    .expect("write");
+    let topo = dir.path().join("wg.yaml");
+    let args = ["import", "kube", s(&published), "--net-conf", s(&conf), "--cluster", "secure", "--out", s(&topo)];
+    let o = run(&[&args[..], &["--ip-masq", "true"]].concat());
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    for node in ["node-1", "node-2", "node-3"] {
+        let (a, b) = (plan(Path::new(WG), node), plan(&topo, node));
+        assert_eq!(a["peers"], b["peers"], "{node}");
+        assert_eq!(a["backend"]["publicKey"], b["backend"]["publicKey"], "{node}");
+    }
+    // A key that is not one is located at its annotation.
+    let text = std::fs::read_to_string(&published).expect("read").replacen(&key, "AAAA", 2);
+    std::fs::write(&published, text).expect("write");
+    let o = run(&[&args[..], &["--ip-masq", "true", "--force"]].concat());
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("flannel.alpha.coreos.com/backend-data") && stderr(&o).contains("3 bytes"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -13,6 +13,7 @@ use std::time::Duration;
 use common::cluster::Cluster;
 use common::netns::{Netns, flannel_state, ip_json, root_or_skip};
 use common::ping::{ping_totals, start_pingers};
+use common::views::{KEY, on_wireguard};
 use common::{code, run, stderr, stdout};
 
 const VXLAN: &str = "examples/vxlan-3node.yaml";
@@ -131,34 +132,6 @@ fn with_vni(dir: &Path, vni: u32) -> String {
     t.to_string_lossy().into_owned()
 }
 
-/// The wireguard backend's private key, in each node's `/run/wireguard` view.
-const KEY: &str = "private.key";
-
-/// The vxlan example on the wireguard backend, in `dir`: the same leases
-/// (its lock, copied), a key made in each node's view `dir/views/<node>`,
-/// and the public keys recorded with `lock --wireguard-key`.
-fn on_wireguard(dir: &Path) -> (String, PathBuf) {
-    let y = std::fs::read_to_string(common::root().join(VXLAN)).expect("example");
-    let backend = "backend:\n  type: vxlan\n  vni: 1\n  port: 8472\n";
-    assert!(y.contains(backend), "the example's backend block changed:\n{y}");
-    let y = y.replace(backend, &format!("backend:\n  type: wireguard\n  keyFile: /run/wireguard/{KEY}\n"));
-    let t = dir.join("wg.yaml");
-    std::fs::write(&t, y).expect("write");
-    std::fs::copy(common::root().join("examples/vxlan-3node.lock"), dir.join("wg.lock")).expect("lock");
-    let views = dir.join("views");
-    let mut args = vec!["lock".to_string(), t.to_string_lossy().into_owned()];
-    for n in ["node-1", "node-2", "node-3"] {
-        let key = views.join(n).join(KEY);
-        std::fs::create_dir_all(views.join(n)).expect("view");
-        let o = run(&["wireguard", "keygen", "--key-file", &key.to_string_lossy()]);
-        assert_eq!(code(&o), 0, "{}", stderr(&o));
-        args.extend(["--wireguard-key".into(), format!("{n}={}", stdout(&o).trim())]);
-    }
-    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
-    assert_eq!(code(&o), 0, "{}", stderr(&o));
-    (t.to_string_lossy().into_owned(), views)
-}
-
 #[test]
 fn vxlan_to_host_gw_and_back_loses_no_packets() {
     if !root_or_skip("vxlan_to_host_gw_and_back_loses_no_packets") {
@@ -182,7 +155,7 @@ fn vxlan_to_wireguard_and_back_loses_no_packets() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wg, views) = on_wireguard(dir.path());
+    let (wg, views) = on_wireguard(dir.path(), VXLAN);
     let three = &["1", "2", "3"];
     let vxlan = Step { topology: VXLAN, phases: three, devices: &["flannel.1"] };
     let wireguard = Step { topology: &wg, phases: three, devices: &["flannel-wg"] };
@@ -253,7 +226,7 @@ fn diff_of_the_migration_names_routes_devices_and_phases() {
 #[test]
 fn diff_onto_and_off_wireguard_names_the_three_phases() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (wg, _) = on_wireguard(dir.path());
+    let (wg, _) = on_wireguard(dir.path(), VXLAN);
     let onto = stdout(&run(&["diff", VXLAN, &wg, "--color", "never", "--node", "node-1"]));
     for want in [
         "backend vxlan → wireguard",

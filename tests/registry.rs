@@ -582,3 +582,71 @@ fn aws_vpc_leases_import_with_instances_and_publish_flanneld_bytes() {
     let after = e.dump(PREFIX);
     assert_eq!(after[&key("10.5.21.0-24")].0, lease("172.31.16.21"));
 }
+
+/// A flanneld wireguard lease for a dual-stack node: `newSubnetAttrs`
+/// (pkg/backend/wireguard/wireguard.go) marshals `wireguardLeaseAttrs{PublicKey,
+/// Port}` per family, the same key in both, in lease.go's field order.
+fn wireguard_lease(ip: &str, ip6: &str, key: &str) -> String {
+    format!(
+        r#"{{"PublicIP":"{ip}","PublicIPv6":"{ip6}","BackendType":"wireguard","BackendData":{{"PublicKey":"{key}","Port":51820}},"BackendV6Data":{{"PublicKey":"{key}","Port":51821}}}}"#
+    )
+}
+
+fn public_key() -> String {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = run(&["wireguard", "keygen", "--key-file", s(&dir.path().join("k"))]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    stdout(&o).trim().to_string()
+}
+
+/// wireguard leases import with each node's public key (into topology and
+/// lock); a new node publishes flanneld's bytes with its own key.
+#[test]
+fn wireguard_leases_import_with_their_keys_and_publish_flanneld_bytes() {
+    if !etcd_or_skip("wireguard_leases_import_with_their_keys_and_publish_flanneld_bytes") {
+        return;
+    }
+    let e = Etcd::start();
+    e.put(
+        &format!("{PREFIX}/config"),
+        r#"{"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd00:5::/56","Backend":{"Type":"wireguard","PersistentKeepaliveInterval":25}}"#,
+    );
+    let keys = [public_key(), public_key()];
+    for (i, k) in keys.iter().enumerate() {
+        let n = i + 1;
+        let value = wireguard_lease(&format!("192.168.70.{n}"), &format!("fd70::{n}"), k);
+        e.put_leased(&key(&format!("10.5.{n}.0-24&fd00:5:0:{n}::-64")), &value, DAY);
+    }
+    let dir = tempfile::tempdir().expect("tmp");
+    let topo = dir.path().join("wg.yaml");
+    let o = import(&e, &topo, &[]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let lock = std::fs::read_to_string(topo.with_extension("lock")).expect("lock");
+    assert!(keys.iter().all(|k| lock.contains(&format!("wireguardKey: \"{k}\""))), "{lock}");
+    let p = plan_json(&topo, "ip-192-168-70-1");
+    assert_eq!(p["backend"]["publicKey"], keys[0].as_str());
+    assert_eq!(p["backend"]["persistentKeepalive"], 25);
+    let peers = p["peers"].as_array().expect("peers");
+    assert!(peers.iter().all(|x| x["publicKey"] == keys[1].as_str()), "{peers:?}");
+
+    // A new node with its own key: publish writes flanneld's bytes for it
+    // and keeps the leases flanneld wrote.
+    let new_key = public_key();
+    let mut text = std::fs::read_to_string(&topo).expect("topology");
+    text.push_str("  - name: fg-3\n    ip: 192.168.70.3/24\n    ip6: fd70::3/64\n");
+    std::fs::write(&topo, text).expect("write");
+    let o = run(&["lock", s(&topo), "--wireguard-key", &format!("fg-3={new_key}")]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let before = e.dump(PREFIX);
+    let o = run(&["publish", "etcd", s(&topo), "--endpoints", &e.url, "--prefix", PREFIX]);
+    assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+    let after = e.dump(PREFIX);
+    for (k, v) in &before {
+        assert_eq!(after.get(k), Some(v), "{k} changed");
+    }
+    let p3 = plan_json(&topo, "fg-3");
+    let (s4, s6) = (p3["ipv4"]["subnet"].as_str().expect("v4"), p3["ipv6"]["subnet"].as_str().expect("v6"));
+    let new = key(&format!("{}&{}", s4.replace('/', "-"), s6.replace('/', "-")));
+    let (value, _, _) = after.get(&new).unwrap_or_else(|| panic!("{new} published: {after:?}")).clone();
+    assert_eq!(value, wireguard_lease("192.168.70.3", "fd70::3", &new_key));
+}

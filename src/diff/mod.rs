@@ -183,7 +183,9 @@ fn wireguard_devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mu
                 n.mtu,
                 plural(n.peers.len(), "peer")
             )),
-            (Some(o), None) => s.push(format!("- device {} (WireGuard) and its {}", o.name, plural(o.peers.len(), "peer"))),
+            (Some(o), None) => {
+                s.push(format!("- device {} (WireGuard) and its {}", o.name, plural(o.peers.len(), "peer")))
+            }
             (Some(o), Some(n)) => wireguard_change(&o, &n, s),
             (None, None) => {}
         }

@@ -43,6 +43,14 @@ pub fn netconf_json(c: &Cluster) -> String {
     {
         let _ = write!(out, r#","RouteTableID":{}"#, serde_json::json!(route_tables));
     }
+    if let Some(w) = &b.wireguard {
+        // The PSK is not in git: flanneld nodes of a cluster with pskFile
+        // need it added by hand (publish warns).
+        let _ = write!(out, r#","ListenPort":{},"ListenPortV6":{}"#, b.port, w.port_v6);
+        if w.persistent_keepalive != 0 {
+            let _ = write!(out, r#","PersistentKeepaliveInterval":{}"#, w.persistent_keepalive);
+        }
+    }
     if b.kind == BackendKind::Vxlan {
         let _ = write!(out, r#","VNI":{},"Port":{}"#, b.vni, b.port);
         for (on, key) in [(b.direct_routing, "DirectRouting"), (b.gbp, "GBP"), (b.learning, "Learning")] {
@@ -126,6 +134,18 @@ fn differences(key: &str, theirs: &Cluster, c: &Cluster) -> (Vec<String>, Vec<St
     check(true, "the backend", tb.kind.as_str().into(), ob.kind.as_str().into());
     if tb.kind == BackendKind::Udp && ob.kind == BackendKind::Udp {
         check(true, "the udp port", tb.port.to_string(), ob.port.to_string());
+    }
+    if let (Some(t), Some(o)) = (&tb.wireguard, &ob.wireguard) {
+        check(true, "the wireguard port", tb.port.to_string(), ob.port.to_string());
+        check(true, "the wireguard IPv6 port", t.port_v6.to_string(), o.port_v6.to_string());
+        let psk = |w: &crate::topology::WireguardBackend| if w.psk_file.is_some() { "set" } else { "unset" }.to_string();
+        check(true, "the pre-shared key (PSK)", psk(t), psk(o));
+        check(
+            false,
+            "PersistentKeepaliveInterval",
+            t.persistent_keepalive.to_string(),
+            o.persistent_keepalive.to_string(),
+        );
     }
     if tb.kind == BackendKind::Vxlan && ob.kind == BackendKind::Vxlan {
         check(true, "the VNI", tb.vni.to_string(), ob.vni.to_string());

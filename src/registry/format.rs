@@ -7,7 +7,9 @@
 //!   when unset, it is a pointer without omitempty), `BackendType`,
 //!   `BackendData`, `BackendV6Data` omitted when empty; the vxlan data is
 //!   `vxlanLeaseAttrs{VNI uint32; VtepMAC hardwareAddr}` with the MAC as
-//!   Go's lowercase `net.HardwareAddr` string (pkg/backend/vxlan).
+//!   Go's lowercase `net.HardwareAddr` string (pkg/backend/vxlan), the
+//!   wireguard data `wireguardLeaseAttrs{PublicKey string; Port uint16}`
+//!   (pkg/backend/wireguard/wireguard_network.go).
 //!
 //! Reading follows Go's `json.Unmarshal`: member names match in any case and
 //! unknown members are ignored; a value flanneld could not decode is an error.
@@ -17,9 +19,10 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use ipnet::{Ipv4Net, Ipv6Net};
 use serde_json::{Map, Value};
 
-use super::{LeaseAttrs, VxlanData};
+use super::{BackendData, LeaseAttrs, VxlanData, WireguardData};
 use crate::json_path::go_field;
 use crate::mac::Mac;
+use crate::wireguard::key::Key;
 
 /// A problem in a decoded value: the JSON path inside it and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +77,19 @@ pub fn vxlan_data_json(d: &VxlanData) -> String {
     format!(r#"{{"VNI":{},"VtepMAC":"{}"}}"#, d.vni, d.vtep_mac)
 }
 
+/// `{"PublicKey":"…","Port":51820}`, as wireguard's `json.Marshal` writes it
+/// (base64 has no character Go escapes).
+pub fn wireguard_data_json(d: &WireguardData) -> String {
+    format!(r#"{{"PublicKey":"{}","Port":{}}}"#, d.public_key, d.port)
+}
+
+pub fn data_json(d: &BackendData) -> String {
+    match d {
+        BackendData::Vxlan(v) => vxlan_data_json(v),
+        BackendData::Wireguard(w) => wireguard_data_json(w),
+    }
+}
+
 /// A lease value exactly as flanneld's `json.Marshal(attrs)` writes it.
 pub fn encode_attrs(a: &LeaseAttrs) -> String {
     let v6 = a.public_ipv6.map_or_else(|| "null".to_string(), |ip| format!("\"{ip}\""));
@@ -82,10 +98,10 @@ pub fn encode_attrs(a: &LeaseAttrs) -> String {
         out.push_str(&format!(r#","BackendType":{}"#, go_string(&a.backend_type)));
     }
     if let Some(d) = &a.backend_data {
-        out.push_str(&format!(r#","BackendData":{}"#, vxlan_data_json(d)));
+        out.push_str(&format!(r#","BackendData":{}"#, data_json(d)));
     }
     if let Some(d) = &a.backend_v6_data {
-        out.push_str(&format!(r#","BackendV6Data":{}"#, vxlan_data_json(d)));
+        out.push_str(&format!(r#","BackendV6Data":{}"#, data_json(d)));
     }
     out.push('}');
     out
@@ -103,8 +119,8 @@ fn go_string(s: &str) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
-/// Decodes a lease value the way flanneld does (and the vxlan data when the
-/// backend is vxlan, as flanneld's vxlan backend does on every event).
+/// Decodes a lease value the way flanneld does (and the backend data of
+/// vxlan and wireguard, as those backends do on every event).
 pub fn decode_attrs(text: &str) -> Result<LeaseAttrs, Vec<Bad>> {
     let v: Value = serde_json::from_str(text).map_err(|e| vec![Bad::new("", format!("not JSON: {e}"))])?;
     let Some(obj) = v.as_object() else {
@@ -130,26 +146,65 @@ pub fn decode_attrs(text: &str) -> Result<LeaseAttrs, Vec<Bad>> {
             String::new()
         }
     };
-    let vxlan = backend_type == "vxlan";
-    let backend_data = data(obj, "BackendData", vxlan, &mut bad);
-    let backend_v6_data = data(obj, "BackendV6Data", vxlan, &mut bad);
+    let backend_data = data(obj, "BackendData", &backend_type, &mut bad);
+    let backend_v6_data = data(obj, "BackendV6Data", &backend_type, &mut bad);
     if !bad.is_empty() {
         return Err(bad);
     }
     Ok(LeaseAttrs { public_ip, public_ipv6, backend_type, backend_data, backend_v6_data })
 }
 
-fn data(obj: &Map<String, Value>, key: &str, vxlan: bool, bad: &mut Vec<Bad>) -> Option<VxlanData> {
+fn data(obj: &Map<String, Value>, key: &str, backend_type: &str, bad: &mut Vec<Bad>) -> Option<BackendData> {
     let (k, v) = go_field(obj, key)?;
-    if !vxlan {
-        return None;
-    }
-    match decode_vxlan_data(v) {
+    match decode_data(backend_type, v) {
         Ok(d) => d,
         Err(b) => {
             bad.extend(b.into_iter().map(|b| Bad::new(join(k, &b.path), b.message)));
             None
         }
+    }
+}
+
+/// The data of a backend that carries any (vxlan, wireguard); other
+/// backends' data is not read, as flanneld does not.
+pub fn decode_data(backend_type: &str, v: &Value) -> Result<Option<BackendData>, Vec<Bad>> {
+    match backend_type {
+        "vxlan" => Ok(decode_vxlan_data(v)?.map(BackendData::Vxlan)),
+        "wireguard" => Ok(decode_wireguard_data(v)?.map(BackendData::Wireguard)),
+        _ => Ok(None),
+    }
+}
+
+/// wireguard's `{"PublicKey":…,"Port":…}`; `null` is no data. flanneld
+/// cannot add a peer without a valid key (wgtypes.ParseKey); a missing
+/// port is 0, which it reads as its own.
+pub fn decode_wireguard_data(v: &Value) -> Result<Option<WireguardData>, Vec<Bad>> {
+    let obj = match v {
+        Value::Null => return Ok(None),
+        Value::Object(o) => o,
+        other => return Err(vec![Bad::new("", format!("expected the wireguard lease data object, got {other}"))]),
+    };
+    let mut bad = Vec::new();
+    let port = match go_field(obj, "Port") {
+        None | Some((_, Value::Null)) => 0,
+        Some((k, v)) => v.as_u64().and_then(|n| u16::try_from(n).ok()).unwrap_or_else(|| {
+            bad.push(Bad::new(k, format!("expected a port (an unsigned 16-bit number), got {v}")));
+            0
+        }),
+    };
+    let public_key = match go_field(obj, "PublicKey") {
+        None | Some((_, Value::Null)) => {
+            bad.push(Bad::new("", "no `PublicKey`: flanneld could not add this node as a WireGuard peer"));
+            None
+        }
+        Some((k, v)) => string(v)
+            .and_then(|s| s.parse::<Key>().map_err(|e| format!("`{s}`: {e}")))
+            .map_err(|m| bad.push(Bad::new(k, m)))
+            .ok(),
+    };
+    match public_key {
+        Some(public_key) if bad.is_empty() => Ok(Some(WireguardData { public_key, port })),
+        _ => Err(bad),
     }
 }
 

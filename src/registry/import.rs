@@ -1,5 +1,6 @@
 //! A running cluster's leases -> a topology and its lock that reproduce it:
-//! every node pinned to its lease (subnet, public IP, VTEP MAC), then
+//! every node pinned to its lease (subnet, public IP, VTEP MAC or WireGuard
+//! public key), then
 //! compiled here and each node's plan checked against the leases before
 //! anything is written.
 
@@ -11,13 +12,14 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 
 use super::names::Names;
-use super::{Lease, VxlanData};
+use super::{BackendData, Lease, VxlanData};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::mac::Mac;
 use crate::netaddr::Family;
 use crate::plan::NodePlan;
 use crate::topology::BackendKind;
 use crate::topology::netconf::NetConf;
+use crate::wireguard::key::Key;
 
 /// How to fill in what leases do not record.
 #[derive(Debug, Clone)]
@@ -143,12 +145,16 @@ fn node_of(
             ))
         })?;
         let ip = l.attrs.public_ip(f).ok_or_else(|| fail(format!("no {f} public IP for subnet {subnet}")))?;
-        if conf.backend.kind == BackendKind::Vxlan {
-            let d = l
-                .attrs
-                .data(f)
-                .ok_or_else(|| fail(format!("a vxlan lease without {f} backend data (VNI, VtepMAC)")))?;
-            vni_warning(conf, l, f, d, warnings);
+        match conf.backend.kind {
+            BackendKind::Vxlan => {
+                let d = l
+                    .attrs
+                    .vxlan(f)
+                    .ok_or_else(|| fail(format!("a vxlan lease without {f} backend data (VNI, VtepMAC)")))?;
+                vni_warning(conf, l, f, d, warnings);
+            }
+            BackendKind::Wireguard => wireguard_lease(conf, l, f, warnings).map_err(fail)?,
+            _ => {}
         }
         let prefix = o.names.get(ip).and_then(|e| e.prefix).unwrap_or(o.prefix[idx(f)]);
         ips[idx(f)] = Some(IpNet::new(ip, prefix).map_err(|e| fail(format!("{ip}/{prefix}: {e}")))?);
@@ -204,6 +210,28 @@ fn vni_warning(conf: &NetConf, l: &Lease, f: Family, d: VxlanData, warnings: &mu
     }
 }
 
+/// A wireguard lease's data for family `f`: present, the same key as the
+/// other family's (flanneld's node has one), and the cluster's port.
+fn wireguard_lease(conf: &NetConf, l: &Lease, f: Family, warnings: &mut Vec<String>) -> Result<(), String> {
+    let d =
+        l.attrs.wireguard(f).ok_or_else(|| format!("a wireguard lease without {f} backend data (PublicKey, Port)"))?;
+    if let Some(other) = FAMILIES.iter().filter_map(|&g| l.attrs.wireguard(g)).find(|o| o.public_key != d.public_key) {
+        return Err(format!(
+            "its IPv4 and IPv6 backend data name different public keys ({} and {}); a node has one WireGuard key",
+            d.public_key, other.public_key
+        ));
+    }
+    let port = conf.backend.wireguard_port(f);
+    if d.port != 0 && d.port != port {
+        warnings.push(format!(
+            "{}: {f} lease data says port {} but the cluster's is {port}; the topology uses the cluster's, as a flanneld restarted with this config would publish",
+            l.origin.describe(),
+            d.port
+        ));
+    }
+    Ok(())
+}
+
 /// `ip-10-0-0-11`, `ip-fd00--11`: a DNS label from the public IP.
 pub fn derived_name(ip: IpAddr) -> String {
     format!("ip-{}", ip.to_string().replace(['.', ':'], "-"))
@@ -223,7 +251,9 @@ fn unused_names(o: &Options, nodes: &[ImportedNode], warnings: &mut Vec<String>)
 
 fn topology_text(conf: &NetConf, o: &Options, nodes: &[ImportedNode]) -> String {
     let mut out = format!("# Imported by flannel-gen from {}.\n", o.source);
-    out.push_str("# Each node is pinned to its lease (subnet, VTEP MAC): plans program what flanneld programs.\n");
+    let pins =
+        if conf.backend.kind == BackendKind::Wireguard { "subnet, WireGuard public key" } else { "subnet, VTEP MAC" };
+    let _ = writeln!(out, "# Each node is pinned to its lease ({pins}): plans program what flanneld programs.");
     out.push_str(&conf.topology_head(o.cluster, o.ip_masq, o.interface));
     out.push_str("nodes:\n");
     let keys = [["ip", "subnet", "vtepMAC"], ["ip6", "subnet6", "vtepMAC6"]];
@@ -233,9 +263,12 @@ fn topology_text(conf: &NetConf, o: &Options, nodes: &[ImportedNode]) -> String 
             let (Some(ip), Some(subnet)) = (n.ips[idx(f)], n.lease.subnet(f)) else { continue };
             let k = keys[idx(f)];
             let _ = writeln!(out, "    {}: {ip}\n    {}: {subnet}", k[0], k[1]);
-            if let Some(d) = n.lease.attrs.data(f).filter(|_| conf.backend.kind == BackendKind::Vxlan) {
+            if let Some(d) = n.lease.attrs.vxlan(f).filter(|_| conf.backend.kind == BackendKind::Vxlan) {
                 let _ = writeln!(out, "    {}: \"{}\"", k[2], d.vtep_mac);
             }
+        }
+        if let Some(d) = FAMILIES.iter().find_map(|&f| n.lease.attrs.wireguard(f)) {
+            let _ = writeln!(out, "    wireguardKey: \"{}\"", d.public_key);
         }
         let first_ip = n.ips.iter().flatten().next().map(IpNet::addr);
         if let Some(i) = first_ip.and_then(|ip| o.names.get(ip)).and_then(|e| e.instance.as_deref()) {
@@ -252,42 +285,59 @@ fn topology_text(conf: &NetConf, o: &Options, nodes: &[ImportedNode]) -> String 
     out
 }
 
-/// Per family: each node's subnet -> (public IP, VTEP MAC), as the leases
+/// What identifies a node on the overlay besides its address: its VTEP
+/// MAC (vxlan) or WireGuard public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ident {
+    Mac(Mac),
+    Key(Key),
+}
+
+/// Per family: each node's subnet -> (public IP, identity), as the leases
 /// say and as one node's plan sees itself and its peers. A peer the plan
 /// routes directly (host-gw, directRouting) programs no MAC, as in flanneld.
-type Facts = BTreeMap<IpNet, (IpAddr, Option<Mac>)>;
+type Facts = BTreeMap<IpNet, (IpAddr, Option<Ident>)>;
 
-fn lease_facts(nodes: &[ImportedNode], f: Family, vxlan: bool) -> Facts {
+fn lease_facts(nodes: &[ImportedNode], f: Family, kind: BackendKind) -> Facts {
     nodes
         .iter()
         .filter_map(|n| {
-            let mac = n.lease.attrs.data(f).map(|d| d.vtep_mac).filter(|_| vxlan);
-            Some((n.lease.subnet(f)?, (n.ips[idx(f)]?.addr(), mac)))
+            let ident = match (kind, n.lease.attrs.data(f)) {
+                (BackendKind::Vxlan, Some(BackendData::Vxlan(d))) => Some(Ident::Mac(d.vtep_mac)),
+                (BackendKind::Wireguard, Some(BackendData::Wireguard(d))) => Some(Ident::Key(d.public_key)),
+                _ => None,
+            };
+            Some((n.lease.subnet(f)?, (n.ips[idx(f)]?.addr(), ident)))
         })
         .collect()
 }
 
 fn plan_facts(p: &NodePlan, f: Family) -> Facts {
     let d = p.data();
-    let mut facts: Facts =
-        d.peers.iter().filter(|x| x.family() == f).map(|x| (x.subnet(), (x.public_ip(), x.vtep_mac()))).collect();
+    let ident = |mac: Option<Mac>, key: Option<Key>| mac.map(Ident::Mac).or(key.map(Ident::Key));
+    let mut facts: Facts = d
+        .peers
+        .iter()
+        .filter(|x| x.family() == f)
+        .map(|x| (x.subnet(), (x.public_ip(), ident(x.vtep_mac(), x.public_key()))))
+        .collect();
     if let (Some(fp), Some(ip)) = (d.family(f), d.uplink.address(f)) {
-        facts.insert(fp.subnet, (ip.addr(), fp.vtep_mac));
+        let own_key = p.wireguard_device(f).map(|w| w.public_key);
+        facts.insert(fp.subnet, (ip.addr(), ident(fp.vtep_mac, own_key)));
     }
     facts
 }
 
 /// Whether a plan's view of one node agrees with its lease; a missing MAC
 /// (a directly routed peer) agrees with any.
-fn agrees(lease: (IpAddr, Option<Mac>), plan: (IpAddr, Option<Mac>)) -> bool {
+fn agrees(lease: (IpAddr, Option<Ident>), plan: (IpAddr, Option<Ident>)) -> bool {
     lease.0 == plan.0 && (plan.1.is_none() || plan.1 == lease.1)
 }
 
 /// Every node's plan sees exactly the leases: itself and all its peers.
 fn check_plans(plans: &[NodePlan], nodes: &[ImportedNode], kind: BackendKind) -> Result<(), String> {
-    let vxlan = kind == BackendKind::Vxlan;
     for f in FAMILIES {
-        let want = lease_facts(nodes, f, vxlan);
+        let want = lease_facts(nodes, f, kind);
         for p in plans {
             let got = plan_facts(p, f);
             let same_subnets = got.keys().eq(want.keys());

@@ -10,8 +10,8 @@ use std::path::Path;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde_json::{Map, Value, json};
 
-use super::format::{Bad, decode_vxlan_data, vxlan_data_json};
-use super::{Lease, LeaseAttrs, Origin, Published, VxlanData};
+use super::format::{Bad, data_json, decode_data};
+use super::{BackendData, Lease, LeaseAttrs, Origin, Published};
 use crate::diag::{Diagnostic, Diagnostics, Pos};
 use crate::json_path::locate;
 
@@ -170,14 +170,14 @@ fn node(at: &NodeAt, item: &Value, a: &Annotations) -> Result<Result<Lease, Stri
     let public_ipv6 = get(v6_key)
         .and_then(|s| s.parse().map_err(|_| bad.push(ann_fail(v6_key, format!("`{s}` is not an IPv6 address")))).ok());
     let backend_type = get(&a.backend_type).unwrap_or_default().to_string();
-    let mut data = |key: &str| -> Option<VxlanData> {
+    let mut data = |key: &str| -> Option<BackendData> {
         let text = get(key)?;
-        if backend_type != "vxlan" {
+        if !carries_data(&backend_type) {
             return None;
         }
         let v: Value =
             serde_json::from_str(text).map_err(|e| bad.push(ann_fail(key, format!("not JSON: {e}")))).ok()?;
-        decode_vxlan_data(&v).map_err(|b| bad.extend(b.iter().map(|b: &Bad| ann_fail(key, inner(b))))).ok()?
+        decode_data(&backend_type, &v).map_err(|b| bad.extend(b.iter().map(|b: &Bad| ann_fail(key, inner(b))))).ok()?
     };
     let backend_data = data(&a.backend_data);
     let backend_v6_data = data(&a.backend_v6_data);
@@ -187,6 +187,11 @@ fn node(at: &NodeAt, item: &Value, a: &Annotations) -> Result<Result<Lease, Stri
     let attrs = LeaseAttrs { public_ip, public_ipv6, backend_type, backend_data, backend_v6_data };
     let origin = Origin::Kube { file: at.file.to_path_buf(), node: name.to_string() };
     Ok(Ok(Lease { subnet: subnets.0, subnet6: subnets.1, attrs, origin, name: Some(name.to_string()) }))
+}
+
+/// The backends whose leases carry per-family data flanneld reads.
+fn carries_data(backend_type: &str) -> bool {
+    matches!(backend_type, "vxlan" | "wireguard")
 }
 
 fn inner(b: &Bad) -> String {
@@ -252,15 +257,16 @@ pub fn condition(now: &str) -> Value {
 pub fn patch(p: &Published, a: &Annotations, o: KubeOptions) -> Value {
     let at = &p.attrs;
     let vxlan = at.backend_type == "vxlan";
-    let data = |d: &Option<VxlanData>| d.as_ref().map_or_else(|| "null".to_string(), vxlan_data_json);
+    let data = |d: &Option<BackendData>| d.as_ref().map_or_else(|| "null".to_string(), data_json);
     let mut ann = Map::new();
     ann.insert(a.backend_type.clone(), json!(at.backend_type));
-    // flanneld writes the IPv4 side when it has vxlan data, or for any other backend.
+    // flanneld writes the IPv4 side when it has vxlan data, or for any other
+    // backend; the IPv6 side of vxlan and wireguard only with their data.
     if !vxlan || at.backend_data.is_some() {
         ann.insert(a.backend_data.clone(), json!(data(&at.backend_data)));
         ann.insert(a.public_ip.clone(), json!(at.public_ip.to_string()));
     }
-    if let Some(ip6) = at.public_ipv6.filter(|_| !vxlan || at.backend_v6_data.is_some()) {
+    if let Some(ip6) = at.public_ipv6.filter(|_| !carries_data(&at.backend_type) || at.backend_v6_data.is_some()) {
         ann.insert(a.backend_v6_data.clone(), json!(data(&at.backend_v6_data)));
         ann.insert(a.public_ipv6.clone(), json!(ip6.to_string()));
     }

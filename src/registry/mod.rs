@@ -28,6 +28,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::mac::Mac;
 use crate::netaddr::Family;
 use crate::plan::NodePlan;
+use crate::wireguard::key::Key;
 
 /// The vxlan backend's per-family lease data (`vxlanLeaseAttrs`,
 /// pkg/backend/vxlan/vxlan_network.go).
@@ -35,6 +36,22 @@ use crate::plan::NodePlan;
 pub struct VxlanData {
     pub vni: u32,
     pub vtep_mac: Mac,
+}
+
+/// The wireguard backend's per-family lease data (`wireguardLeaseAttrs`,
+/// pkg/backend/wireguard/wireguard_network.go). Port 0 is "the receiver's
+/// own port", as flanneld reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireguardData {
+    pub public_key: Key,
+    pub port: u16,
+}
+
+/// A backend's per-family lease data, for the backends that carry any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendData {
+    Vxlan(VxlanData),
+    Wireguard(WireguardData),
 }
 
 /// flanneld's `lease.LeaseAttrs` (pkg/lease/lease.go), decoded.
@@ -45,8 +62,8 @@ pub struct LeaseAttrs {
     pub public_ipv6: Option<Ipv6Addr>,
     pub backend_type: String,
     /// `None`: absent, JSON `null`, or a backend that carries none (host-gw).
-    pub backend_data: Option<VxlanData>,
-    pub backend_v6_data: Option<VxlanData>,
+    pub backend_data: Option<BackendData>,
+    pub backend_v6_data: Option<BackendData>,
 }
 
 impl LeaseAttrs {
@@ -57,10 +74,24 @@ impl LeaseAttrs {
         }
     }
 
-    pub fn data(&self, f: Family) -> Option<VxlanData> {
+    pub fn data(&self, f: Family) -> Option<BackendData> {
         match f {
             Family::V4 => self.backend_data,
             Family::V6 => self.backend_v6_data,
+        }
+    }
+
+    pub fn vxlan(&self, f: Family) -> Option<VxlanData> {
+        match self.data(f)? {
+            BackendData::Vxlan(d) => Some(d),
+            BackendData::Wireguard(_) => None,
+        }
+    }
+
+    pub fn wireguard(&self, f: Family) -> Option<WireguardData> {
+        match self.data(f)? {
+            BackendData::Wireguard(d) => Some(d),
+            BackendData::Vxlan(_) => None,
         }
     }
 }
@@ -145,7 +176,13 @@ impl Published {
     pub fn of_plan(p: &NodePlan) -> Published {
         let d = p.data();
         let vni = d.backend.vni();
-        let data = |f: Family| -> Option<VxlanData> { Some(VxlanData { vni: vni?, vtep_mac: d.family(f)?.vtep_mac? }) };
+        let wireguard = p.wireguard_devices();
+        let data = |f: Family| -> Option<BackendData> {
+            if let Some(w) = wireguard.iter().find(|w| w.family == f) {
+                return Some(BackendData::Wireguard(WireguardData { public_key: w.public_key, port: w.port }));
+            }
+            Some(BackendData::Vxlan(VxlanData { vni: vni?, vtep_mac: d.family(f)?.vtep_mac? }))
+        };
         let addr = |f: Family| d.uplink.published(f);
         let attrs = LeaseAttrs {
             public_ip: match addr(Family::V4) {

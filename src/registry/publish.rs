@@ -241,6 +241,12 @@ pub fn plan(t: &Target, cluster: &Cluster, published: &[Published], snap: &Snaps
 fn config_action(t: &Target, cluster: &Cluster, snap: &Snapshot, p: &mut PublishPlan) {
     match &snap.config {
         None => {
+            if cluster.backend.wireguard.as_ref().is_some_and(|w| w.psk_file.is_some()) {
+                p.warnings.push(format!(
+                    "{}: written without `PSK` (the pre-shared key is not in git); flanneld nodes need the same key: add it to the config's Backend by hand",
+                    t.config_key()
+                ));
+            }
             p.actions.push(Action::CreateConfig { key: t.config_key(), value: super::config::netconf_json(cluster) })
         }
         Some(kv) => {

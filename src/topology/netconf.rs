@@ -43,6 +43,13 @@ const TOP_KEYS: &[&str] = &[
 const VXLAN_KEYS: &[&str] = &["Type", "VNI", "Port", "MTU", "GBP", "Learning", "DirectRouting"];
 const HOSTGW_KEYS: &[&str] = &["Type"];
 const UDP_KEYS: &[&str] = &["Type", "Port"];
+/// pkg/backend/wireguard/wireguard.go, RegisterNetwork's config struct.
+const WIREGUARD_KEYS: &[&str] =
+    &["Type", "ListenPort", "ListenPortV6", "MTU", "PSK", "PersistentKeepaliveInterval", "Mode"];
+
+/// Where an imported wireguard topology expects the pre-shared key that
+/// net-conf.json held (never in git).
+pub const IMPORTED_PSK_FILE: &str = "/etc/flannel-gen/wireguard.psk";
 
 /// Reads a JSON object's fields the way Go does, and collects located problems.
 struct Reader<'a> {
@@ -167,12 +174,30 @@ pub struct BackendConf {
     /// gce's project and network: flanneld read them from the instance
     /// metadata, so they come from the caller (`import --gce-project`), not the file.
     pub gce: Option<(String, String)>,
+    /// wireguard's `ListenPortV6` (`port` holds `ListenPort`).
+    pub port_v6: Option<u64>,
+    /// wireguard's `PersistentKeepaliveInterval`, in seconds (flanneld
+    /// multiplies the number by a second).
+    pub persistent_keepalive: Option<u64>,
+    /// wireguard: net-conf.json holds a `PSK`, which the topology expects in
+    /// a file on each node instead.
+    pub psk: bool,
 }
 
 impl BackendConf {
     /// The VNI flanneld runs with: `VNI` as given (0 included), else 1.
     pub fn effective_vni(&self) -> u64 {
         self.vni.unwrap_or(u64::from(crate::topology::DEFAULT_VNI))
+    }
+
+    /// The port wireguard listens on for family `f`: as given, else flanneld's default.
+    pub fn wireguard_port(&self, f: Family) -> u16 {
+        use crate::topology::{DEFAULT_WG_PORT, DEFAULT_WG_PORT_V6};
+        let (given, default) = match f {
+            Family::V4 => (self.port, DEFAULT_WG_PORT),
+            Family::V6 => (self.port_v6, DEFAULT_WG_PORT_V6),
+        };
+        given.and_then(|p| u16::try_from(p).ok()).unwrap_or(default)
     }
 }
 
@@ -219,6 +244,9 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
         mtu: None,
         route_tables: Vec::new(),
         gce: None,
+        port_v6: None,
+        persistent_keepalive: None,
+        psk: false,
     };
     // pkg/subnet/config.go parseBackendType: no Backend at all is udp.
     let Some((bkey, b)) = Reader::field(obj, "Backend") else {
@@ -258,6 +286,7 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
             r.unknown(b, bkey, &["Type"]);
             conf.kind = BackendKind::Gce;
         }
+        "wireguard" => wireguard(r, b, bkey, &mut conf),
         "" => {
             r.fail(&Reader::path(bkey, "Type"), "the backend needs a `Type`");
             return None;
@@ -272,6 +301,29 @@ fn backend(r: &mut Reader, obj: &Map<String, Value>) -> Option<BackendConf> {
         }
     }
     Some(conf)
+}
+
+/// wireguard's keys, as RegisterNetwork reads them (pkg/backend/wireguard).
+fn wireguard(r: &mut Reader, b: &Map<String, Value>, bkey: &str, conf: &mut BackendConf) {
+    r.unknown(b, bkey, WIREGUARD_KEYS);
+    conf.kind = BackendKind::Wireguard;
+    conf.port = r.uint(b, bkey, "ListenPort");
+    conf.port_v6 = r.uint(b, bkey, "ListenPortV6");
+    conf.mtu = r.uint(b, bkey, "MTU").filter(|m| *m != 0);
+    conf.persistent_keepalive = r.uint(b, bkey, "PersistentKeepaliveInterval").filter(|s| *s != 0);
+    conf.psk = r.string(b, bkey, "PSK").is_some_and(|p| !p.is_empty());
+    if conf.psk {
+        r.warnings.push(format!(
+            "`PSK` is set: flannel-gen keeps the pre-shared key out of git; write it (as it is in net-conf.json) to {IMPORTED_PSK_FILE} on every node, mode 0600, which the topology's `pskFile` names"
+        ));
+    }
+    if let Some(mode) = r.string(b, bkey, "Mode").filter(|m| !m.eq_ignore_ascii_case("separate")) {
+        let path = Reader::field(b, "Mode").map(|(k, _)| Reader::path(bkey, k)).unwrap_or_default();
+        r.fail(
+            &path,
+            format!("wireguard mode `{mode}` is not built yet: flannel-gen runs `separate` (flanneld's default)"),
+        );
+    }
 }
 
 /// aws-vpc's `RouteTableID`: one id or a list of them (flannel v0.19
@@ -364,7 +416,9 @@ impl NetConf {
         if let Some((project, network)) = &b.gce {
             let _ = writeln!(out, "  project: {project}\n  network: {network}");
         }
-        if b.kind != BackendKind::HostGw && !b.kind.is_cloud() {
+        if b.kind == BackendKind::Wireguard {
+            wireguard_head(b, &mut out);
+        } else if b.kind != BackendKind::HostGw && !b.kind.is_cloud() {
             for (v, name) in [(b.vni, "vni"), (b.port, "port")] {
                 if let Some(n) = v {
                     let _ = writeln!(out, "  {name}: {n}");
@@ -386,6 +440,17 @@ impl NetConf {
             let _ = writeln!(out, "  mtu: {m}");
         }
         out
+    }
+}
+
+fn wireguard_head(b: &BackendConf, out: &mut String) {
+    for (v, name) in [(b.port, "port"), (b.port_v6, "portV6"), (b.persistent_keepalive, "persistentKeepalive")] {
+        if let Some(n) = v {
+            let _ = writeln!(out, "  {name}: {n}");
+        }
+    }
+    if b.psk {
+        let _ = writeln!(out, "  pskFile: {IMPORTED_PSK_FILE}");
     }
 }
 

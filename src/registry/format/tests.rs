@@ -10,7 +10,7 @@ fn flannels_documented_lease_round_trips_byte_for_byte() {
     assert_eq!(a.public_ip, Ipv4Addr::new(192, 168, 64, 3));
     assert_eq!(a.public_ipv6, None);
     assert_eq!(a.backend_type, "vxlan");
-    let d = a.backend_data.expect("vxlan data");
+    let d = a.vxlan(crate::netaddr::Family::V4).expect("vxlan data");
     assert_eq!((d.vni, d.vtep_mac.to_string().as_str()), (1, "c6:d2:32:6f:8f:44"));
     assert_eq!(encode_attrs(&a), DOC_LEASE);
 }
@@ -32,8 +32,8 @@ fn host_gw_and_dual_stack_values() {
         public_ip: Ipv4Addr::new(10, 0, 0, 11),
         public_ipv6: Some("fd00::11".parse().expect("v6")),
         backend_type: "vxlan".into(),
-        backend_data: Some(VxlanData { vni: 1, vtep_mac: mac }),
-        backend_v6_data: Some(VxlanData { vni: 1, vtep_mac: mac }),
+        backend_data: Some(BackendData::Vxlan(VxlanData { vni: 1, vtep_mac: mac })),
+        backend_v6_data: Some(BackendData::Vxlan(VxlanData { vni: 1, vtep_mac: mac })),
     };
     let text = encode_attrs(&ds);
     assert_eq!(
@@ -49,7 +49,8 @@ fn decoding_matches_members_in_any_case_and_ignores_unknown_ones() {
         r#"{"publicip":"10.0.0.1","Extra":1,"backendtype":"vxlan","backenddata":{"vni":7,"vtepmac":"0E-4C-AA-01-02-03"}}"#,
     )
     .expect("decodes");
-    assert_eq!(a.backend_data.map(|d| (d.vni, d.vtep_mac.to_string())), Some((7, "0e:4c:aa:01:02:03".into())));
+    let d = a.vxlan(crate::netaddr::Family::V4);
+    assert_eq!(d.map(|d| (d.vni, d.vtep_mac.to_string())), Some((7, "0e:4c:aa:01:02:03".into())));
 }
 
 #[test]
@@ -90,4 +91,33 @@ fn strings_are_escaped_as_go_escapes_them() {
     let text = encode_attrs(&a);
     assert!(text.contains(r#""BackendType":"a\"b\n\u003c\u0026\u003e\u2028""#), "{text}");
     assert_eq!(decode_attrs(&text), Ok(a));
+}
+
+/// A wireguard lease as flanneld's newSubnetAttrs marshals it
+/// (pkg/backend/wireguard/wireguard.go): `wireguardLeaseAttrs{PublicKey, Port}`
+/// per family, the same key in both.
+#[test]
+fn wireguard_lease_values_round_trip_and_bad_keys_are_named() {
+    const WG: &str = r#"{"PublicIP":"10.0.0.11","PublicIPv6":"fd00::11","BackendType":"wireguard","BackendData":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","Port":51820},"BackendV6Data":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=","Port":51821}}"#;
+    let a = decode_attrs(WG).expect("decodes");
+    let v4 = a.wireguard(crate::netaddr::Family::V4).expect("v4 data");
+    let v6 = a.wireguard(crate::netaddr::Family::V6).expect("v6 data");
+    assert_eq!((v4.port, v6.port), (51820, 51821));
+    assert_eq!(v4.public_key.to_string(), "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=");
+    assert_eq!(encode_attrs(&a), WG);
+    // No port: 0, which flanneld reads as its own.
+    let no_port = decode_attrs(
+        r#"{"PublicIP":"10.0.0.1","BackendType":"wireguard","BackendData":{"PublicKey":"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="}}"#,
+    );
+    assert_eq!(no_port.expect("decodes").wireguard(crate::netaddr::Family::V4).map(|d| d.port), Some(0));
+    let bad = |t: &str| {
+        decode_attrs(t).expect_err("refused").iter().map(|b| format!("{}: {}", b.path, b.message)).collect::<Vec<_>>()
+    };
+    let short =
+        bad(r#"{"PublicIP":"10.0.0.3","BackendType":"wireguard","BackendData":{"PublicKey":"AAAA","Port":70000}}"#);
+    assert_eq!(short.len(), 2, "{short:?}");
+    assert!(short[0].starts_with("BackendData.Port: expected a port"), "{short:?}");
+    assert!(short[1].starts_with("BackendData.PublicKey: `AAAA`: 3 bytes"), "{short:?}");
+    let none = bad(r#"{"PublicIP":"10.0.0.3","BackendType":"wireguard","BackendData":{"Port":1}}"#);
+    assert_eq!(none, ["BackendData: no `PublicKey`: flanneld could not add this node as a WireGuard peer"]);
 }

@@ -8,7 +8,7 @@ fn conf(json: &str) -> NetConf {
 }
 
 fn lease(subnet: &str, ip: [u8; 4], backend: &str, mac: Option<&str>, vni: u32) -> Lease {
-    let data = mac.map(|m| VxlanData { vni, vtep_mac: m.parse().expect("mac") });
+    let data = mac.map(|m| BackendData::Vxlan(VxlanData { vni, vtep_mac: m.parse().expect("mac") }));
     Lease {
         subnet: Some(subnet.parse().expect("subnet")),
         subnet6: None,
@@ -150,4 +150,61 @@ fn udp_leases_carry_no_backend_type() {
     assert!(vxlan_view.skipped[0].contains("backend `udp (none given)`"), "{:?}", vxlan_view.skipped);
     let Err(ImportError::Invalid(d)) = import(&conf(VXLAN), &leases[..1], &opts(&names)) else { panic!("imported") };
     assert!(d.to_string().contains("of the 1 lease in a test, none belongs to the cluster's vxlan backend"), "{d}");
+}
+
+fn wg_lease(subnet: &str, ip: [u8; 4], key: &str, port: u16) -> Lease {
+    let mut l = lease(subnet, ip, "wireguard", None, 0);
+    let d = crate::registry::WireguardData { public_key: key.parse().expect("key"), port };
+    l.attrs.backend_data = Some(BackendData::Wireguard(d));
+    l
+}
+
+const KEY_1: &str = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=";
+const KEY_2: &str = "xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=";
+
+/// wireguard leases (pkg/backend/wireguard): each node pinned with its
+/// public key, the net-conf's port and keepalive carried over, the PSK
+/// left for a file on the node.
+#[test]
+fn wireguard_leases_pin_each_nodes_public_key() {
+    let names = Names::default();
+    let wg = r#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","ListenPort":51830,"PersistentKeepaliveInterval":25,"PSK":"x"}}"#;
+    let leases =
+        [wg_lease("10.5.1.0/24", [10, 0, 0, 11], KEY_1, 51830), wg_lease("10.5.2.0/24", [10, 0, 0, 12], KEY_2, 51999)];
+    let i = import(&conf(wg), &leases, &opts(&names)).expect("imports");
+    for want in [
+        "backend:\n  type: wireguard\n  port: 51830\n  persistentKeepalive: 25\n  pskFile: /etc/flannel-gen/wireguard.psk\n",
+        &format!("    subnet: 10.5.1.0/24\n    wireguardKey: \"{KEY_1}\"\n"),
+        &format!("    subnet: 10.5.2.0/24\n    wireguardKey: \"{KEY_2}\"\n"),
+        "pinned to its lease (subnet, WireGuard public key)",
+    ] {
+        assert!(i.topology.contains(want), "missing {want:?} in\n{}", i.topology);
+    }
+    assert!(i.lock.contains(&format!("wireguardKey: \"{KEY_2}\"")), "{}", i.lock);
+    assert!(i.warnings.iter().any(|w| w.contains("port 51999 but the cluster's is 51830")), "{:?}", i.warnings);
+
+    // A lease without data, or whose families disagree on the key, is refused.
+    let mut no_data = leases.clone();
+    no_data[1].attrs.backend_data = None;
+    let Err(ImportError::Invalid(d)) = import(&conf(wg), &no_data, &opts(&names)) else { panic!("accepted") };
+    assert!(d.to_string().contains("a wireguard lease without IPv4 backend data (PublicKey, Port)"), "{d}");
+    let mut two_keys = leases.clone();
+    let other = crate::registry::WireguardData { public_key: KEY_2.parse().expect("key"), port: 51831 };
+    two_keys[0].attrs.backend_v6_data = Some(BackendData::Wireguard(other));
+    let Err(ImportError::Invalid(d)) = import(&conf(wg), &two_keys, &opts(&names)) else { panic!("accepted") };
+    assert!(d.to_string().contains("name different public keys"), "{d}");
+    // vxlan leases are another backend's.
+    let mixed = [leases[0].clone(), lease("10.5.3.0/24", [10, 0, 0, 13], "vxlan", Some("0a:00:00:00:00:03"), 1)];
+    let i = import(&conf(wg), &mixed, &opts(&names)).expect("imports");
+    assert!(i.skipped[0].contains("backend `vxlan`, not the cluster's wireguard"), "{:?}", i.skipped);
+}
+
+#[test]
+fn wireguard_modes_other_than_separate_are_refused_at_the_key() {
+    let bad = r#"{"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","Mode":"auto"}}"#;
+    let e = crate::topology::netconf::parse(Path::new("net-conf.json"), bad).expect_err("refused");
+    assert!(
+        e.to_string().starts_with("net-conf.json:1:63: error: Backend.Mode: wireguard mode `auto` is not built yet"),
+        "{e}"
+    );
 }

@@ -248,3 +248,37 @@ fn a_wanted_key_gone_by_hand_is_recreated_without_touching_its_record_twice() {
         assert_eq!(unique.len(), keys.len(), "a key twice in one transaction: {keys:?}");
     }
 }
+
+/// A wireguard cluster's config (pkg/backend/wireguard RegisterNetwork's
+/// keys) compares clean with itself; another port, or a PSK on one side
+/// only, breaks a mixed cluster. A created config never holds the PSK.
+#[test]
+fn wireguard_configs_carry_the_ports_and_a_psk_is_never_written() {
+    let wg = |extra: &str| {
+        TOPO.replace("type: vxlan", &format!("type: wireguard{extra}"))
+            .replace("    vtepMAC: \"0a:00:00:00:00:01\"\n", "    wireguardKey: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\n")
+            .replace("    vtepMAC: \"0a:00:00:00:00:02\"\n", "    wireguardKey: \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n")
+    };
+    let (c, pb) = cluster(&wg("\n  persistentKeepalive: 25"));
+    let mut s = snap(vec![], vec![]);
+    s.config = None;
+    let p = plan(&target(), &c, &pb, &s, &[]);
+    let Action::CreateConfig { value, .. } = &p.actions[0] else { panic!("{:?}", p.actions) };
+    assert!(
+        value.ends_with(
+            r#""Backend":{"Type":"wireguard","ListenPort":51820,"ListenPortV6":51821,"PersistentKeepaliveInterval":25}}"#
+        ),
+        "{value}"
+    );
+    assert!(super::super::config::compare("/p/config", value, &c).0.is_empty());
+    let (other_port, _) = cluster(&wg("\n  port: 51900"));
+    let (errors, _) = super::super::config::compare("/p/config", value, &other_port);
+    assert_eq!(errors, ["/p/config: the wireguard port is 51820, the topology's is 51900"]);
+    let (with_psk, pb) = cluster(&wg("\n  pskFile: /etc/flannel-gen/psk"));
+    let (errors, _) = super::super::config::compare("/p/config", value, &with_psk);
+    assert_eq!(errors, ["/p/config: the pre-shared key (PSK) is unset, the topology's is set"]);
+    let p = plan(&target(), &with_psk, &pb, &s, &[]);
+    assert!(p.warnings.iter().any(|w| w.contains("written without `PSK`")), "{:?}", p.warnings);
+    let Action::CreateConfig { value, .. } = &p.actions[0] else { panic!("{:?}", p.actions) };
+    assert!(!value.contains("PSK") && !value.contains("psk"), "{value}");
+}

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use super::{out, plural, warn};
 use crate::error::{Error, exit};
-use crate::registry::etcd::{self, Store, Target, Tls};
+#[cfg(feature = "etcd")]
+use crate::registry::etcd::Store;
+use crate::registry::etcd::{self, Target, Tls};
 use crate::registry::import::{Imported, Options};
 use crate::registry::names::Names;
 use crate::registry::{Lease, Origin, kube};
@@ -157,6 +159,12 @@ fn prepare(c: &Common) -> Result<Names, Error> {
     }
 }
 
+#[cfg(not(feature = "etcd"))]
+fn run_etcd(_: EtcdArgs) -> Result<u8, Error> {
+    Err(Error::Usage(super::WITHOUT_ETCD.into()))
+}
+
+#[cfg(feature = "etcd")]
 fn run_etcd(a: EtcdArgs) -> Result<u8, Error> {
     let target = a.conn.target()?;
     let names = prepare(&a.common)?;

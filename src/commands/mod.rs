@@ -42,6 +42,10 @@ use crate::compile::{Compiled, LockState, compile};
 use crate::error::Error;
 use crate::plan::NodePlan;
 
+/// `import etcd` and `publish etcd` in a build without the etcd client.
+#[cfg(not(feature = "etcd"))]
+pub const WITHOUT_ETCD: &str = "this flannel-gen was built without the etcd client (cargo feature `etcd`); `import kube` and `publish kube` work without it";
+
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
 pub enum Format {
     Text,

@@ -6,12 +6,16 @@ use std::path::PathBuf;
 use clap::ValueEnum;
 
 use super::import::EtcdConn;
-use super::{out, plural, unknown_nodes, warn};
+use super::{out, unknown_nodes};
 use crate::error::{Error, exit};
 use crate::registry::Published;
-use crate::registry::etcd::Store;
 use crate::registry::kube;
-use crate::registry::publish::{Action, PublishPlan, records_dir};
+#[cfg(feature = "etcd")]
+use {
+    super::{plural, warn},
+    crate::registry::etcd::Store,
+    crate::registry::publish::{Action, PublishPlan, records_dir},
+};
 
 /// Publish flannel-gen nodes' leases to flanneld's registry.
 ///
@@ -111,6 +115,12 @@ fn published(topology: &std::path::Path) -> Result<(crate::topology::Cluster, Ve
     Ok((c.cluster, published))
 }
 
+#[cfg(not(feature = "etcd"))]
+fn run_etcd(_: EtcdArgs) -> Result<u8, Error> {
+    Err(Error::Usage(super::WITHOUT_ETCD.into()))
+}
+
+#[cfg(feature = "etcd")]
 fn run_etcd(a: EtcdArgs) -> Result<u8, Error> {
     let target = a.conn.target()?;
     let (cluster, nodes) = published(&a.topology)?;
@@ -142,6 +152,7 @@ fn run_etcd(a: EtcdArgs) -> Result<u8, Error> {
     commit(&mut store, &plan)
 }
 
+#[cfg(feature = "etcd")]
 fn commit(store: &mut Store, plan: &PublishPlan) -> Result<u8, Error> {
     let txns = plan.transactions();
     let mut revision = 0;
@@ -165,6 +176,7 @@ fn commit(store: &mut Store, plan: &PublishPlan) -> Result<u8, Error> {
 }
 
 /// One line per decision, `etcdctl`-style keys and values.
+#[cfg(feature = "etcd")]
 fn describe(plan: &PublishPlan) -> String {
     let ttl =
         |t: &Option<i64>| t.map_or_else(|| "flanneld lease".to_string(), |t| format!("flanneld lease, {t} s left"));

@@ -138,7 +138,8 @@ fn differences(key: &str, theirs: &Cluster, c: &Cluster) -> (Vec<String>, Vec<St
     if let (Some(t), Some(o)) = (&tb.wireguard, &ob.wireguard) {
         check(true, "the wireguard port", tb.port.to_string(), ob.port.to_string());
         check(true, "the wireguard IPv6 port", t.port_v6.to_string(), o.port_v6.to_string());
-        let psk = |w: &crate::topology::WireguardBackend| if w.psk_file.is_some() { "set" } else { "unset" }.to_string();
+        let psk =
+            |w: &crate::topology::WireguardBackend| if w.psk_file.is_some() { "set" } else { "unset" }.to_string();
         check(true, "the pre-shared key (PSK)", psk(t), psk(o));
         check(
             false,

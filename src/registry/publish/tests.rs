@@ -256,8 +256,14 @@ fn a_wanted_key_gone_by_hand_is_recreated_without_touching_its_record_twice() {
 fn wireguard_configs_carry_the_ports_and_a_psk_is_never_written() {
     let wg = |extra: &str| {
         TOPO.replace("type: vxlan", &format!("type: wireguard{extra}"))
-            .replace("    vtepMAC: \"0a:00:00:00:00:01\"\n", "    wireguardKey: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\n")
-            .replace("    vtepMAC: \"0a:00:00:00:00:02\"\n", "    wireguardKey: \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n")
+            .replace(
+                "    vtepMAC: \"0a:00:00:00:00:01\"\n",
+                "    wireguardKey: \"HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=\"\n",
+            )
+            .replace(
+                "    vtepMAC: \"0a:00:00:00:00:02\"\n",
+                "    wireguardKey: \"xTIBA5rboUvnH4htodjb6e697QjLERt1NAB4mZqp8Dg=\"\n",
+            )
     };
     let (c, pb) = cluster(&wg("\n  persistentKeepalive: 25"));
     let mut s = snap(vec![], vec![]);

@@ -7,6 +7,7 @@
 
 use std::thread::JoinHandle;
 
+use super::live::LiveLink;
 use super::lock::{self, ApplyLock, LockError};
 use super::netlink::bulk::Bulk;
 use super::netlink::prefetch::{self, Prefetched};
@@ -42,9 +43,17 @@ pub fn start(target: &Target, dry_run: bool) -> Ahead {
         // namespace). IPv4 is nearly every cluster; a plan with IPv6 starts
         // its tools when it is known.
         let rules = rules::start_dump(&[Family::V4]).ok();
-        let kernel = Bulk::open().and_then(|mut b| prefetch::read(&mut b)).ok();
+        let kernel = Bulk::open().and_then(|mut b| prefetch::read(&mut b, may_own)).ok();
         Ok((held, ReadAhead { kernel, rules }))
     }))
+}
+
+/// A device flannel-gen may own before the plan says which: an overlay
+/// device name (`flannel.<vni>`, `flannel-v6.<vni>`, `flannel0`,
+/// `flannel-wg`, `flannel-wg-v6`) or flannel-gen's alias.
+fn may_own(l: &LiveLink) -> bool {
+    crate::topology::validate::is_overlay_device_name(&l.name)
+        || l.alias.as_deref().is_some_and(|a| a.starts_with(crate::plan::MARKER_PREFIX))
 }
 
 impl Ahead {

@@ -177,10 +177,13 @@ pub async fn read_live(
         .map(|l| l.name.clone())
         .collect();
     for name in ours {
-        // The device's own sysctls, so a snapshot can restore them too.
+        // The device's own sysctls, so a snapshot can restore them too
+        // (the dump read the planned ones already).
         let key = format!("net/ipv4/conf/{name}/rp_filter");
-        if let Ok(v) = std::fs::read_to_string(format!("/proc/sys/{key}")) {
-            live.sysctls.entry(key).or_insert_with(|| v.trim().to_string());
+        if !live.sysctls.contains_key(&key)
+            && let Ok(v) = std::fs::read_to_string(format!("/proc/sys/{key}"))
+        {
+            live.sysctls.insert(key, v.trim().to_string());
         }
         let on = ethtool::tx_checksum(&name).map_err(|source| {
             netlink_err("reading offloads")(netlink::NetlinkError::Ethtool { dev: name.clone(), source })

@@ -133,7 +133,7 @@ fn try_with_revert(
     let desired = Desired::from_plan(p);
     let before = Desired::snapshot(&session.read(&desired, None)?, &desired);
     snapshot::save(ns, p, &before).map_err(ApplyError::from)?;
-    let changes = session.apply(p, opts).inspect_err(|_| {
+    let changes = session.converge(&desired, opts, Some(p), None).inspect_err(|_| {
         super::warn(&format!("the node is left as apply stopped; `{}` restores it", rollback_command(ns)));
     })?;
     out(&report_text(&p.node, &changes, false, format))?;

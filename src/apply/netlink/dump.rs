@@ -1,99 +1,19 @@
-//! Reading the state apply looks at: links, then the addresses, routes,
-//! nexthops, neighbours and FDB entries that concern the plan — one dump per
-//! kind (the per-peer kinds through [`super::raw`]).
+//! Reading the state apply looks at: links ([`super::links`]), then the
+//! addresses, routes, nexthops, neighbours and FDB entries that concern the
+//! plan — one dump per kind (the per-peer kinds through [`super::raw`]).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rtnetlink::Handle;
 use rtnetlink::packet_route::address::AddressAttribute;
-use rtnetlink::packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, InfoData, InfoTun, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
 
-use super::attr::mac_of;
 use super::bulk::Bulk;
 use super::prefetch::{self, Prefetched};
-use super::{NetlinkError, collect, raw};
+use super::{NetlinkError, collect, links, raw};
 use crate::apply::desired::Desired;
-use crate::apply::live::{Live, LiveLink, LiveTun, LiveVxlan};
-
-fn vxlan_info(v: &[InfoVxlan]) -> LiveVxlan {
-    let mut x = LiveVxlan::default();
-    for a in v {
-        match a {
-            InfoVxlan::Id(id) => x.vni = Some(*id),
-            InfoVxlan::Port(p) => x.port = Some(*p),
-            InfoVxlan::Local(ip) => x.local = Some(IpAddr::V4(*ip)),
-            InfoVxlan::Local6(ip) => x.local = Some(IpAddr::V6(*ip)),
-            InfoVxlan::Link(i) => x.link = Some(*i),
-            InfoVxlan::Learning(b) => x.learning = Some(*b),
-            InfoVxlan::Gbp => x.gbp = Some(true),
-            _ => {}
-        }
-    }
-    x
-}
-
-/// IFLA_TUN_TYPE, _PI, _MULTI_QUEUE, _PERSIST (linux/if_link.h): u8 each.
-/// netlink-packet-route keeps them as raw attributes.
-fn tun_info(v: &[InfoTun]) -> LiveTun {
-    use rtnetlink::packet_core::Nla;
-    let mut t = LiveTun::default();
-    for a in v {
-        let InfoTun::Other(nla) = a else { continue };
-        let mut byte = [0u8; 1];
-        if nla.value_len() != 1 {
-            continue;
-        }
-        nla.emit_value(&mut byte);
-        match nla.kind() {
-            3 => t.tun_type = Some(byte[0]),
-            4 => t.pi = Some(byte[0] != 0),
-            6 => t.persist = Some(byte[0] != 0),
-            7 => t.multi_queue = Some(byte[0] != 0),
-            _ => {}
-        }
-    }
-    t
-}
-
-pub fn live_link(m: &LinkMessage) -> LiveLink {
-    let mut l = LiveLink { index: m.header.index, up: m.header.flags.contains(LinkFlags::Up), ..LiveLink::default() };
-    for a in &m.attributes {
-        match a {
-            LinkAttribute::IfName(n) => l.name = n.clone(),
-            LinkAttribute::IfAlias(s) => l.alias = Some(s.clone()),
-            LinkAttribute::Mtu(v) => l.mtu = Some(*v),
-            LinkAttribute::Address(b) => l.mac = mac_of(b),
-            LinkAttribute::LinkInfo(infos) => {
-                for i in infos {
-                    match i {
-                        LinkInfo::Kind(k) => l.kind = Some(k.to_string()),
-                        LinkInfo::Data(InfoData::Vxlan(v)) => l.vxlan = Some(vxlan_info(v)),
-                        LinkInfo::Data(InfoData::Tun(v)) => l.tun = Some(tun_info(v)),
-                        _ => {}
-                    }
-                }
-            }
-            LinkAttribute::AfSpecUnspec(specs) => {
-                for s in specs {
-                    if let AfSpecUnspec::Inet6(v) = s {
-                        for x in v {
-                            if let AfSpecInet6::AddrGenMode(m) = x {
-                                l.addrgen = Some(u8::from(m));
-                            }
-                        }
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    l
-}
+use crate::apply::live::Live;
 
 /// Dumps what reconcile needs for `desired`: every link; addresses of the
 /// uplink and of flannel-gen's devices; main-table routes; flannel-gen's
@@ -103,11 +23,15 @@ pub async fn dump(
     h: &Handle,
     bulk: &RefCell<Bulk>,
     desired: &Desired,
-    pre: Option<Prefetched>,
+    mut pre: Option<Prefetched>,
 ) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
-    for m in collect(h.link().get().execute()).await? {
-        let l = live_link(&m);
+    // The links read ahead, under the same lock, or read now: one dump.
+    let links = match pre.as_mut() {
+        Some(p) => std::mem::take(&mut p.links),
+        None => links::dump(&mut bulk.borrow_mut())?,
+    };
+    for l in links {
         live.links.insert(l.name.clone(), l);
     }
     let marker = desired.marker.as_str();

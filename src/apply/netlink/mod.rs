@@ -7,6 +7,7 @@ pub mod attr;
 pub mod bulk;
 pub mod dump;
 pub mod exec;
+pub mod links;
 pub mod messages;
 pub mod nexthop;
 pub mod nftables;

@@ -6,19 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::NetlinkError;
-use super::attr::attrs;
 use super::bulk::Bulk;
-use super::{nexthop, raw};
-use crate::apply::live::{LiveFdb, LiveNeigh, LiveNexthop, LiveRoute};
-
-const RTM_GETLINK: u16 = 18;
-/// sizeof(struct ifinfomsg).
-const IFINFOMSG_LEN: usize = 16;
-const IFLA_IFNAME: u16 = 3;
-const IFLA_IFALIAS: u16 = 20;
+use super::{links, nexthop, raw};
+use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute};
 
 #[derive(Debug, Default)]
 pub struct Prefetched {
+    /// Every link (the read's one link dump).
+    pub links: Vec<LiveLink>,
     pub routes: Vec<LiveRoute>,
     pub blackholes: Vec<LiveRoute>,
     pub nexthops: BTreeMap<u32, LiveNexthop>,
@@ -28,10 +23,14 @@ pub struct Prefetched {
     pub fdb: Vec<LiveFdb>,
 }
 
-/// Reads everything [`Prefetched`] holds, on `bulk`'s namespace.
-pub fn read(bulk: &mut Bulk) -> Result<Prefetched, NetlinkError> {
-    let devices = candidates(bulk)?;
-    let mut p = Prefetched { devices, ..routes(bulk)? };
+/// Reads everything [`Prefetched`] holds, on `bulk`'s namespace; the
+/// neighbours and FDB entries of the links `candidate` picks (the devices
+/// flannel-gen may own, whatever the plan: a plan's own are always among
+/// them, and the dump checks).
+pub fn read(bulk: &mut Bulk, candidate: impl Fn(&LiveLink) -> bool) -> Result<Prefetched, NetlinkError> {
+    let links = links::dump(bulk)?;
+    let devices = links.iter().filter(|l| candidate(l)).map(|l| l.index).collect();
+    let mut p = Prefetched { links, devices, ..routes(bulk)? };
     for &i in &p.devices {
         raw::neighbours(bulk, i, &mut p.neighs)?;
         raw::fdb(bulk, i, &mut p.fdb)?;
@@ -49,23 +48,4 @@ pub fn routes(bulk: &mut Bulk) -> Result<Prefetched, NetlinkError> {
     }
     p.nexthops = nexthop::dump(bulk)?;
     Ok(p)
-}
-
-/// Devices flannel-gen may own, whatever the plan: the overlay device names
-/// (`flannel.<vni>`, `flannel-v6.<vni>`, `flannel0`) and flannel-gen's alias.
-/// A plan's own devices are always among them; the dump checks.
-fn candidates(bulk: &mut Bulk) -> Result<BTreeSet<u32>, NetlinkError> {
-    let mut out = BTreeSet::new();
-    bulk.dump(RTM_GETLINK, &[0; IFINFOMSG_LEN], |r| {
-        let Some(index) = r.payload.get(4..8).and_then(super::attr::u32_of) else { return };
-        let ours = attrs(r.payload, IFINFOMSG_LEN).any(|(k, v)| {
-            let text = std::str::from_utf8(v).unwrap_or_default().trim_end_matches('\0');
-            (k == IFLA_IFNAME && crate::topology::validate::is_overlay_device_name(text))
-                || (k == IFLA_IFALIAS && text.starts_with(crate::plan::MARKER_PREFIX))
-        });
-        if ours {
-            out.insert(index);
-        }
-    })?;
-    Ok(out)
 }

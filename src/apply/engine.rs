@@ -1,6 +1,7 @@
-//! One conversation with a node's kernel: a netlink connection in the right
-//! namespace, and the converge loop every action shares — read, check,
-//! reconcile, execute stage by stage, verify.
+//! One conversation with a node's kernel: a netlink socket in the right
+//! namespace (every read and write goes through it), and the converge loop
+//! every action shares — read, check, reconcile, execute stage by stage,
+//! verify.
 
 use std::cell::RefCell;
 use std::time::Duration;
@@ -19,13 +20,12 @@ use crate::plan::NodePlan;
 pub const VERIFY_ATTEMPTS: u32 = 3;
 const VERIFY_PAUSE: Duration = Duration::from_millis(100);
 
-/// A netlink connection inside a namespace, on its own single-threaded runtime.
+/// A netlink socket inside a namespace, and a single-threaded runtime for
+/// the waits (verification's pauses, watch's events).
 pub struct Session {
     rt: tokio::runtime::Runtime,
-    pub handle: rtnetlink::Handle,
-    /// The bulk writer and dumper, on its own socket in the same namespace.
+    /// The one socket apply reads and writes the kernel through.
     pub bulk: RefCell<Bulk>,
-    conn: tokio::task::JoinHandle<()>,
     /// The namespace it entered (None: the host's).
     pub netns: Option<String>,
 }
@@ -43,12 +43,8 @@ impl Session {
             netns::enter(ns)?;
         }
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(ApplyError::Runtime)?;
-        let (conn, handle, _) = rt
-            .block_on(async { rtnetlink::new_connection() })
-            .map_err(|e| netlink_err("netlink socket")(netlink::NetlinkError::Protocol(e.to_string())))?;
-        let conn = rt.spawn(conn);
         let bulk = RefCell::new(Bulk::open().map_err(netlink_err("netlink socket"))?);
-        Ok(Session { rt, handle, bulk, conn, netns: netns_name.map(str::to_string) })
+        Ok(Session { rt, bulk, netns: netns_name.map(str::to_string) })
     }
 
     pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
@@ -63,7 +59,7 @@ impl Session {
     /// Everything reconcile looks at for `desired`, from `pre` where it was
     /// read ahead in this session's namespace (see [`super::ahead`]).
     pub fn read(&self, desired: &Desired, pre: Option<ReadAhead>) -> Result<Live, ApplyError> {
-        self.block_on(read_live(&self.handle, &self.bulk, desired, pre))
+        read_live(&self.bulk, desired, pre)
     }
 
     /// [`converge`] on this session.
@@ -76,10 +72,10 @@ impl Session {
     ) -> Result<Vec<Op>, ApplyError> {
         let ns = self.netns.as_deref();
         let Some(plan) = plan else {
-            return self.block_on(converge(&self.handle, &self.bulk, desired, opts, None, pre));
+            return self.block_on(converge(&self.bulk, desired, opts, None, pre));
         };
         let widened = route_record::widen(desired, ns);
-        let changes = self.block_on(converge(&self.handle, &self.bulk, &widened, opts, Some(plan), pre))?;
+        let changes = self.block_on(converge(&self.bulk, &widened, opts, Some(plan), pre))?;
         if !opts.dry_run && !changes.is_empty() {
             route_record::keep(ns, desired, &widened, opts.reconcile.phase);
         }
@@ -90,7 +86,6 @@ impl Session {
 /// Reads, checks (`plan`'s preconditions, if given), reconciles and —
 /// unless a dry run — executes and verifies. Returns the changes.
 pub async fn converge(
-    h: &rtnetlink::Handle,
     bulk: &RefCell<Bulk>,
     desired: &Desired,
     opts: Options,
@@ -100,7 +95,7 @@ pub async fn converge(
     if let Some(missing) = plan.map(rules::missing_tools).and_then(|m| m.into_iter().next()) {
         return Err(Precondition::MissingTool(missing).into());
     }
-    let live = read_live(h, bulk, desired, pre).await?;
+    let live = read_live(bulk, desired, pre)?;
     if let Some(plan) = plan {
         check_preconditions(plan, &live)?;
     }
@@ -120,10 +115,10 @@ pub async fn converge(
         return Ok(changes);
     }
     let index = live.links.iter().map(|(n, l)| (n.clone(), l.index)).collect();
-    let mut ex = netlink::exec::Executor { handle: h.clone(), bulk, index };
-    execute(&mut ex, &changes).await?;
+    let mut ex = netlink::exec::Executor { bulk, index };
+    execute(&mut ex, &changes)?;
     let kept = kept_devices(desired, &live, &changes);
-    verify(h, bulk, desired, ropts, &kept).await?;
+    verify(bulk, desired, ropts, &kept).await?;
     Ok(changes)
 }
 
@@ -149,23 +144,12 @@ fn note_rules(changes: &mut [Op], why: &str) {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        self.conn.abort();
-    }
-}
-
 /// Everything reconcile looks at: the netlink dump, the rules, the offloads.
-pub async fn read_live(
-    h: &rtnetlink::Handle,
-    bulk: &RefCell<Bulk>,
-    desired: &Desired,
-    pre: Option<ReadAhead>,
-) -> Result<Live, ApplyError> {
+pub fn read_live(bulk: &RefCell<Bulk>, desired: &Desired, pre: Option<ReadAhead>) -> Result<Live, ApplyError> {
     let rules_err = |e: rules::RulesError| netlink_err("reading the traffic rules")(e.into());
     let ReadAhead { kernel, rules: pending } = pre.unwrap_or_default();
     let pending = pending.unwrap_or_default().complete(&desired.rule_families).map_err(rules_err)?;
-    let mut live = netlink::dump::dump(h, bulk, desired, kernel).await.map_err(netlink_err("reading kernel state"))?;
+    let mut live = netlink::dump::dump(bulk, desired, kernel).map_err(netlink_err("reading kernel state"))?;
     live.rules = pending.finish(&desired.rule_families).map_err(rules_err)?;
     super::wireguard::read(&mut live, desired).map_err(netlink_err("reading WireGuard devices"))?;
     let marker = desired.marker.as_str();
@@ -206,7 +190,6 @@ fn kept_devices(desired: &Desired, live: &Live, changes: &[Op]) -> Vec<String> {
 }
 
 async fn verify(
-    h: &rtnetlink::Handle,
     bulk: &RefCell<Bulk>,
     desired: &Desired,
     ropts: reconcile::Options,
@@ -217,7 +200,7 @@ async fn verify(
         if attempt > 0 {
             tokio::time::sleep(VERIFY_PAUSE).await;
         }
-        let live = read_live(h, bulk, desired, None).await?;
+        let live = read_live(bulk, desired, None)?;
         left = reconcile::reconcile(desired, &live, ropts).map_err(|e: Refusal| ApplyError::Refused(e))?;
         left.retain(|o| !matches!(o, Op::DeleteLink { name, replacing: false, .. } if kept.contains(name)));
         if left.is_empty() {
@@ -259,19 +242,19 @@ fn check_preconditions(plan: &NodePlan, live: &Live) -> Result<(), Precondition>
     Ok(())
 }
 
-async fn execute(ex: &mut netlink::exec::Executor<'_>, changes: &[Op]) -> Result<(), ApplyError> {
+fn execute(ex: &mut netlink::exec::Executor<'_>, changes: &[Op]) -> Result<(), ApplyError> {
     for stage in Stage::ALL {
         let ops: Vec<&Op> = changes.iter().filter(|o| o.stage() == stage).collect();
         let mut failures = Vec::new();
         if stage.sequential() {
             for op in &ops {
-                if let Err(e) = ex.run(op).await {
+                if let Err(e) = ex.run(op) {
                     failures.push((*op, e));
                     break;
                 }
             }
         } else {
-            failures = ex.run_pipelined(&ops).await;
+            failures = ex.run_independent(&ops);
         }
         if !failures.is_empty() {
             let details = failures.iter().map(|(op, e)| format!("  {op}: {e}")).collect::<Vec<_>>().join("\n");

@@ -63,7 +63,7 @@ async fn pass(
     let _lock = lock::acquire(target.netns.as_deref(), target.lock_wait)?;
     let ns = target.netns.as_deref();
     let widened = super::route_record::widen(desired, ns);
-    let changes = converge(&session.handle, &session.bulk, &widened, opts, Some(plan), None).await?;
+    let changes = converge(&session.bulk, &widened, opts, Some(plan), None).await?;
     if !changes.is_empty() {
         super::route_record::keep(ns, desired, &widened, opts.reconcile.phase);
     }

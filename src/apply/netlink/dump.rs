@@ -6,12 +6,12 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
-use rtnetlink::Handle;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_core::Parseable;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
 use super::bulk::Bulk;
 use super::prefetch::{self, Prefetched};
-use super::{NetlinkError, collect, links, raw};
+use super::{NetlinkError, links, raw};
 use crate::apply::desired::Desired;
 use crate::apply::live::Live;
 
@@ -19,12 +19,7 @@ use crate::apply::live::Live;
 /// uplink and of flannel-gen's devices; main-table routes; flannel-gen's
 /// nexthops; neighbours and FDB entries of flannel-gen's devices; the
 /// desired sysctls.
-pub async fn dump(
-    h: &Handle,
-    bulk: &RefCell<Bulk>,
-    desired: &Desired,
-    mut pre: Option<Prefetched>,
-) -> Result<Live, NetlinkError> {
+pub fn dump(bulk: &RefCell<Bulk>, desired: &Desired, mut pre: Option<Prefetched>) -> Result<Live, NetlinkError> {
     let mut live = Live::default();
     // The links read ahead, under the same lock, or read now: one dump.
     let links = match pre.as_mut() {
@@ -42,7 +37,7 @@ pub async fn dump(
         .map(|l| l.index)
         .collect();
     let uplink = live.index_of(&desired.uplink);
-    addresses(h, &mut live, &ours, uplink).await?;
+    addresses(&mut bulk.borrow_mut(), &mut live, &ours, uplink)?;
     per_peer(&mut bulk.borrow_mut(), &mut live, &ours, pre)?;
     for s in &desired.sysctls {
         if let Ok(v) = std::fs::read_to_string(s.proc_path()) {
@@ -71,11 +66,21 @@ fn per_peer(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, pre: Option<Pre
     Ok(())
 }
 
-async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {
-    for m in collect(h.address().get().execute()).await? {
+/// RTM_GETADDR, and sizeof(struct ifaddrmsg) all zero: every address.
+const RTM_GETADDR: u16 = 22;
+const IFADDRMSG_LEN: usize = 8;
+
+/// The addresses of the devices in `ours` and of the uplink.
+fn addresses(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {
+    let mut bad = None;
+    b.dump(RTM_GETADDR, &[0; IFADDRMSG_LEN], |r| {
+        let m = match AddressMessage::parse(r.payload) {
+            Ok(m) => m,
+            Err(e) => return bad = bad.take().or(Some(e.to_string())),
+        };
         let i = m.header.index;
         if !ours.contains(&i) && Some(i) != uplink {
-            continue;
+            return;
         }
         for a in &m.attributes {
             if let AddressAttribute::Address(ip) = a
@@ -84,6 +89,6 @@ async fn addresses(h: &Handle, live: &mut Live, ours: &BTreeSet<u32>, uplink: Op
                 live.addrs.entry(i).or_default().push(n);
             }
         }
-    }
-    Ok(())
+    })?;
+    bad.map_or(Ok(()), |e| Err(NetlinkError::Protocol(format!("an address the kernel listed does not decode: {e}"))))
 }

@@ -1,23 +1,23 @@
-//! Executing ops against the kernel: link creation and deletion one at a
-//! time (they change the name -> index map); the per-peer objects
-//! (neighbours, FDB entries, nexthops, routes) written in bulk ([`Bulk`]);
-//! the rest pipelined on the rtnetlink socket with at most
-//! [`super::IN_FLIGHT`] requests outstanding.
+//! Executing ops against the kernel, every netlink write on one socket
+//! ([`Bulk`]): link creation and deletion one at a time (they change the
+//! name -> index map), the per-peer objects (neighbours, FDB entries,
+//! nexthops, routes) hundreds per write, the rest (link settings,
+//! addresses, sysctls, rules) one request each.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use futures::stream::{self, StreamExt};
-use rtnetlink::Handle;
+use rtnetlink::packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
+use rtnetlink::packet_route::RouteNetlinkMessage as M;
+use rtnetlink::packet_route::link::LinkMessage;
 
 use super::bulk::{Bulk, Requests};
-use super::{NetlinkError, collect, messages as msg, nexthop, timed};
+use super::{NetlinkError, links, messages as msg, nexthop};
 use crate::apply::ops::Op;
 use crate::netaddr::takes_ipv6_settings;
 
 /// Runs ops; name -> index is kept current as devices come and go.
 pub struct Executor<'b> {
-    pub handle: Handle,
     pub bulk: &'b RefCell<Bulk>,
     pub index: BTreeMap<String, u32>,
 }
@@ -43,10 +43,23 @@ impl Executor<'_> {
         self.index.get(name).copied().ok_or_else(|| NetlinkError::NoDevice(name.to_string()))
     }
 
-    async fn refresh(&mut self, name: &str) -> Result<(), NetlinkError> {
-        let found = collect(self.handle.link().get().match_name(name.to_string()).execute()).await?;
-        match found.first() {
-            Some(m) => self.index.insert(name.to_string(), m.header.index),
+    /// One request, acknowledged: the kernel's answer to it.
+    fn write(&self, m: M, flags: u16) -> Result<(), NetlinkError> {
+        let mut reqs = Requests::default();
+        reqs.route(0, m, flags);
+        let failures = self.bulk.borrow_mut().execute(&mut reqs)?;
+        failures.first().map_or(Ok(()), |(_, errno)| Err(NetlinkError::Kernel { errno: *errno }))
+    }
+
+    /// `ip link set`: an RTM_NEWLINK without create flags.
+    fn change(&self, m: LinkMessage) -> Result<(), NetlinkError> {
+        self.write(M::NewLink(m), 0)
+    }
+
+    fn refresh(&mut self, name: &str) -> Result<(), NetlinkError> {
+        let found = links::dump(&mut self.bulk.borrow_mut())?.into_iter().find(|l| l.name == name);
+        match found {
+            Some(l) => self.index.insert(name.to_string(), l.index),
             None => self.index.remove(name),
         };
         Ok(())
@@ -56,43 +69,35 @@ impl Executor<'_> {
     /// userspace WireGuard implementation): marker first, addrgen none (at
     /// creation it has the kernel's MTU, 1500, so this cannot fail yet),
     /// then MTU and state.
-    async fn settle_new_link(
-        &mut self,
-        name: &str,
-        mtu: u32,
-        alias: &Option<String>,
-        up: bool,
-    ) -> Result<(), NetlinkError> {
-        let h = self.handle.clone();
-        self.refresh(name).await?;
+    fn settle_new_link(&mut self, name: &str, mtu: u32, alias: &Option<String>, up: bool) -> Result<(), NetlinkError> {
+        self.refresh(name)?;
         let i = self.idx(name)?;
-        timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
-        timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+        self.change(msg::alias_and_state(i, alias.as_deref(), false))?;
+        self.change(msg::addrgen_none(i))?;
         let fix = crate::apply::ops::LinkFix {
             mtu: Some((0, mtu)),
             up: Some(up),
             alias: Some((None, alias.clone())),
             ..Default::default()
         };
-        timed(h.link().change(msg::fix_link(i, &fix)).execute()).await
+        self.change(msg::fix_link(i, &fix))
     }
 
     /// Runs one op; link creation and deletion update the index map.
-    pub async fn run(&mut self, op: &Op) -> Result<(), NetlinkError> {
-        let h = self.handle.clone();
+    pub fn run(&mut self, op: &Op) -> Result<(), NetlinkError> {
         match op {
             Op::CreateLink { device, alias, up } => {
-                timed(h.link().add(msg::new_vxlan(device, self.idx(&device.dev)?)).execute()).await?;
-                self.refresh(&device.name).await?;
+                self.write(M::NewLink(msg::new_vxlan(device, self.idx(&device.dev)?)), NLM_F_CREATE | NLM_F_EXCL)?;
+                self.refresh(&device.name)?;
                 let i = self.idx(&device.name)?;
                 // The marker first (the kernel ignores it in the creating
                 // message): whatever fails next, teardown knows the device.
-                timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), false)).execute()).await?;
+                self.change(msg::alias_and_state(i, alias.as_deref(), false))?;
                 if takes_ipv6_settings(device.mtu) {
-                    timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
+                    self.change(msg::addrgen_none(i))?;
                 }
                 if *up {
-                    timed(h.link().change(msg::alias_and_state(i, alias.as_deref(), true)).execute()).await?;
+                    self.change(msg::alias_and_state(i, alias.as_deref(), true))?;
                 }
                 // A new device has offload on (the kernel's default).
                 if !device.tx_checksum_offload {
@@ -103,63 +108,40 @@ impl Executor<'_> {
             Op::CreateTun { device, alias, up } => {
                 crate::tun::create_persistent(&device.name)
                     .map_err(|source| NetlinkError::Tun { dev: device.name.clone(), source })?;
-                self.settle_new_link(&device.name, device.mtu, alias, *up).await
+                self.settle_new_link(&device.name, device.mtu, alias, *up)
             }
             Op::CreateWireguard { device, alias, up } => {
                 crate::apply::wireguard::start(device)?;
-                self.settle_new_link(&device.name, device.mtu, alias, *up).await?;
+                self.settle_new_link(&device.name, device.mtu, alias, *up)?;
                 crate::apply::wireguard::configure(device)
             }
             Op::DeleteLink { name, .. } => {
-                match timed(h.link().del(self.idx(name)?).execute()).await {
+                match self.write(M::DelLink(msg::link_del(self.idx(name)?)), 0) {
                     Err(e) if !e.is_gone() => return Err(e),
                     _ => {}
                 }
                 self.index.remove(name);
                 Ok(())
             }
-            _ => self.run_shared(op).await,
+            _ => self.run_shared(op),
         }
     }
 
-    /// Ops that need only `&self`, so many can be in flight at once.
-    pub async fn run_shared(&self, op: &Op) -> Result<(), NetlinkError> {
-        let h = &self.handle;
+    /// Ops that do not change the name -> index map.
+    pub fn run_shared(&self, op: &Op) -> Result<(), NetlinkError> {
         match op {
             Op::Sysctl { key, to, .. } => {
                 let path = crate::plan::Sysctl::set(key.clone(), to.clone()).proc_path();
                 std::fs::write(&path, format!("{to}\n")).map_err(|source| NetlinkError::Sysctl { path, source })
             }
-            Op::FixLink { name, fix } => {
-                let i = self.idx(name)?;
-                if fix.addrgen_none {
-                    // A device that grows past 1280 takes IPv6 settings only once it has.
-                    if let Some(mtu) = fix.mtu {
-                        let grow = crate::apply::ops::LinkFix { mtu: Some(mtu), ..Default::default() };
-                        timed(h.link().change(msg::fix_link(i, &grow)).execute()).await?;
-                    }
-                    timed(h.link().change(msg::addrgen_none(i)).execute()).await?;
-                }
-                if let Some((_, learning)) = fix.learning {
-                    timed(h.link().change(msg::learning(name, i, learning)).execute()).await?;
-                }
-                if let Some((_, on)) = fix.tx_checksum {
-                    tx_checksum(name, on)?;
-                }
-                timed(h.link().change(msg::fix_link(i, fix)).execute()).await
-            }
+            Op::FixLink { name, fix } => self.fix_link(name, fix),
             Op::AddAddress { dev, addr } => {
-                timed(h.address().add(self.idx(dev)?, addr.addr(), addr.prefix_len()).replace().execute()).await
+                self.write(M::NewAddress(msg::address(self.idx(dev)?, *addr)), NLM_F_CREATE | NLM_F_REPLACE)
             }
-            Op::DelAddress { dev, addr } => {
-                let found = collect(h.address().get().set_link_index_filter(self.idx(dev)?).execute()).await?;
-                for m in found.into_iter().filter(|m| m.header.prefix_len == addr.prefix_len()) {
-                    if m.attributes.iter().any(|a| matches!(a, rtnetlink::packet_route::address::AddressAttribute::Address(ip) if *ip == addr.addr())) {
-                        timed(h.address().del(m).execute()).await?;
-                    }
-                }
-                Ok(())
-            }
+            Op::DelAddress { dev, addr } => match self.write(M::DelAddress(msg::address(self.idx(dev)?, *addr)), 0) {
+                Err(e) if e.is_gone() || e.errno() == Some(libc::EADDRNOTAVAIL) => Ok(()),
+                r => r,
+            },
             Op::SetRules(r) | Op::DelRules(r) => Ok(crate::apply::rules::load(r.backend, r.family, &r.payload)?),
             Op::ConfigureWireguard { device, .. } => crate::apply::wireguard::configure(device),
             Op::CreateLink { .. } | Op::CreateTun { .. } | Op::CreateWireguard { .. } | Op::DeleteLink { .. } => {
@@ -167,6 +149,25 @@ impl Executor<'_> {
             }
             _ => self.run_bulk(&[op]).pop().map_or(Ok(()), |(_, e)| Err(e)),
         }
+    }
+
+    fn fix_link(&self, name: &str, fix: &crate::apply::ops::LinkFix) -> Result<(), NetlinkError> {
+        let i = self.idx(name)?;
+        if fix.addrgen_none {
+            // A device that grows past 1280 takes IPv6 settings only once it has.
+            if let Some(mtu) = fix.mtu {
+                let grow = crate::apply::ops::LinkFix { mtu: Some(mtu), ..Default::default() };
+                self.change(msg::fix_link(i, &grow))?;
+            }
+            self.change(msg::addrgen_none(i))?;
+        }
+        if let Some((_, learning)) = fix.learning {
+            self.change(msg::learning(name, i, learning))?;
+        }
+        if let Some((_, on)) = fix.tx_checksum {
+            tx_checksum(name, on)?;
+        }
+        self.change(msg::fix_link(i, fix))
     }
 
     /// Neighbours, FDB entries, nexthops and routes: written in bulk
@@ -228,18 +229,12 @@ impl Executor<'_> {
         Ok(())
     }
 
-    /// Runs independent ops with up to [`super::IN_FLIGHT`] requests
-    /// outstanding; returns every failure with its op.
-    pub async fn run_pipelined<'a>(&self, ops: &[&'a Op]) -> Vec<(&'a Op, NetlinkError)> {
+    /// Runs independent ops, the per-peer ones in bulk; returns every
+    /// failure with its op.
+    pub fn run_independent<'a>(&self, ops: &[&'a Op]) -> Vec<(&'a Op, NetlinkError)> {
         let (bulk, rest): (Vec<&'a Op>, Vec<&'a Op>) = ops.iter().copied().partition(|o| is_bulk(o));
         let mut failures = self.run_bulk(&bulk);
-        let others: Vec<_> = stream::iter(rest)
-            .map(|op| async move { (op, self.run_shared(op).await) })
-            .buffer_unordered(super::IN_FLIGHT)
-            .filter_map(|(op, r)| async move { r.err().map(|e| (op, e)) })
-            .collect()
-            .await;
-        failures.extend(others);
+        failures.extend(rest.into_iter().filter_map(|op| self.run_shared(op).err().map(|e| (op, e))));
         failures
     }
 }

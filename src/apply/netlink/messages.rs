@@ -8,12 +8,13 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::address::AddressMessage;
 use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute, LinkMessage};
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::route::{RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope, RouteType};
-use rtnetlink::{LinkMessageBuilder, LinkUnspec, LinkVxlan};
+use rtnetlink::{AddressMessageBuilder, LinkMessageBuilder, LinkUnspec, LinkVxlan};
 
 use crate::apply::ops::LinkFix;
 use crate::mac::Mac;
@@ -23,6 +24,22 @@ const RT_TABLE_MAIN: u8 = 254;
 
 fn family(ip: IpAddr) -> AddressFamily {
     if ip.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 }
+}
+
+/// An address on device `index` (to add or to delete).
+pub fn address(index: u32, net: IpNet) -> AddressMessage {
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    match net {
+        IpNet::V4(n) => AddressMessageBuilder::<Ipv4Addr>::new().index(index).address(n.addr(), n.prefix_len()).build(),
+        IpNet::V6(n) => AddressMessageBuilder::<Ipv6Addr>::new().index(index).address(n.addr(), n.prefix_len()).build(),
+    }
+}
+
+/// The request deleting link `index`.
+pub fn link_del(index: u32) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m
 }
 
 /// A VXLAN device as the plan has it.

@@ -1,5 +1,6 @@
-//! The kernel side of apply: dump the state it looks at ([`dump`]), build
-//! messages ([`messages`]), execute changes ([`exec`]). One small function
+//! The kernel side of apply, all on one netlink socket ([`bulk`]): dump the
+//! state it looks at ([`dump`], [`links`]), build messages ([`messages`]),
+//! execute changes ([`exec`]). One small function
 //! per kernel operation; every wait has a timeout; kernel errors keep their
 //! errno, so callers decide by code, not by text.
 
@@ -16,11 +17,6 @@ pub mod raw;
 
 use std::time::Duration;
 
-use futures::stream::TryStreamExt;
-
-/// Requests in flight on one socket. Beyond ~256 the default receive buffer
-/// drops acks and replies never come.
-pub const IN_FLIGHT: usize = 128;
 /// No single request or dump may take longer than this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -66,25 +62,4 @@ impl NetlinkError {
 fn errno_text(errno: i32) -> String {
     let text = std::io::Error::from_raw_os_error(errno).to_string();
     text.split(" (os error").next().unwrap_or(&text).to_string()
-}
-
-fn kernel(e: rtnetlink::Error) -> NetlinkError {
-    match e {
-        rtnetlink::Error::NetlinkError(m) => match m.code {
-            Some(code) => NetlinkError::Kernel { errno: -code.get() },
-            None => NetlinkError::Protocol("error message without a code".into()),
-        },
-        other => NetlinkError::Protocol(other.to_string()),
-    }
-}
-
-async fn timed<T>(f: impl std::future::Future<Output = Result<T, rtnetlink::Error>>) -> Result<T, NetlinkError> {
-    match tokio::time::timeout(REQUEST_TIMEOUT, f).await {
-        Ok(r) => r.map_err(kernel),
-        Err(_) => Err(NetlinkError::Timeout(REQUEST_TIMEOUT)),
-    }
-}
-
-async fn collect<T>(s: impl futures::Stream<Item = Result<T, rtnetlink::Error>>) -> Result<Vec<T>, NetlinkError> {
-    timed(s.try_collect::<Vec<T>>()).await
 }

@@ -1,7 +1,6 @@
-//! Whether an nftables table exists, asked over netlink (NFT_MSG_GETTABLE)
-//! instead of by running `nft list table`: under the iptables back end the
-//! table is almost never there, and running nft to learn so costs a process
-//! (0.7 ms idle, up to 3.6 ms on a busy node) on every apply.
+//! Whether an nftables table exists, asked over netlink (NFT_MSG_GETTABLE):
+//! an iptables table that is also an nftables one is iptables-nft's, which
+//! nft can delete (a legacy table cannot).
 
 use rtnetlink::sys::protocols::NETLINK_NETFILTER;
 

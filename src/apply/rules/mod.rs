@@ -90,9 +90,7 @@ pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
             children.push((f, save, spawn(save, path, &[])?));
         }
         let (fam, name) = nft::table_of(f);
-        // No table, nothing for nft to list (the usual case under iptables).
-        let absent = crate::apply::netlink::nftables::table_exists(fam, name) == Some(false);
-        if let Some(path) = find("nft").filter(|_| !absent) {
+        if let Some(path) = find("nft") {
             children.push((f, "nft", spawn("nft", path, &["list", "table", fam, name])?));
         }
     }

@@ -210,21 +210,20 @@ fn wireguard_devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mu
     }
 }
 
+/// `what a→b` into `parts` when the two differ.
+fn note<T: PartialEq + std::fmt::Display>(parts: &mut Vec<String>, what: &str, a: &T, b: &T) {
+    if a != b {
+        parts.push(format!("{what} {a}→{b}"));
+    }
+}
+
 /// What changed on a WireGuard device itself (its peers are listed with the routes).
 fn wireguard_change(o: &WireguardDevice, n: &WireguardDevice, s: &mut Vec<String>) {
     let mut parts = Vec::new();
-    if o.port != n.port {
-        parts.push(format!("port {}→{}", o.port, n.port));
-    }
-    if o.mtu != n.mtu {
-        parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
-    }
-    if o.public_key != n.public_key {
-        parts.push(format!("key {}→{}", o.public_key, n.public_key));
-    }
-    if o.persistent_keepalive != n.persistent_keepalive {
-        parts.push(format!("persistentKeepalive {}→{}", o.persistent_keepalive, n.persistent_keepalive));
-    }
+    note(&mut parts, "port", &o.port, &n.port);
+    note(&mut parts, "mtu", &o.mtu, &n.mtu);
+    note(&mut parts, "key", &o.public_key, &n.public_key);
+    note(&mut parts, "persistentKeepalive", &o.persistent_keepalive, &n.persistent_keepalive);
     if o.psk_file != n.psk_file {
         parts.push("pre-shared key file".into());
     }
@@ -235,21 +234,11 @@ fn wireguard_change(o: &WireguardDevice, n: &WireguardDevice, s: &mut Vec<String
 
 fn device_change(o: &VxlanDevice, n: &VxlanDevice, s: &mut Vec<String>, w: &mut Vec<String>) {
     let mut parts = Vec::new();
-    if o.vni != n.vni {
-        parts.push(format!("vni {}→{}", o.vni, n.vni));
-    }
-    if o.port != n.port {
-        parts.push(format!("port {}→{}", o.port, n.port));
-    }
-    if o.mac != n.mac {
-        parts.push(format!("mac {}→{}", o.mac, n.mac));
-    }
-    if o.local != n.local {
-        parts.push(format!("local {}→{}", o.local, n.local));
-    }
-    if o.mtu != n.mtu {
-        parts.push(format!("mtu {}→{}", o.mtu, n.mtu));
-    }
+    note(&mut parts, "vni", &o.vni, &n.vni);
+    note(&mut parts, "port", &o.port, &n.port);
+    note(&mut parts, "mac", &o.mac, &n.mac);
+    note(&mut parts, "local", &o.local, &n.local);
+    note(&mut parts, "mtu", &o.mtu, &n.mtu);
     s.push(format!("~ device {} ({})", n.name, parts.join(", ")));
     if o.name != n.name {
         w.push(format!(

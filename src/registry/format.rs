@@ -179,11 +179,7 @@ pub fn decode_data(backend_type: &str, v: &Value) -> Result<Option<BackendData>,
 /// cannot add a peer without a valid key (wgtypes.ParseKey); a missing
 /// port is 0, which it reads as its own.
 pub fn decode_wireguard_data(v: &Value) -> Result<Option<WireguardData>, Vec<Bad>> {
-    let obj = match v {
-        Value::Null => return Ok(None),
-        Value::Object(o) => o,
-        other => return Err(vec![Bad::new("", format!("expected the wireguard lease data object, got {other}"))]),
-    };
+    let Some(obj) = data_object(v, "wireguard")? else { return Ok(None) };
     let mut bad = Vec::new();
     let port = match go_field(obj, "Port") {
         None | Some((_, Value::Null)) => 0,
@@ -212,13 +208,18 @@ fn join(prefix: &str, path: &str) -> String {
     if path.is_empty() { prefix.to_string() } else { format!("{prefix}.{path}") }
 }
 
+/// A backend's lease data: an object, or `null` for none.
+fn data_object<'a>(v: &'a Value, backend: &str) -> Result<Option<&'a Map<String, Value>>, Vec<Bad>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::Object(o) => Ok(Some(o)),
+        other => Err(vec![Bad::new("", format!("expected the {backend} lease data object, got {other}"))]),
+    }
+}
+
 /// vxlan's `{"VNI":…,"VtepMAC":…}`; `null` is no data.
 pub fn decode_vxlan_data(v: &Value) -> Result<Option<VxlanData>, Vec<Bad>> {
-    let obj = match v {
-        Value::Null => return Ok(None),
-        Value::Object(o) => o,
-        other => return Err(vec![Bad::new("", format!("expected the vxlan lease data object, got {other}"))]),
-    };
+    let Some(obj) = data_object(v, "vxlan")? else { return Ok(None) };
     let mut bad = Vec::new();
     let vni = match go_field(obj, "VNI") {
         None => 0,

@@ -199,9 +199,20 @@ impl Bulk {
 
     /// Dumps `kind` (an RTM_GET* type) with `body` as the request's family
     /// header and filter attributes; calls `each` with every reply.
-    pub fn dump(&mut self, kind: u16, body: &[u8], mut each: impl FnMut(&Reply)) -> Result<(), NetlinkError> {
+    pub fn dump(&mut self, kind: u16, body: &[u8], each: impl FnMut(&Reply)) -> Result<(), NetlinkError> {
+        self.ask(kind, NLM_F_DUMP, body, each)
+    }
+
+    /// Gets the one object `body` names (an RTM_GET* without dump): its
+    /// reply, then the ack.
+    pub fn get(&mut self, kind: u16, body: &[u8], each: impl FnMut(&Reply)) -> Result<(), NetlinkError> {
+        self.ask(kind, NLM_F_ACK, body, each)
+    }
+
+    /// One request; every reply to it goes to `each` until the done or ack.
+    fn ask(&mut self, kind: u16, flags: u16, body: &[u8], mut each: impl FnMut(&Reply)) -> Result<(), NetlinkError> {
         let mut req = Requests::default();
-        req.raw(0, kind, NLM_F_DUMP, body);
+        req.raw(0, kind, flags, body);
         let seq = self.next_seq();
         req.buf[8..12].copy_from_slice(&seq.to_ne_bytes());
         self.sock.send(&req.buf, 0).map_err(io)?;

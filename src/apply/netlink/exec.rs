@@ -57,7 +57,7 @@ impl Executor<'_> {
     }
 
     fn refresh(&mut self, name: &str) -> Result<(), NetlinkError> {
-        let found = links::dump(&mut self.bulk.borrow_mut())?.into_iter().find(|l| l.name == name);
+        let found = links::by_name(&mut self.bulk.borrow_mut(), name)?;
         match found {
             Some(l) => self.index.insert(name.to_string(), l.index),
             None => self.index.remove(name),

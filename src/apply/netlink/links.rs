@@ -10,25 +10,48 @@ use rtnetlink::packet_route::link::{
 };
 
 use super::NetlinkError;
-use super::attr::mac_of;
+use super::attr::{mac_of, put_attr};
 use super::bulk::Bulk;
 use crate::apply::live::{LiveLink, LiveTun, LiveVxlan};
 
 const RTM_GETLINK: u16 = 18;
 /// sizeof(struct ifinfomsg), all zero: every link of every family.
 const IFINFOMSG_LEN: usize = 16;
+const IFLA_IFNAME: u16 = 3;
 
 /// Every link in `bulk`'s namespace.
 pub fn dump(bulk: &mut Bulk) -> Result<Vec<LiveLink>, NetlinkError> {
     let mut out = Vec::new();
     let mut bad = None;
-    bulk.dump(RTM_GETLINK, &[0; IFINFOMSG_LEN], |r| match LinkMessage::parse(r.payload) {
+    bulk.dump(RTM_GETLINK, &[0; IFINFOMSG_LEN], |r| decode(r.payload, &mut out, &mut bad))?;
+    checked(out, bad)
+}
+
+/// The link named `name`, if there is one (one request, not a dump).
+pub fn by_name(bulk: &mut Bulk, name: &str) -> Result<Option<LiveLink>, NetlinkError> {
+    let mut body = vec![0; IFINFOMSG_LEN];
+    let mut value = name.as_bytes().to_vec();
+    value.push(0);
+    put_attr(&mut body, IFLA_IFNAME, &value);
+    let (mut out, mut bad) = (Vec::new(), None);
+    match bulk.get(RTM_GETLINK, &body, |r| decode(r.payload, &mut out, &mut bad)) {
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+        Ok(()) => Ok(checked(out, bad)?.pop()),
+    }
+}
+
+fn decode(payload: &[u8], out: &mut Vec<LiveLink>, bad: &mut Option<String>) {
+    match LinkMessage::parse(payload) {
         Ok(m) => out.push(live_link(&m)),
-        Err(e) => bad = bad.take().or(Some(e.to_string())),
-    })?;
+        Err(e) => *bad = bad.take().or(Some(e.to_string())),
+    }
+}
+
+fn checked(links: Vec<LiveLink>, bad: Option<String>) -> Result<Vec<LiveLink>, NetlinkError> {
     match bad {
         Some(e) => Err(NetlinkError::Protocol(format!("a link the kernel listed does not decode: {e}"))),
-        None => Ok(out),
+        None => Ok(links),
     }
 }
 

@@ -11,6 +11,7 @@ use crate::netaddr::Family;
 use crate::plan::objects::{VxlanDevice, WireguardDevice};
 use crate::plan::{BackendPlan, NodePlan, Peer};
 use crate::render::{RenderError, RenderOptions, Templates, render_node};
+use crate::topology::BackendKind;
 use crate::words::{agree, plural};
 
 pub mod markdown;
@@ -199,11 +200,11 @@ fn wireguard_devices(old: &NodePlan, new: &NodePlan, s: &mut Vec<String>, w: &mu
         v.join(" and ")
     };
     let (was, now) = (names(old), names(new));
-    if !new.wireguard_devices().is_empty() {
+    if new.backend.kind() == BackendKind::Wireguard {
         w.push(format!(
             "onto wireguard: roll out in three phases — `flannel-gen apply --phase 1` on every node (builds {now} and its peers; {was} still carries traffic), `--phase 2` on every node (routes fall to {now}; {was} stays for peers that have not switched), then a plain `flannel-gen apply` on every node (removes {was})"
         ));
-    } else if !old.wireguard_devices().is_empty() {
+    } else if old.backend.kind() == BackendKind::Wireguard {
         w.push(format!(
             "off wireguard: roll out in three phases — `flannel-gen apply --phase 1` on every node, `--phase 2` on every node (moves the routes; {was} stays for peers that have not switched), then a plain `flannel-gen apply` on every node (removes {was})"
         ));

@@ -113,7 +113,7 @@ pub fn phasing(o: &NodePlan, n: &NodePlan) -> Option<Phasing> {
     }
     // WireGuard's network route cannot move in phase 1 (only uplink routes
     // do), and leaving it keeps its device busy until phase 2 began.
-    let wg = |p: &NodePlan| !p.wireguard_devices().is_empty();
+    let wg = |p: &NodePlan| p.backend.kind() == crate::topology::BackendKind::Wireguard;
     match (wg(o), wg(n)) {
         (true, false) => return Some(Phasing::ReplaceDevice),
         (false, true) if !on.is_empty() => return Some(Phasing::ReplaceDevice),

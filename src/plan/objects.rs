@@ -215,16 +215,23 @@ impl PlanData {
         })
     }
 
+    /// The node's WireGuard public key and family `f`'s port, when the
+    /// backend is wireguard and the node runs `f`; cheap (no peer is looked
+    /// at), for what needs only the node's own side.
+    pub fn wireguard_identity(&self, f: Family) -> Option<(crate::wireguard::key::Key, u16)> {
+        let BackendPlan::Wireguard { port, port_v6, public_key, .. } = self.backend else { return None };
+        self.family(f)?;
+        Some((public_key, if f == Family::V4 { port } else { port_v6 }))
+    }
+
     /// The WireGuard device of family `f`, when the backend is wireguard and the node runs `f`.
     pub fn wireguard_device(&self, f: Family) -> Option<WireguardDevice> {
-        let BackendPlan::Wireguard { port, port_v6, persistent_keepalive, ref key_file, ref psk_file, public_key } =
-            self.backend
-        else {
+        let (public_key, port) = self.wireguard_identity(f)?;
+        let BackendPlan::Wireguard { persistent_keepalive, ref key_file, ref psk_file, .. } = self.backend else {
             return None;
         };
         let fam = self.family(f)?;
         let name = wireguard_device_name(f);
-        let port = if f == Family::V4 { port } else { port_v6 };
         let peers = self
             .peers
             .iter()

@@ -322,7 +322,7 @@ fn plan_facts(p: &NodePlan, f: Family) -> Facts {
         .map(|x| (x.subnet(), (x.public_ip(), ident(x.vtep_mac(), x.public_key()))))
         .collect();
     if let (Some(fp), Some(ip)) = (d.family(f), d.uplink.address(f)) {
-        let own_key = p.wireguard_device(f).map(|w| w.public_key);
+        let own_key = p.wireguard_identity(f).map(|(k, _)| k);
         facts.insert(fp.subnet, (ip.addr(), ident(fp.vtep_mac, own_key)));
     }
     facts

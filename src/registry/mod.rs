@@ -176,10 +176,9 @@ impl Published {
     pub fn of_plan(p: &NodePlan) -> Published {
         let d = p.data();
         let vni = d.backend.vni();
-        let wireguard = p.wireguard_devices();
         let data = |f: Family| -> Option<BackendData> {
-            if let Some(w) = wireguard.iter().find(|w| w.family == f) {
-                return Some(BackendData::Wireguard(WireguardData { public_key: w.public_key, port: w.port }));
+            if let Some((public_key, port)) = p.wireguard_identity(f) {
+                return Some(BackendData::Wireguard(WireguardData { public_key, port }));
             }
             Some(BackendData::Vxlan(VxlanData { vni: vni?, vtep_mac: d.family(f)?.vtep_mac? }))
         };

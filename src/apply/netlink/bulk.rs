@@ -10,7 +10,7 @@
 
 use std::os::fd::AsRawFd;
 
-use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage};
+use rtnetlink::packet_core::{NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST, NetlinkMessage, Parseable};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
@@ -203,10 +203,24 @@ impl Bulk {
         self.ask(kind, NLM_F_DUMP, body, each)
     }
 
-    /// Gets the one object `body` names (an RTM_GET* without dump): its
-    /// reply, then the ack.
-    pub fn get(&mut self, kind: u16, body: &[u8], each: impl FnMut(&Reply)) -> Result<(), NetlinkError> {
-        self.ask(kind, NLM_F_ACK, body, each)
+    /// [`Bulk::dump`] (or, with `one`, a get of the one object `body` names:
+    /// its reply, then the ack) of messages that
+    /// netlink-packet-route decodes: `each` gets every decoded one; one that
+    /// does not decode fails the read, naming `what` it was.
+    pub fn decoded<T: Parseable<[u8]>>(
+        &mut self,
+        (kind, one): (u16, bool),
+        body: &[u8],
+        what: &str,
+        mut each: impl FnMut(T),
+    ) -> Result<(), NetlinkError> {
+        let mut bad = None;
+        let flags = if one { NLM_F_ACK } else { NLM_F_DUMP };
+        self.ask(kind, flags, body, |r| match T::parse(r.payload) {
+            Ok(m) => each(m),
+            Err(e) => bad = bad.take().or(Some(e.to_string())),
+        })?;
+        bad.map_or(Ok(()), |e| Err(NetlinkError::Protocol(format!("{what} the kernel listed does not decode: {e}"))))
     }
 
     /// One request; every reply to it goes to `each` until the done or ack.

@@ -6,7 +6,6 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 
 use ipnet::IpNet;
-use rtnetlink::packet_core::Parseable;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 
 use super::bulk::Bulk;
@@ -72,12 +71,7 @@ const IFADDRMSG_LEN: usize = 8;
 
 /// The addresses of the devices in `ours` and of the uplink.
 fn addresses(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option<u32>) -> Result<(), NetlinkError> {
-    let mut bad = None;
-    b.dump(RTM_GETADDR, &[0; IFADDRMSG_LEN], |r| {
-        let m = match AddressMessage::parse(r.payload) {
-            Ok(m) => m,
-            Err(e) => return bad = bad.take().or(Some(e.to_string())),
-        };
+    b.decoded((RTM_GETADDR, false), &[0; IFADDRMSG_LEN], "an address", |m: AddressMessage| {
         let i = m.header.index;
         if !ours.contains(&i) && Some(i) != uplink {
             return;
@@ -89,6 +83,5 @@ fn addresses(b: &mut Bulk, live: &mut Live, ours: &BTreeSet<u32>, uplink: Option
                 live.addrs.entry(i).or_default().push(n);
             }
         }
-    })?;
-    bad.map_or(Ok(()), |e| Err(NetlinkError::Protocol(format!("an address the kernel listed does not decode: {e}"))))
+    })
 }

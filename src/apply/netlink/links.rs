@@ -4,7 +4,6 @@
 
 use std::net::IpAddr;
 
-use rtnetlink::packet_core::Parseable;
 use rtnetlink::packet_route::link::{
     AfSpecInet6, AfSpecUnspec, InfoData, InfoTun, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -22,9 +21,8 @@ const IFLA_IFNAME: u16 = 3;
 /// Every link in `bulk`'s namespace.
 pub fn dump(bulk: &mut Bulk) -> Result<Vec<LiveLink>, NetlinkError> {
     let mut out = Vec::new();
-    let mut bad = None;
-    bulk.dump(RTM_GETLINK, &[0; IFINFOMSG_LEN], |r| decode(r.payload, &mut out, &mut bad))?;
-    checked(out, bad)
+    bulk.decoded((RTM_GETLINK, false), &[0; IFINFOMSG_LEN], "a link", |m: LinkMessage| out.push(live_link(&m)))?;
+    Ok(out)
 }
 
 /// The link named `name`, if there is one (one request, not a dump).
@@ -33,25 +31,10 @@ pub fn by_name(bulk: &mut Bulk, name: &str) -> Result<Option<LiveLink>, NetlinkE
     let mut value = name.as_bytes().to_vec();
     value.push(0);
     put_attr(&mut body, IFLA_IFNAME, &value);
-    let (mut out, mut bad) = (Vec::new(), None);
-    match bulk.get(RTM_GETLINK, &body, |r| decode(r.payload, &mut out, &mut bad)) {
+    let mut found = None;
+    match bulk.decoded((RTM_GETLINK, true), &body, "a link", |m: LinkMessage| found = Some(live_link(&m))) {
         Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
-        Err(e) => Err(e),
-        Ok(()) => Ok(checked(out, bad)?.pop()),
-    }
-}
-
-fn decode(payload: &[u8], out: &mut Vec<LiveLink>, bad: &mut Option<String>) {
-    match LinkMessage::parse(payload) {
-        Ok(m) => out.push(live_link(&m)),
-        Err(e) => *bad = bad.take().or(Some(e.to_string())),
-    }
-}
-
-fn checked(links: Vec<LiveLink>, bad: Option<String>) -> Result<Vec<LiveLink>, NetlinkError> {
-    match bad {
-        Some(e) => Err(NetlinkError::Protocol(format!("a link the kernel listed does not decode: {e}"))),
-        None => Ok(links),
+        r => r.map(|()| found),
     }
 }
 

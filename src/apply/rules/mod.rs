@@ -176,12 +176,34 @@ fn feed(program: &'static str, args: &[&str], payload: &str) -> Result<(), Rules
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| failed(e.to_string()))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(payload.as_bytes()).map_err(|e| failed(e.to_string()))?;
-    }
+    // A program that refuses its arguments (an old iptables-restore and
+    // `--wait`) exits before reading: the broken pipe is then only a symptom,
+    // and its exit status and stderr are the error worth reporting.
+    let written = child.stdin.take().map_or(Ok(()), |mut stdin| stdin.write_all(payload.as_bytes()));
     let out = child.wait_with_output().map_err(|e| failed(e.to_string()))?;
     if !out.status.success() {
         return Err(failed(format!("{}: {}", out.status, String::from_utf8_lossy(&out.stderr).trim())));
     }
-    Ok(())
+    written.map_err(|e| failed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A program that refuses its arguments exits before reading: with more
+    /// input than a pipe holds, the write breaks every time, and the error must
+    /// still be the program's own (load's `--wait` retry reads it).
+    #[test]
+    fn a_program_that_exits_unread_reports_its_own_error() {
+        let refuse = "echo \"v1.6.1: unrecognized option '--wait'\" >&2; exit 2";
+        let payload = "*filter\n".repeat(64 * 1024);
+        match feed("sh", &["-c", refuse], &payload) {
+            Err(RulesError::Failed { detail, .. }) => {
+                assert!(detail.contains("unrecognized option '--wait'"), "{detail}")
+            }
+            other => panic!("expected the program's failure, got {other:?}"),
+        }
+        assert!(feed("sh", &["-c", "cat >/dev/null"], &payload).is_ok());
+    }
 }

@@ -55,8 +55,8 @@ fn nft() -> Option<String> {
         .stderr(Stdio::null())
         .spawn()
         .ok()?;
-    child.stdin.take()?.write_all(probe.as_bytes()).ok()?;
-    let ok = child.wait().ok()?.success();
+    let written = child.stdin.take().map(|mut stdin| stdin.write_all(probe.as_bytes()));
+    let ok = child.wait().ok()?.success() && !matches!(written, Some(Err(_)));
     (!ok).then(|| "nft does not take `masquerade fully-random` here (checked with nft -c)".to_string())
 }
 

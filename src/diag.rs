@@ -70,10 +70,6 @@ impl Diagnostics {
         Diagnostics(vec![Diagnostic::new(file, pos, field, message)])
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
     pub fn len(&self) -> usize {
         self.0.len()
     }
@@ -110,10 +106,6 @@ impl<'a> Reporter<'a> {
 
     pub fn error(&mut self, pos: impl Into<Pos>, field: impl Into<String>, message: impl fmt::Display) {
         self.found.push(Diagnostic::new(self.file, pos.into(), field, message.to_string()));
-    }
-
-    pub fn file(&self) -> &Path {
-        self.file
     }
 
     /// How many problems were reported so far.

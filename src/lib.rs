@@ -35,34 +35,47 @@
 //! (YAML documents into typed values with located errors),
 //! [`netaddr`] (address rules), [`mac`], [`textdiff`], [`fsutil`], [`synth`], [`words`].
 
-pub mod alloc;
-pub mod apply;
-pub mod cli;
-pub mod cloud;
-pub mod commands;
-pub mod compile;
-pub mod diag;
-pub mod diff;
-pub mod doctor;
-pub mod error;
-pub mod fsutil;
-pub mod graph;
-pub mod health;
-pub mod input;
-pub mod json_path;
-pub mod lock;
-pub mod mac;
-pub mod netaddr;
-pub mod plan;
-pub mod registry;
-pub mod render;
-pub mod synth;
-pub mod textdiff;
-pub mod topology;
-pub mod traffic;
-pub mod tun;
-#[cfg(feature = "udp")]
-pub mod udp;
-pub mod wireguard;
-pub mod words;
-pub mod yaml;
+// The modules other crates reach (tests, benches, fuzz targets). Under
+// `--cfg flannel_gen_audit` they are private too and only `main` is public,
+// so rustc's dead-code lint sees the crate as the binary uses it (.ci/run).
+macro_rules! api_modules {
+    ($($(#[$attr:meta])* $m:ident),* $(,)?) => {$(
+        $(#[$attr])* #[cfg(not(flannel_gen_audit))] pub mod $m;
+        $(#[$attr])* #[cfg(flannel_gen_audit)] mod $m;
+    )*};
+}
+api_modules!(
+    alloc,
+    apply,
+    cli,
+    cloud,
+    compile,
+    input,
+    plan,
+    registry,
+    synth,
+    topology,
+    #[cfg(feature = "udp")]
+    udp,
+    wireguard,
+    yaml,
+);
+#[cfg(flannel_gen_audit)]
+pub use cli::main;
+pub(crate) mod commands;
+pub(crate) mod diag;
+pub(crate) mod diff;
+pub(crate) mod doctor;
+pub(crate) mod error;
+pub(crate) mod fsutil;
+pub(crate) mod graph;
+pub(crate) mod health;
+pub(crate) mod json_path;
+pub(crate) mod lock;
+pub(crate) mod mac;
+pub(crate) mod netaddr;
+pub(crate) mod render;
+pub(crate) mod textdiff;
+pub(crate) mod traffic;
+pub(crate) mod tun;
+pub(crate) mod words;

@@ -84,10 +84,6 @@ impl<T> PerFamily<T> {
     pub fn iter(&self) -> impl Iterator<Item = (Family, &T)> {
         self.v4.iter().map(|v| (Family::V4, v)).chain(self.v6.iter().map(|v| (Family::V6, v)))
     }
-
-    pub fn families(&self) -> impl Iterator<Item = Family> + '_ {
-        self.iter().map(|(f, _)| f)
-    }
 }
 
 /// An address as an integer, for arithmetic that works the same in both families.

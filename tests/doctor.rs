@@ -203,3 +203,42 @@ fn bad_flags_are_exit_2() {
         assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
     }
 }
+
+/// Every code doctor reports. Operators read them in README's table and
+/// in `doctor --help`; both must name exactly these.
+const CODES: [&str; 11] = [
+    "drift",
+    "peer-unreachable-underlay",
+    "overlay-blocked",
+    "mtu-mismatch",
+    "rp-filter-strict",
+    "ip-forward-off",
+    "forward-drop",
+    "masquerade-missing",
+    "vtep-mac-mismatch",
+    "tx-checksum-offload",
+    "duplicate-address",
+];
+
+#[test]
+fn every_code_is_reported_and_documented() {
+    let sources = [include_str!("../src/doctor/local.rs"), include_str!("../src/doctor/peers.rs")].concat();
+    let readme = include_str!("../README.md");
+    let table: Vec<&str> = readme
+        .split("| code | meaning |")
+        .nth(1)
+        .expect("README has doctor's code table")
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with("| `"))
+        .filter_map(|l| l.split('`').nth(1))
+        .collect();
+    assert_eq!(table, CODES, "README's table");
+    let mut cli = <flannel_gen::cli::Cli as clap::CommandFactory>::command();
+    let help = cli.find_subcommand_mut("doctor").expect("doctor").render_long_help().to_string();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    for code in CODES {
+        assert!(sources.contains(&format!("\"{code}\"")), "{code} is reported by src/doctor");
+        assert!(help.contains(code), "doctor --help names {code}");
+    }
+}

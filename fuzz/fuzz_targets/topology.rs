@@ -27,14 +27,14 @@ fuzz_target!(|data: &[u8]| {
     let doc = match parse_topology(path, text) {
         Ok(doc) => doc,
         Err(d) => {
-            assert!(!d.is_empty());
+            assert!(!d.0.is_empty());
             return;
         }
     };
     let cluster = match validate::validate(path, &doc) {
         Ok(c) => c,
         Err(d) => {
-            assert!(!d.is_empty());
+            assert!(!d.0.is_empty());
             return;
         }
     };

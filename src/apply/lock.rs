@@ -26,10 +26,6 @@ pub struct ApplyLock {
     _file: File,
 }
 
-pub fn lock_path(netns: Option<&str>) -> PathBuf {
-    named_path("apply", netns)
-}
-
 /// `/run/flannel-gen/<what>[-netns-<ns>].lock`.
 fn named_path(what: &str, netns: Option<&str>) -> PathBuf {
     PathBuf::from(LOCK_DIR).join(match netns {

@@ -31,7 +31,7 @@ use std::time::Duration;
 
 pub use desired::Desired;
 pub use engine::Session;
-pub use ops::{Op, Stage};
+pub use ops::Op;
 pub use reconcile::{Phase, Refusal};
 
 use crate::plan::NodePlan;

@@ -276,7 +276,7 @@ fn write(client: &Ec2, c: &Change) -> Result<(), ec2::Ec2Error> {
 mod tests {
     use super::*;
     use crate::cloud::AwsRoute;
-    use crate::cloud::ec2::LiveRoute;
+    use crate::cloud::ec2::xml::LiveRoute;
 
     fn net(s: &str) -> Ipv4Net {
         s.parse().unwrap()

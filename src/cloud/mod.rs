@@ -74,13 +74,6 @@ pub struct GceRoute {
     pub zone: String,
 }
 
-impl GceRoute {
-    /// `nextHopInstance` as the Compute API takes it (a partial URL).
-    pub fn next_hop(&self, project: &str) -> String {
-        format!("projects/{project}/zones/{}/instances/{}", self.zone, self.instance)
-    }
-}
-
 /// flanneld's gce route name: `flannel-10-244-1-0-24` for 10.244.1.0/24.
 pub fn gce_route_name(subnet: Ipv4Net) -> String {
     format!("flannel-{}", subnet.to_string().replace(['.', '/'], "-"))

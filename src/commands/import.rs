@@ -2,13 +2,14 @@
 //! topology and lock that reproduce it.
 
 use std::path::{Path, PathBuf};
+#[cfg(feature = "etcd")]
 use std::time::Duration;
 
 use super::{out, plural, warn};
 use crate::error::{Error, exit};
+use crate::registry::etcd;
 #[cfg(feature = "etcd")]
-use crate::registry::etcd::Store;
-use crate::registry::etcd::{self, Target, Tls};
+use crate::registry::etcd::{Store, Target, Tls};
 use crate::registry::import::{Imported, Options};
 use crate::registry::names::Names;
 use crate::registry::{Lease, Origin, kube};
@@ -63,6 +64,7 @@ pub struct EtcdConn {
     pub timeout: u64,
 }
 
+#[cfg(feature = "etcd")]
 impl EtcdConn {
     pub fn target(&self) -> Result<Target, Error> {
         let prefix = etcd::normalise_prefix(&self.prefix).map_err(Error::Usage)?;

@@ -17,27 +17,6 @@ use crate::apply::desired::Desired;
 use crate::apply::{ApplyError, Session};
 use crate::plan::NodePlan;
 
-/// Every code doctor reports, with what it means (README and man page).
-pub const CODES: [(&str, &str); 11] = [
-    ("drift", "the kernel differs from the plan (what `apply --dry-run` would change)"),
-    ("peer-unreachable-underlay", "the peer's public IP does not answer on the underlay"),
-    ("overlay-blocked", "the underlay answers but the overlay probe to the peer does not"),
-    ("mtu-mismatch", "the uplink MTU differs from the plan's, or a DF probe at the overlay MTU does not pass"),
-    (
-        "rp-filter-strict",
-        "effective rp_filter (the larger of `all` and the device's) is 1 on the uplink or overlay device",
-    ),
-    ("ip-forward-off", "IP forwarding is off for a family the node runs"),
-    ("forward-drop", "the FORWARD chain drops before anything accepts the cluster network"),
-    ("masquerade-missing", "the plan masquerades but the node has no masquerade rules"),
-    ("vtep-mac-mismatch", "a VXLAN device's or a peer neighbour's MAC differs from the plan's VTEP MAC"),
-    (
-        "tx-checksum-offload",
-        "checksum offload is on where the plan turns it off, or on beside a blocked overlay (flannel #1279)",
-    ),
-    ("duplicate-address", "another host answers ARP for this node's underlay address"),
-];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {

@@ -16,7 +16,9 @@ use crate::mac::Mac;
 use crate::netaddr::{Family, PerFamily};
 use crate::wireguard::key::Key;
 
-pub use read::{parse_lock, read_lock};
+#[cfg(test)]
+pub(crate) use read::parse_lock;
+pub use read::read_lock;
 
 /// One node's lease in one family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use super::read::{fast_path_accepts, parse_lock_slow, subset_reads_as_serde_saphyr};
+use super::read::{fast_path_accepts, parse_lock, parse_lock_slow, subset_reads_as_serde_saphyr};
 use super::*;
 
 const LOCK: &str = "# flannel-gen lock file: node subnet and VTEP MAC leases.

@@ -102,14 +102,6 @@ fn wireguard_device_name(f: Family) -> &'static str {
     }
 }
 
-impl WireguardDevice {
-    /// `<network> dev flannel-wg`: the pod network goes to the device, whose
-    /// peers' AllowedIPs pick the node.
-    pub fn route(&self) -> Route {
-        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None }
-    }
-}
-
 /// flanneld's masquerade and forward rules for one family
 /// (pkg/trafficmngr): what to masquerade, and the network to accept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

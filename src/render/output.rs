@@ -252,7 +252,6 @@ fn lock_out(out: &Path) -> Result<fs::File, OutputError> {
 pub struct Staged {
     tmp: Option<PathBuf>,
     pub path: PathBuf,
-    pub summary: String,
 }
 
 impl Stage {
@@ -291,7 +290,7 @@ impl Stage {
             }
             Change::Remove { .. } => None,
         };
-        Ok(Staged { tmp, path: c.path().to_path_buf(), summary: c.summary() })
+        Ok(Staged { tmp, path: c.path().to_path_buf() })
     }
 
     /// Renames every staged file into place and prunes removed ones, all or

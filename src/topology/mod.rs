@@ -331,10 +331,6 @@ impl Cluster {
     pub fn suggest_node(&self, name: &str) -> Option<String> {
         crate::diag::suggest(name, self.nodes.iter().map(|n| n.name.as_str())).map(str::to_string)
     }
-
-    pub fn families(&self) -> impl Iterator<Item = Family> + '_ {
-        self.pools.families()
-    }
 }
 
 /// Parse and validate a topology file (`-` for standard input); every problem is a located diagnostic.

@@ -60,10 +60,6 @@ impl Default for Gro {
 }
 
 impl Gro {
-    pub fn is_empty(&self) -> bool {
-        self.segs == 0
-    }
-
     /// Takes `pkt` into the packet being built (or starts one); false when it
     /// cannot be merged: take what was built first, then try again.
     pub fn add(&mut self, pkt: &[u8]) -> bool {

@@ -65,12 +65,8 @@ impl PeerTable {
         u32::from(src) & self.mask == subnet
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.peers.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
     }
 }
 

@@ -5,7 +5,7 @@ use crate::apply::kernel::{ADDRGEN_NONE, ROUTE_PROTOCOL_STATIC, default_metric};
 use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
 use crate::plan::objects::BLACKHOLE_METRIC;
-use crate::plan::{NodePlan, build};
+use crate::plan::{NodePlan, build, marker};
 use crate::topology;
 
 fn compiled(example: &str) -> (topology::Cluster, crate::lock::Leases) {

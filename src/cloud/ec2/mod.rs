@@ -5,15 +5,15 @@
 
 mod credentials;
 mod imds;
-mod xml;
+pub(crate) mod xml;
 
 use std::time::{Duration, SystemTime};
 
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
 
-pub use credentials::{Credentials, Settings};
-pub use xml::{Instance, LiveRoute, Table, instances as xml_instances, route_tables as xml_route_tables};
+pub use credentials::Settings;
+pub use xml::{Instance, Table, instances as xml_instances, route_tables as xml_route_tables};
 
 /// The EC2 API version flanneld's SDK spoke, and every SDK still does.
 const API_VERSION: &str = "2016-11-15";

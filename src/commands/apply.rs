@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::node_change::{NodeChangeArgs, report_text};
 use super::{Format, out};
 use crate::apply::snapshot::{self, Outcome};
 use crate::apply::watch::{Event, WatchOptions};
@@ -30,15 +31,7 @@ use crate::plan::NodePlan;
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    pub source: super::source::PlanSource,
-    /// Print the changes without making them; exit 1 when any are pending.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub target: super::target::TargetArgs,
-    /// How to print the changes.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub node: NodeChangeArgs,
     /// Fail (exit 2) when the lock file is missing or stale.
     #[arg(long, conflicts_with = "plan")]
     pub locked: bool,
@@ -92,29 +85,28 @@ impl From<PhaseArg> for Phase {
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let target = a.target.target();
+    let target = a.node.target.target();
     // A single apply reads the kernel while the plan compiles.
     let single = a.confirm_timeout.is_none() && !a.watch;
-    let ahead = single.then(|| apply::ahead::start(&target, a.dry_run));
-    let p = a.source.load(a.locked)?;
+    let ahead = single.then(|| apply::ahead::start(&target, a.node.dry_run));
+    let p = a.node.source.load(a.locked)?;
     let p = super::wireguard::with_key_file(p, a.wireguard_key_file.as_deref())?;
     let opts = apply::Options {
-        dry_run: a.dry_run,
+        dry_run: a.node.dry_run,
         reconcile: apply::reconcile::Options { phase: a.phase.into(), adopt: a.adopt },
     };
     if let Some(secs) = a.confirm_timeout {
-        return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.format);
+        return try_with_revert(&p, &target, opts, Duration::from_secs(secs), a.node.format);
     }
     if a.health.healthz_port != 0 && !a.watch {
         return Err(Error::Usage("--healthz-port needs --watch (a one-shot apply has nothing to serve)".into()));
     }
     if a.watch {
         let w = WatchOptions { resync: Duration::from_secs(a.resync.max(1)), ..WatchOptions::default() };
-        return watch(&p, &target, (opts, w, &a.health), a.format);
+        return watch(&p, &target, (opts, w, &a.health), a.node.format);
     }
     let changes = apply::run(&p, &target, opts, ahead)?;
-    out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
-    Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
+    a.node.report(&p.node, &changes)
 }
 
 /// `--confirm-timeout`: snapshot the owned state, apply, wait for `confirm`,
@@ -223,28 +215,4 @@ fn watch(
         }
     })?;
     failure.map_or(Ok(exit::OK), Err)
-}
-
-/// One line per change and a count, or the same as JSON.
-pub fn report_text(node: &str, changes: &[Op], dry_run: bool, format: Format) -> String {
-    let n = changes.len();
-    match format {
-        Format::Json => {
-            let list: Vec<serde_json::Value> = changes
-                .iter()
-                .map(|c| serde_json::json!({"op": c.sign().to_string(), "kind": c.kind(), "object": c.object()}))
-                .collect();
-            format!("{}\n", serde_json::json!({"node": node, "dryRun": dry_run, "count": n, "changes": list}))
-        }
-        Format::Text => {
-            let mut s: String = changes.iter().map(|c| format!("{c}\n")).collect();
-            let count = crate::words::plural(n, "change");
-            if dry_run && n > 0 {
-                s.push_str(&format!("{count} pending (dry run; nothing was changed)\n"));
-            } else {
-                s.push_str(&format!("{count}\n"));
-            }
-            s
-        }
-    }
 }

@@ -15,6 +15,7 @@ pub mod import;
 pub mod import_netconf;
 pub mod lock;
 pub mod man;
+pub mod node_change;
 pub mod plan;
 pub mod publish;
 pub mod render;

@@ -1,6 +1,7 @@
 //! `flannel-gen rollback [--netns NS]`
 
-use super::apply::{report_text, restore};
+use super::apply::restore;
+use super::node_change::report_text;
 use super::{Format, out};
 use crate::apply::{ApplyError, Session, snapshot};
 use crate::error::{Error, exit};

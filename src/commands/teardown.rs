@@ -1,9 +1,7 @@
 //! `flannel-gen teardown (TOPO [--node N] | --plan FILE)`
 
-use super::Format;
-use super::apply::report_text;
 use crate::apply;
-use crate::error::{Error, exit};
+use crate::error::Error;
 
 /// Remove everything flannel-gen made on a node, and nothing else.
 ///
@@ -21,20 +19,11 @@ use crate::error::{Error, exit};
 #[command(verbatim_doc_comment)]
 pub struct Args {
     #[command(flatten)]
-    pub source: super::source::PlanSource,
-    /// Print what would be removed; exit 1 when anything would.
-    #[arg(long)]
-    pub dry_run: bool,
-    #[command(flatten)]
-    pub target: super::target::TargetArgs,
-    /// How to print the changes.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    pub node: super::node_change::NodeChangeArgs,
 }
 
 pub fn run(a: Args) -> Result<u8, Error> {
-    let p = a.source.load(false)?;
-    let changes = apply::teardown(&p, &a.target.target(), a.dry_run)?;
-    super::out(&report_text(&p.node, &changes, a.dry_run, a.format))?;
-    Ok(if a.dry_run && !changes.is_empty() { exit::CHANGES } else { exit::OK })
+    let p = a.node.source.load(false)?;
+    let changes = apply::teardown(&p, &a.node.target.target(), a.node.dry_run)?;
+    a.node.report(&p.node, &changes)
 }

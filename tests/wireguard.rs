@@ -93,6 +93,9 @@ fn three_wireguard_nodes_carry_pods_encrypted() {
     for n in &c.nodes {
         let link = n.ns.ip(&["-o", "link", "show", "flannel-wg"]);
         assert!(link.contains("mtu 1420"), "{}: MTU uplink - 80: {link}", n.name);
+        // flanneld's network route is scope link (pkg/backend/wireguard/device.go).
+        let route = n.ns.ip(&["-o", "route", "show", "dev", "flannel-wg"]);
+        assert!(route.contains("proto static scope link"), "{}: the network route as flanneld's: {route}", n.name);
     }
 
     // Every pod pings every other node's pod while the underlay is captured.
@@ -133,6 +136,9 @@ fn three_wireguard_nodes_carry_pods_encrypted() {
         }
     }
     assert!(files.len() > 10, "the render wrote the overlays: {files:?}");
+    let rendered: String = files.iter().map(|f| std::fs::read_to_string(f).unwrap_or_default()).collect();
+    assert!(rendered.contains("dev flannel-wg scope link proto static"), "route.batch has the link-scope route");
+    assert!(rendered.contains("Scope=link"), "the networkd file has the link-scope route");
 
     // Teardown removes the device, and the implementation exits with it.
     for n in ["node-1", "node-2", "node-3"] {

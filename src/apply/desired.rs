@@ -10,7 +10,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
-use super::kernel::{ROUTE_PROTOCOL_BOOT, ROUTE_PROTOCOL_STATIC, default_metric};
+use super::kernel::{ROUTE_PROTOCOL_BOOT, ROUTE_PROTOCOL_STATIC, default_metric, planned_scope};
 use super::live::Live;
 use crate::mac::Mac;
 use crate::netaddr::Family;
@@ -237,7 +237,9 @@ impl Desired {
             .filter_map(|r| {
                 let (via, oif, onlink) = live.path_of(r);
                 let dev = oif.and_then(|i| live.name_of(i))?.to_string();
-                let route = Route { dst: r.dst, via, dev, onlink, nhid: r.nhid };
+                // A scope no plan has is restored as global, and so rewritten.
+                let scope = planned_scope(r.scope).unwrap_or_default();
+                let route = Route { dst: r.dst, via, dev, onlink, nhid: r.nhid, scope };
                 let nexthop = r.nhid.and_then(|id| live.nexthops.get(&id)).map(|n| n.protocol);
                 let nexthop_protocol = nexthop.filter(|p| *p != r.protocol);
                 Some(RouteState { route, protocol: r.protocol, nexthop_protocol })

@@ -3,13 +3,35 @@
 
 use ipnet::IpNet;
 
+use crate::plan::objects::Scope;
+
 /// rtm_protocol of the routes flannel-gen installs (networkd's and `ip`'s `static`).
 pub const ROUTE_PROTOCOL_STATIC: u8 = 4;
 /// RTPROT_BOOT: flanneld's routes (vishvananda/netlink's `NewRtMsg`
 /// default), and flannel-gen's with `routeStyle: plain`.
 pub const ROUTE_PROTOCOL_BOOT: u8 = 3;
-/// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld) makes.
+/// RT_SCOPE_UNIVERSE: the scope of every route flannel-gen (and flanneld)
+/// makes but wireguard's network route.
 pub const ROUTE_SCOPE_UNIVERSE: u8 = 0;
+/// RT_SCOPE_LINK: wireguard's network route.
+pub const ROUTE_SCOPE_LINK: u8 = 253;
+
+/// rtm_scope of a planned route.
+pub fn route_scope(s: Scope) -> u8 {
+    match s {
+        Scope::Global => ROUTE_SCOPE_UNIVERSE,
+        Scope::Link => ROUTE_SCOPE_LINK,
+    }
+}
+
+/// A live route's scope as a planned one; `None` for any other (host, site).
+pub fn planned_scope(rtm: u8) -> Option<Scope> {
+    match rtm {
+        ROUTE_SCOPE_UNIVERSE => Some(Scope::Global),
+        ROUTE_SCOPE_LINK => Some(Scope::Link),
+        _ => None,
+    }
+}
 /// IN6_ADDR_GEN_MODE_NONE: no IPv6 link-local address on the overlay device.
 pub const ADDRGEN_NONE: u8 = 1;
 

@@ -60,7 +60,7 @@ impl TunDevice {
     /// `<network> dev flannel0`: everything in the pod network that is not
     /// more specific (this node's own subnet on the bridge) goes to the forwarder.
     pub fn route(&self) -> Route {
-        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None }
+        Route { dst: self.network, via: None, dev: self.name.clone(), onlink: false, nhid: None, scope: Scope::Global }
     }
 }
 
@@ -139,6 +139,32 @@ pub struct Route {
     /// `dev` and `onlink`; the route itself is `<dst> nhid <id>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nhid: Option<u32>,
+    #[serde(default, skip_serializing_if = "Scope::is_global")]
+    pub scope: Scope,
+}
+
+/// A route's scope as flanneld sets it: global (universe) for every route
+/// but wireguard's network route, which is link (pkg/backend/wireguard/device.go).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Global,
+    Link,
+}
+
+impl Scope {
+    pub fn is_global(&self) -> bool {
+        *self == Scope::Global
+    }
+
+    /// As `ip route` and networkd's `Scope=` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Global => "global",
+            Scope::Link => "link",
+        }
+    }
 }
 
 /// The metric of the blackhole route for the node's own subnet. flanneld's
@@ -268,6 +294,7 @@ impl PlanData {
                 dev: wireguard_device_name(f).to_string(),
                 onlink: false,
                 nhid: None,
+                scope: Scope::Link,
             })
         });
         tun.into_iter().chain(wireguard.into_iter().flatten()).collect()
@@ -368,6 +395,7 @@ impl NodePlan {
                 dev: self.vxlan_dev_name(p.family()),
                 onlink: true,
                 nhid: self.nhid_of(p),
+                scope: Scope::Global,
             }),
             Peer::HostGw { subnet, public_ip, .. } => Some(Route {
                 dst: *subnet,
@@ -375,6 +403,7 @@ impl NodePlan {
                 dev: self.device_toward(*public_ip).to_string(),
                 onlink: false,
                 nhid: self.nhid_of(p),
+                scope: Scope::Global,
             }),
             Peer::Udp { .. } | Peer::Cloud { .. } | Peer::Wireguard { .. } => None,
         }

@@ -55,6 +55,9 @@ impl fmt::Display for Route {
         if let Some(id) = self.nhid {
             write!(f, " nhid {id}")?;
         }
+        if !self.scope.is_global() {
+            write!(f, " scope {}", self.scope.as_str())?;
+        }
         Ok(())
     }
 }

@@ -111,7 +111,9 @@ fn route_batch(v: &View, _: Option<usize>) -> Option<String> {
             (None, Some(via)) => {
                 writeln!(o, "route replace {} via {via} dev {}{onlink} proto {}", r.dst, r.dev, r.proto)
             }
-            (None, None) => writeln!(o, "route replace {} dev {}{onlink} scope global proto {}", r.dst, r.dev, r.proto),
+            (None, None) => {
+                writeln!(o, "route replace {} dev {}{onlink} scope {} proto {}", r.dst, r.dev, r.scope, r.proto)
+            }
         };
     }
     for b in &v.blackholes {

@@ -152,6 +152,8 @@ pub struct RouteView {
     /// The route's protocol: `boot` for plain peer routes (flanneld's),
     /// `static` otherwise.
     pub proto: &'static str,
+    /// `global`, or `link` (wireguard's network route).
+    pub scope: &'static str,
 }
 
 impl From<Neighbour> for NeighbourView {
@@ -167,7 +169,17 @@ impl From<Fdb> for FdbView {
 }
 
 fn route_view(node: &str, r: Route, proto: &'static str) -> RouteView {
-    RouteView { node: node.to_string(), dst: r.dst, via: r.via, dev: r.dev, onlink: r.onlink, nhid: r.nhid, proto }
+    let scope = r.scope.as_str();
+    RouteView {
+        node: node.to_string(),
+        dst: r.dst,
+        via: r.via,
+        dev: r.dev,
+        onlink: r.onlink,
+        nhid: r.nhid,
+        proto,
+        scope,
+    }
 }
 
 /// A peer route's protocol name (see [`RouteView::proto`]).

@@ -109,7 +109,7 @@ fn route_header(dst: IpNet) -> RouteMessage {
 pub fn route(r: &Route, oif: u32, protocol: u8) -> RouteMessage {
     let mut m = route_header(r.dst);
     m.header.protocol = RouteProtocol::from(protocol);
-    m.header.scope = RouteScope::Universe;
+    m.header.scope = RouteScope::from(crate::apply::kernel::route_scope(r.scope));
     m.header.kind = RouteType::Unicast;
     if let Some(id) = r.nhid {
         // The nexthop object holds gateway, device and onlink.

@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use super::{Ctx, Phase};
 use crate::apply::desired::RouteState;
-use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE};
+use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE, route_scope};
 use crate::apply::live::{Live, LiveNexthop, LiveRoute};
 use crate::apply::ops::Op;
 use crate::plan::objects::{BLACKHOLE_METRIC, NEXTHOP_IDS};
@@ -30,8 +30,10 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
     if r.protocol != ROUTE_PROTOCOL_STATIC {
         s.push_str(&format!(" proto {}", crate::apply::kernel::protocol_name(r.protocol)));
     }
-    if r.scope != ROUTE_SCOPE_UNIVERSE {
-        s.push_str(&format!(" scope {}", r.scope));
+    match crate::apply::kernel::planned_scope(r.scope) {
+        Some(scope) if r.scope != ROUTE_SCOPE_UNIVERSE => s.push_str(&format!(" scope {}", scope.as_str())),
+        Some(_) => {}
+        None => s.push_str(&format!(" scope {}", r.scope)),
     }
     s
 }
@@ -50,7 +52,7 @@ fn matches(ctx: &Ctx, want: &RouteState, have: &LiveRoute) -> bool {
         && gateway == want.route.via
         && onlink == want.route.onlink
         && have.protocol == want.protocol
-        && have.scope == ROUTE_SCOPE_UNIVERSE
+        && have.scope == route_scope(want.route.scope)
 }
 
 /// Whether a live route vanishes in this run with the device it uses.

@@ -1,7 +1,7 @@
 use std::path::Path;
 
 use super::*;
-use crate::apply::kernel::{ADDRGEN_NONE, ROUTE_PROTOCOL_STATIC, default_metric};
+use crate::apply::kernel::{ADDRGEN_NONE, ROUTE_PROTOCOL_STATIC, default_metric, route_scope};
 use crate::apply::live::{LiveFdb, LiveLink, LiveNeigh, LiveNexthop, LiveRoute, LiveTun, LiveVxlan};
 use crate::apply::ops::{Op, Stage};
 use crate::plan::objects::BLACKHOLE_METRIC;
@@ -94,7 +94,7 @@ fn converged(plan: &NodePlan) -> Live {
             oif,
             onlink: r.onlink,
             protocol,
-            scope: 0,
+            scope: route_scope(r.scope),
             nhid: r.nhid,
             metric: default_metric(&r.dst),
         };
@@ -514,7 +514,7 @@ fn a_route_of_another_scope_is_replaced() {
     }
     assert_eq!(
         lines(&p, &live, Phase::Complete),
-        ["~ route 10.244.0.0/16 dev flannel0 (was 10.244.0.0/16 dev flannel0 scope 253)"]
+        ["~ route 10.244.0.0/16 dev flannel0 (was 10.244.0.0/16 dev flannel0 scope link)"]
     );
 }
 

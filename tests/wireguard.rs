@@ -17,6 +17,7 @@ use common::views::on_node;
 use common::{code, stderr, stdout};
 
 const TOPOLOGY: &str = "tests/fixtures/wireguard-3node.yaml";
+const DUAL_STACK: &str = "tests/fixtures/wireguard-dualstack.yaml";
 
 /// Kills every process left in the node namespaces (the userspace
 /// implementation apply started), also when the test fails.
@@ -41,10 +42,10 @@ struct Setup {
 
 /// The topology in a scratch directory, a key made for each node, and the
 /// public keys recorded in its lock.
-fn keyed_topology() -> Setup {
+fn keyed_topology(fixture: &str) -> Setup {
     let dir = tempfile::tempdir().expect("tmp");
     let topology = dir.path().join("wg.yaml");
-    std::fs::copy(common::root().join(TOPOLOGY), &topology).expect("copy topology");
+    std::fs::copy(common::root().join(fixture), &topology).expect("copy topology");
     let mut lock_args = vec!["lock".to_string(), topology.display().to_string()];
     let mut keys = Vec::new();
     for n in ["node-1", "node-2", "node-3"] {
@@ -81,7 +82,7 @@ fn three_wireguard_nodes_carry_pods_encrypted() {
     if !root_or_skip("three_wireguard_nodes_carry_pods_encrypted") {
         return;
     }
-    let s = keyed_topology();
+    let s = keyed_topology(TOPOLOGY);
     let topo = s.topology.to_string_lossy().into_owned();
     let mut c = Cluster::new(&topo);
     let _reaper = Reaper(c.nodes.iter().map(|n| n.ns.name.clone()).collect());
@@ -100,18 +101,7 @@ fn three_wireguard_nodes_carry_pods_encrypted() {
 
     // Every pod pings every other node's pod while the underlay is captured.
     let pcap = s.dir.path().join("underlay.pcap");
-    let mut capture = c
-        .switch
-        .exec("tcpdump", &["-n", "-U", "-i", "br0", "-w", &pcap.to_string_lossy()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(std::time::Duration::from_millis(800));
-    let failed = c.ping_across();
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = Command::new("kill").arg(capture.id().to_string()).status();
-    let _ = capture.wait();
+    let failed = captured(&c, &pcap, || c.ping_across());
     assert_eq!(failed, Vec::<String>::new(), "pods ping 6/6 over wireguard");
     assert_eq!(count(&pcap, "icmp"), 0, "no clear-text ICMP on the underlay");
     assert!(count(&pcap, "udp port 51820") >= 12, "the pings crossed as WireGuard datagrams");
@@ -156,7 +146,7 @@ fn three_wireguard_nodes_carry_pods_encrypted() {
 
 #[test]
 fn a_key_file_that_is_not_the_locked_key_is_refused_before_any_change() {
-    let s = keyed_topology();
+    let s = keyed_topology(TOPOLOGY);
     let topo = s.topology.to_string_lossy().into_owned();
     let other = s.keys[1].1.to_string_lossy().into_owned();
     // node-2's key for node-1: exit 2 at the key file, before the kernel is read.
@@ -187,6 +177,60 @@ fn a_key_file_that_is_not_the_locked_key_is_refused_before_any_change() {
     let o = common::run(&["render", &topo, "--locked", "--out", &s.dir.path().join("o").to_string_lossy()]);
     assert_eq!(code(&o), 2, "{}", stderr(&o));
     assert!(stderr(&o).contains("node `node-3` has no WireGuard public key"), "{}", stderr(&o));
+}
+
+/// `f`'s result, with the underlay bridge captured into `pcap` while it ran.
+fn captured<T>(c: &Cluster, pcap: &Path, f: impl FnOnce() -> T) -> T {
+    let mut capture = c
+        .switch
+        .exec("tcpdump", &["-n", "-U", "-i", "br0", "-w", &pcap.to_string_lossy()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let result = f();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = Command::new("kill").arg(capture.id().to_string()).status();
+    let _ = capture.wait();
+    result
+}
+
+/// Dual stack, flanneld's mode separate: a device per family, the IPv6 one
+/// (`flannel-wg-v6`, UDP 51821) reaching its peers over the IPv6 underlay.
+#[test]
+fn dual_stack_nodes_carry_both_families_each_over_its_own_underlay() {
+    if !root_or_skip("dual_stack_nodes_carry_both_families_each_over_its_own_underlay") {
+        return;
+    }
+    let s = keyed_topology(DUAL_STACK);
+    let topo = s.topology.to_string_lossy().into_owned();
+    let mut c = Cluster::new(&topo);
+    let _reaper = Reaper(c.nodes.iter().map(|n| n.ns.name.clone()).collect());
+    for n in ["node-1", "node-2", "node-3"] {
+        let o = apply(&s, &c, n, &[]);
+        assert_eq!(code(&o), 0, "apply {n}: {}{}", stdout(&o), stderr(&o));
+    }
+    c.attach_pods(1);
+    for n in &c.nodes {
+        // IPv6 routes have no scope; IPv4's is link, as flanneld's.
+        let route = n.ns.ip(&["-6", "-o", "route", "show", "dev", "flannel-wg-v6"]);
+        assert!(route.contains("fd00:10:244::/56 proto static"), "{}: {route}", n.name);
+        let route = n.ns.ip(&["-o", "route", "show", "dev", "flannel-wg"]);
+        assert!(route.contains("10.244.0.0/16 proto static scope link"), "{}: {route}", n.name);
+    }
+    assert!(c.pods.iter().all(|p| p.ip6.is_some()), "every pod has an IPv6 address");
+    let pcap = s.dir.path().join("underlay.pcap");
+    let failed = captured(&c, &pcap, || c.ping_across());
+    assert_eq!(failed, Vec::<String>::new(), "pods ping 12/12 (IPv4 and IPv6) over wireguard");
+    // Echo requests and replies only: neighbour discovery is ICMPv6 too.
+    assert_eq!(count(&pcap, "icmp or (icmp6 and (ip6[40] == 128 or ip6[40] == 129))"), 0, "no clear-text echo");
+    assert!(count(&pcap, "ip6 and udp port 51821") >= 12, "IPv6 pod traffic crossed flannel-wg-v6 over IPv6");
+    assert!(count(&pcap, "ip and udp port 51820") >= 12, "IPv4 pod traffic crossed flannel-wg over IPv4");
+    for n in ["node-1", "node-2", "node-3"] {
+        let o = apply(&s, &c, n, &["--dry-run"]);
+        assert_eq!(code(&o), 0, "{n} converged: {}{}", stdout(&o), stderr(&o));
+    }
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -94,6 +94,13 @@ pub struct WireguardPeer {
     pub allowed_ips: Vec<IpNet>,
 }
 
+/// The scope of a WireGuard device's network route. flanneld asks for link
+/// in both families; IPv6 routes have no scope (the kernel keeps and
+/// reports universe), so only IPv4's is link.
+pub fn wireguard_route_scope(f: Family) -> Scope {
+    if f == Family::V4 { Scope::Link } else { Scope::Global }
+}
+
 /// flanneld's WireGuard device of a family (mode separate).
 fn wireguard_device_name(f: Family) -> &'static str {
     match f {
@@ -144,7 +151,8 @@ pub struct Route {
 }
 
 /// A route's scope as flanneld sets it: global (universe) for every route
-/// but wireguard's network route, which is link (pkg/backend/wireguard/device.go).
+/// but wireguard's IPv4 network route, which is link
+/// (pkg/backend/wireguard/device.go).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
@@ -294,7 +302,7 @@ impl PlanData {
                 dev: wireguard_device_name(f).to_string(),
                 onlink: false,
                 nhid: None,
-                scope: Scope::Link,
+                scope: wireguard_route_scope(f),
             })
         });
         tun.into_iter().chain(wireguard.into_iter().flatten()).collect()

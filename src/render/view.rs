@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::mac::Mac;
-use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice, WireguardDevice};
+use crate::plan::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice, WireguardDevice, wireguard_route_scope};
 use crate::plan::{NodePlan, Sysctl, Uplink};
 
 #[derive(Serialize)]
@@ -26,7 +26,7 @@ pub struct View<'a> {
     pub ipv6: Option<FamilyView>,
     pub devices: Vec<DeviceView>,
     /// wireguard: its devices, each with its peers.
-    pub wireguard: Vec<WireguardDevice>,
+    pub wireguard: Vec<WireguardView>,
     /// udp: the TUN device, and the port the forwarder listens on.
     pub tun: Option<TunDevice>,
     pub udp_port: Option<u16>,
@@ -156,6 +156,14 @@ pub struct RouteView {
     pub scope: &'static str,
 }
 
+/// A WireGuard device and the scope of its network route.
+#[derive(Debug, Serialize)]
+pub struct WireguardView {
+    #[serde(flatten)]
+    pub device: WireguardDevice,
+    pub route_scope: &'static str,
+}
+
 impl From<Neighbour> for NeighbourView {
     fn from(n: Neighbour) -> Self {
         NeighbourView { dev: n.dev, ip: n.ip, lladdr: n.lladdr }
@@ -275,7 +283,11 @@ impl<'a> View<'a> {
             ipv4: family(crate::netaddr::Family::V4),
             ipv6: family(crate::netaddr::Family::V6),
             devices: plan.vxlan_devices().into_iter().map(|d| device_view(plan, d)).collect(),
-            wireguard: plan.wireguard_devices(),
+            wireguard: plan
+                .wireguard_devices()
+                .into_iter()
+                .map(|device| WireguardView { route_scope: wireguard_route_scope(device.family).as_str(), device })
+                .collect(),
             tun,
             udp_port,
             direct_routes,

@@ -77,20 +77,26 @@ fn count(pcap: &Path, filter: &str) -> usize {
     String::from_utf8_lossy(&o.expect("tcpdump").stdout).lines().count()
 }
 
-#[test]
-fn three_wireguard_nodes_carry_pods_encrypted() {
-    if !root_or_skip("three_wireguard_nodes_carry_pods_encrypted") {
-        return;
-    }
-    let s = keyed_topology(TOPOLOGY);
-    let topo = s.topology.to_string_lossy().into_owned();
-    let mut c = Cluster::new(&topo);
-    let _reaper = Reaper(c.nodes.iter().map(|n| n.ns.name.clone()).collect());
+/// Every node of `fixture` keyed and applied, a pod on each.
+fn up(fixture: &str) -> (Setup, Cluster, Reaper) {
+    let s = keyed_topology(fixture);
+    let mut c = Cluster::new(&s.topology.to_string_lossy());
+    let reaper = Reaper(c.nodes.iter().map(|n| n.ns.name.clone()).collect());
     for n in ["node-1", "node-2", "node-3"] {
         let o = apply(&s, &c, n, &[]);
         assert_eq!(code(&o), 0, "apply {n}: {}{}", stdout(&o), stderr(&o));
     }
     c.attach_pods(1);
+    (s, c, reaper)
+}
+
+#[test]
+fn three_wireguard_nodes_carry_pods_encrypted() {
+    if !root_or_skip("three_wireguard_nodes_carry_pods_encrypted") {
+        return;
+    }
+    let (s, c, _reaper) = up(TOPOLOGY);
+    let topo = s.topology.to_string_lossy().into_owned();
     for n in &c.nodes {
         let link = n.ns.ip(&["-o", "link", "show", "flannel-wg"]);
         assert!(link.contains("mtu 1420"), "{}: MTU uplink - 80: {link}", n.name);
@@ -203,15 +209,7 @@ fn dual_stack_nodes_carry_both_families_each_over_its_own_underlay() {
     if !root_or_skip("dual_stack_nodes_carry_both_families_each_over_its_own_underlay") {
         return;
     }
-    let s = keyed_topology(DUAL_STACK);
-    let topo = s.topology.to_string_lossy().into_owned();
-    let mut c = Cluster::new(&topo);
-    let _reaper = Reaper(c.nodes.iter().map(|n| n.ns.name.clone()).collect());
-    for n in ["node-1", "node-2", "node-3"] {
-        let o = apply(&s, &c, n, &[]);
-        assert_eq!(code(&o), 0, "apply {n}: {}{}", stdout(&o), stderr(&o));
-    }
-    c.attach_pods(1);
+    let (s, c, _reaper) = up(DUAL_STACK);
     for n in &c.nodes {
         // IPv6 routes have no scope; IPv4's is link, as flanneld's.
         let route = n.ns.ip(&["-6", "-o", "route", "show", "dev", "flannel-wg-v6"]);

@@ -67,12 +67,21 @@ impl RouteState {
     }
 }
 
+/// A family's nftables table as it should be: what `nft -j list table` must
+/// show, and the text that loads it (flanneld's, with its comments, or what
+/// `nft list table` printed for a snapshot).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NftState {
+    pub table: nft::NftTable,
+    pub text: String,
+}
+
 /// Traffic rules as they should be, per family: each owned chain's content
 /// and jumps, and each owned table's listing. Absent: none of it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct RulesState {
     pub iptables: BTreeMap<Family, BTreeMap<String, SavedChain>>,
-    pub nft: BTreeMap<Family, String>,
+    pub nft: BTreeMap<Family, NftState>,
     /// A snapshot's iptables tables: one an apply made (iptables-restore
     /// creates its table) goes again on revert when left bare.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -127,8 +136,8 @@ impl Desired {
                         rules.iptables.insert(r.family, chains.collect());
                     }
                     crate::topology::RulesBackend::Nftables => {
-                        if let Some(text) = nft::table_text(&r) {
-                            rules.nft.insert(r.family, text);
+                        if let (Some(table), Some(text)) = (nft::table(&r), nft::table_text(&r)) {
+                            rules.nft.insert(r.family, NftState { table, text });
                         }
                     }
                 }
@@ -210,8 +219,10 @@ impl Desired {
     /// The owned state of a node as it is now, in the scope of `around`
     /// (the plan about to be applied): what a revert restores. Devices with
     /// the plan's names are included even when unmarked, so an adopted
-    /// device gets its alias back.
-    pub fn snapshot(live: &Live, around: &Desired) -> Desired {
+    /// device gets its alias back. `nft_texts`: what `nft list table`
+    /// printed of each family's table in `live`, loaded back on revert
+    /// (comments and all).
+    pub fn snapshot(live: &Live, around: &Desired, nft_texts: &BTreeMap<Family, String>) -> Desired {
         let mut s = around.clone().without_objects("not in the snapshot");
         let planned = around.planned_names();
         for l in live.links.values() {
@@ -253,7 +264,12 @@ impl Desired {
                 .iter()
                 .map(|(f, m)| (*f, m.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()))
                 .collect(),
-            nft: live.rules.nft.clone(),
+            nft: live
+                .rules
+                .nft
+                .iter()
+                .filter_map(|(f, table)| Some((*f, NftState { table: table.clone(), text: nft_texts.get(f)?.clone() })))
+                .collect(),
             iptables_tables: Some(live.rules.tables.iter().map(|(f, t)| (*f, t.keys().cloned().collect())).collect()),
         };
         // The plan's keys, and those of the devices recorded here (a device
@@ -278,8 +294,9 @@ impl Desired {
                 }
             }
         }
-        for text in self.rules.nft.values_mut() {
-            *text = text.replace("masquerade fully-random", "masquerade");
+        for s in self.rules.nft.values_mut() {
+            s.table = std::mem::take(&mut s.table).without_fully_random();
+            s.text = s.text.replace("masquerade fully-random", "masquerade");
         }
         self
     }
@@ -288,7 +305,7 @@ impl Desired {
     pub fn wants_random_fully(&self) -> bool {
         let ipt = self.rules.iptables.values().flat_map(|c| c.values()).flat_map(|c| &c.rules);
         ipt.into_iter().any(|r| r.contains("--random-fully"))
-            || self.rules.nft.values().any(|t| t.contains("fully-random"))
+            || self.rules.nft.values().any(|s| s.table.masquerades_fully_random())
     }
 
     /// Whether the plan (or the route record) routes `dst`: a binary search,

@@ -123,7 +123,10 @@ fn try_with_revert(
     let _lock = apply::lock::acquire(ns, target.lock_wait).map_err(ApplyError::from)?;
     let session = Session::open(ns)?;
     let desired = Desired::from_plan(p);
-    let before = Desired::snapshot(&session.read(&desired, None)?, &desired);
+    let live = session.read(&desired, None)?;
+    let texts = apply::rules::nft_texts(live.rules.nft.keys().copied())
+        .map_err(|e| ApplyError::Netlink { what: "reading the traffic rules", source: e.into() })?;
+    let before = Desired::snapshot(&live, &desired, &texts);
     snapshot::save(ns, p, &before).map_err(ApplyError::from)?;
     let changes = session.converge(&desired, opts, Some(p), None).inspect_err(|_| {
         super::warn(&format!("the node is left as apply stopped; `{}` restores it", rollback_command(ns)));

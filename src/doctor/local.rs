@@ -207,7 +207,7 @@ fn masquerade(plan: &NodePlan, live: &Live, f: &mut Vec<Finding>) {
                 .and_then(|c| c.get(crate::traffic::iptables::MASQ.chain))
                 .is_some_and(|c| c.exists && !c.rules.is_empty() && !c.jumps.is_empty()),
             crate::topology::RulesBackend::Nftables => {
-                live.rules.nft.get(&r.family).is_some_and(|t| t.contains("chain postrtg"))
+                live.rules.nft.get(&r.family).is_some_and(|t| t.has_chain("postrtg"))
             }
         };
         if !present {

@@ -2,8 +2,8 @@
 //! cluster network, accept what is forwarded from and to it. The rules come
 //! from the plan ([`crate::plan::objects::FamilyRules`]); this module writes
 //! them for each tool, in exactly the form the tool lists them back
-//! (`iptables-save`, `nft list table`), so apply can compare what the kernel
-//! has with what the plan wants line by line.
+//! (`iptables-save` lines; `nft -j list table`, nft's JSON schema), so apply
+//! can compare what the kernel has with what the plan wants.
 //!
 //! flannel-gen owns what flanneld owns: the chains `FLANNEL-POSTRTG` (nat)
 //! and `FLANNEL-FWD` (filter) with one jump each from `POSTROUTING` and

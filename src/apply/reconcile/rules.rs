@@ -3,6 +3,7 @@
 //! when the desired state has none of it. Compared with the tools' own listings.
 
 use super::Ctx;
+use crate::apply::desired::NftState;
 use crate::apply::ops::{Op, RulesChange};
 use crate::netaddr::Family;
 use crate::topology::RulesBackend;
@@ -68,25 +69,20 @@ fn made_tables(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
     }
 }
 
-/// Rule lines of an `nft list table` listing.
-fn nft_rules(text: &str) -> usize {
-    text.lines().filter(|l| ["return", "accept", "masquerade", "fully-random"].iter().any(|w| l.ends_with(w))).count()
-}
-
 fn nft_family(ctx: &Ctx, family: Family, ops: &mut Vec<Op>) {
     let want = ctx.desired.rules.nft.get(&family);
     let live = ctx.live.rules.nft.get(&family);
     let (fam, name) = nft::table_of(family);
-    let change = |text: Option<&String>| RulesChange {
+    let change = |want: Option<&NftState>| RulesChange {
         backend: RulesBackend::Nftables,
         family,
         target: format!("{fam} {name}"),
-        count: text.map_or(0, |t| nft_rules(t)),
-        was: live.map(|l| nft_rules(l)),
-        payload: nft::replace_script(family, text.map(String::as_str)),
+        count: want.map_or(0, |w| w.table.rule_count()),
+        was: live.map(nft::NftTable::rule_count),
+        payload: nft::replace_script(family, want.map(|w| w.text.as_str())),
     };
     match (want, live) {
-        (Some(w), Some(l)) if w == l => {}
+        (Some(w), Some(l)) if w.table == *l => {}
         (Some(w), _) => ops.push(Op::SetRules(change(Some(w)))),
         (None, Some(_)) if ctx.prunes() => ops.push(Op::DelRules(change(None))),
         (None, _) => {}

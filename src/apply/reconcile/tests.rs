@@ -479,7 +479,7 @@ fn rules_the_plan_no_longer_has_are_removed_in_phase_2_not_1() {
     // The listing nft prints of the table it loaded is what the plan wants: converged.
     let mut after = converged(&nft);
     let fr = nft.family_rules()[0];
-    after.rules.nft.insert(crate::netaddr::Family::V4, crate::traffic::nft::table_text(&fr).expect("table"));
+    after.rules.nft.insert(crate::netaddr::Family::V4, crate::traffic::nft::table(&fr).expect("table"));
     assert_eq!(lines(&nft, &after, Phase::Complete), Vec::<String>::new());
 }
 

@@ -23,8 +23,8 @@ pub use error::RulesError;
 pub struct LiveRules {
     /// The owned chains as iptables-save shows them (absent: no iptables here).
     pub iptables: BTreeMap<Family, BTreeMap<&'static str, SavedChain>>,
-    /// `nft list table` of the owned table, when it exists.
-    pub nft: BTreeMap<Family, String>,
+    /// `nft -j list table` of the owned table, when it exists.
+    pub nft: BTreeMap<Family, nft::NftTable>,
     /// The iptables tables there are, each with whether nft may delete it
     /// as bare ([`iptables::bare_tables`], and an nf_tables table).
     pub tables: BTreeMap<Family, BTreeMap<String, bool>>,
@@ -91,7 +91,7 @@ pub fn start_dump(families: &[Family]) -> Result<PendingRules, RulesError> {
         }
         let (fam, name) = nft::table_of(f);
         if let Some(path) = find("nft") {
-            children.push((f, "nft", spawn("nft", path, &["list", "table", fam, name])?));
+            children.push((f, "nft", spawn("nft", path, &["-j", "list", "table", fam, name])?));
         }
     }
     Ok(PendingRules { families: families.to_vec(), children })
@@ -110,7 +110,7 @@ impl PendingRules {
     }
 
     /// Waits for every tool and keeps what it read of `families` (a read
-    /// started ahead covers every family); `nft list table` failing means
+    /// started ahead covers every family); `nft -j list table` failing means
     /// no such table.
     pub fn finish(self, families: &[Family]) -> Result<LiveRules, RulesError> {
         let mut live = LiveRules::default();
@@ -122,7 +122,8 @@ impl PendingRules {
             let text = String::from_utf8_lossy(&out.stdout);
             match (program, out.status.success()) {
                 ("nft", true) => {
-                    live.nft.insert(f, text.into_owned());
+                    let table = nft::parse_listing(&text).map_err(|detail| RulesError::Failed { program, detail })?;
+                    live.nft.insert(f, table);
                 }
                 ("nft", false) => {}
                 (_, true) => {
@@ -137,6 +138,23 @@ impl PendingRules {
         }
         Ok(live)
     }
+}
+
+/// `nft list table` of each family's owned table, for those in `families`
+/// that have one: a snapshot keeps the text to load it back exactly.
+pub fn nft_texts(families: impl IntoIterator<Item = Family>) -> Result<BTreeMap<Family, String>, RulesError> {
+    let Some(path) = find("nft") else { return Ok(BTreeMap::new()) };
+    let mut texts = BTreeMap::new();
+    for f in families {
+        let (fam, name) = nft::table_of(f);
+        let out = spawn("nft", path.clone(), &["list", "table", fam, name])?
+            .wait_with_output()
+            .map_err(|e| RulesError::Failed { program: "nft", detail: e.to_string() })?;
+        if out.status.success() {
+            texts.insert(f, String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+    }
+    Ok(texts)
 }
 
 /// [`iptables::bare_tables`], bare only where iptables is nft's (a legacy

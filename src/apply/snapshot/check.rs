@@ -96,9 +96,13 @@ fn rules(state: &Desired, p: &mut Vec<String>) {
             }
         }
     }
-    for (family, text) in &state.rules.nft {
-        if !state.rule_families.contains(family) || !one_owned_table(nft::table_of(*family), text) {
+    for (family, s) in &state.rules.nft {
+        if !state.rule_families.contains(family) || !one_owned_table(nft::table_of(*family), &s.text) {
             p.push(format!("state.rules.nft: the {family} text is not exactly flannel-gen's table"));
+        }
+        let chains_ok = s.table.chains.iter().all(|c| ["postrtg", "forward"].contains(&c.name.as_str()));
+        if !chains_ok || !s.table.other.is_empty() {
+            p.push(format!("state.rules.nft: the {family} table holds more than flannel's chains"));
         }
     }
 }

@@ -157,7 +157,7 @@ impl Rule {
         expr.push(match self.1 {
             Verdict::Return => json!({"return": null}),
             Verdict::Accept => json!({"accept": null}),
-            Verdict::Masquerade { fully_random: true } => json!({"masquerade": {"flags": "fully-random"}}),
+            Verdict::Masquerade { fully_random: true } => table::fully_random(),
             Verdict::Masquerade { fully_random: false } => json!({"masquerade": null}),
         });
         Value::Array(expr)

@@ -36,19 +36,25 @@ impl NftTable {
 
     /// Whether any rule masquerades fully-random.
     pub fn masquerades_fully_random(&self) -> bool {
-        self.chains.iter().flat_map(|c| &c.rules).any(|r| r.to_string().contains("\"fully-random\""))
+        let fully = fully_random();
+        self.chains.iter().flat_map(|c| &c.rules).filter_map(Value::as_array).flatten().any(|e| *e == fully)
     }
 
     /// The same with plain masquerade where fully-random is.
     pub fn without_fully_random(mut self) -> NftTable {
-        let plain = json!({"masquerade": {"flags": "fully-random"}});
+        let fully = fully_random();
         for e in self.chains.iter_mut().flat_map(|c| c.rules.iter_mut()).filter_map(Value::as_array_mut).flatten() {
-            if *e == plain {
+            if *e == fully {
                 *e = json!({"masquerade": null});
             }
         }
         self
     }
+}
+
+/// The statement `masquerade fully-random`, as listed (flags normalised).
+pub(super) fn fully_random() -> Value {
+    json!({"masquerade": {"flags": "fully-random"}})
 }
 
 /// The table in an `nft -j list table` answer.

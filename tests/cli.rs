@@ -390,3 +390,22 @@ fn render_stat_counts_what_is_written() {
     assert!(text.contains("total: 300 nodes") && text.contains("hint: past a few hundred nodes"), "{text}");
     assert!(!text.contains("+++"), "no file diffs with --stat");
 }
+
+/// The plan's header names routeStyle only where it means something: vxlan
+/// and host-gw route peers through gateways; udp, wireguard and the cloud
+/// backends have no such route (validation refuses the key for them).
+#[test]
+fn plan_text_names_route_style_only_for_gateway_routed_backends() {
+    for (example, shown) in [
+        ("vxlan-3node", true),
+        ("hostgw-3node", true),
+        ("udp-3node", false),
+        ("wireguard-3node", false),
+        ("gce-3node", false),
+    ] {
+        let o = run(&["plan", &format!("examples/{example}.yaml"), "--node", "node-1"]);
+        assert_eq!(code(&o), 0, "{example}: {}", stderr(&o));
+        let header = stdout(&o).lines().find(|l| l.starts_with("# mtu ")).map(str::to_string).expect("mtu line");
+        assert_eq!(header.contains("routeStyle"), shown, "{example}: {header}");
+    }
+}

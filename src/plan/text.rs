@@ -5,6 +5,7 @@ use std::fmt;
 
 use super::objects::{Fdb, Neighbour, Route, TunDevice, VxlanDevice};
 use super::{BackendPlan, NodePlan, Peer};
+use crate::topology::BackendKind;
 
 impl fmt::Display for VxlanDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -104,7 +105,12 @@ impl fmt::Display for NodePlan {
             let gw = self.gateway(fam).map(|g| g.to_string()).unwrap_or_default();
             writeln!(f, "# {fam} network {} subnet {} gateway {gw}", p.network, p.subnet)?;
         }
-        writeln!(f, "# mtu {} ipMasq {} routeStyle {}", self.mtu, self.ip_masq, self.route_style.as_str())?;
+        // Only vxlan and host-gw route peers through gateways (validation
+        // refuses routeStyle for the others).
+        let style = matches!(self.backend.kind(), BackendKind::Vxlan | BackendKind::HostGw)
+            .then(|| format!(" routeStyle {}", self.route_style.as_str()))
+            .unwrap_or_default();
+        writeln!(f, "# mtu {} ipMasq {}{style}", self.mtu, self.ip_masq)?;
         let addrs: Vec<String> = [self.uplink.ipv4, self.uplink.ipv6].iter().flatten().map(|a| a.to_string()).collect();
         writeln!(f, "# uplink {} {} mtu {}", self.uplink.name, addrs.join(" "), self.uplink.mtu)?;
         for c in &self.connected {

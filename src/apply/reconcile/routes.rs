@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use super::{Ctx, Phase};
 use crate::apply::desired::RouteState;
-use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE, route_scope};
+use crate::apply::kernel::{ROUTE_PROTOCOL_STATIC, ROUTE_SCOPE_UNIVERSE, planned_scope, route_scope};
 use crate::apply::live::{Live, LiveNexthop, LiveRoute};
 use crate::apply::ops::Op;
 use crate::plan::objects::{BLACKHOLE_METRIC, NEXTHOP_IDS};
@@ -30,10 +30,9 @@ fn describe(r: &LiveRoute, live: &Live) -> String {
     if r.protocol != ROUTE_PROTOCOL_STATIC {
         s.push_str(&format!(" proto {}", crate::apply::kernel::protocol_name(r.protocol)));
     }
-    match crate::apply::kernel::planned_scope(r.scope) {
-        Some(scope) if r.scope != ROUTE_SCOPE_UNIVERSE => s.push_str(&format!(" scope {}", scope.as_str())),
-        Some(_) => {}
-        None => s.push_str(&format!(" scope {}", r.scope)),
+    if r.scope != ROUTE_SCOPE_UNIVERSE {
+        let name = planned_scope(r.scope).map_or_else(|| r.scope.to_string(), |s| s.as_str().to_string());
+        s.push_str(&format!(" scope {name}"));
     }
     s
 }
